@@ -1,0 +1,48 @@
+"""Process-wide defaults every forethought entry point applies before heavy imports."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import warnings
+
+LOCAL_DEFAULTS: dict[str, str] = {
+    # Fast DDS discovery stays on loopback unless the user asks otherwise.
+    "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+    # No model hub at run time: every artefact resolves from a local directory.
+    "HF_HUB_OFFLINE": "1",
+    # Headless MuJoCo rendering.
+    "MUJOCO_GL": "egl",
+}
+
+
+def apply_defaults(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Set each of ``LOCAL_DEFAULTS`` in ``env`` (default ``os.environ``) unless already set."""
+    env = os.environ if env is None else env
+    for key, value in LOCAL_DEFAULTS.items():
+        env.setdefault(key, value)
+    return env
+
+
+def check_onnxruntime_install() -> str | None:
+    """Warn when both ``onnxruntime`` and ``onnxruntime-gpu`` are installed; return the one found.
+
+    Both distributions write the same ``onnxruntime/`` package, so whichever was installed last
+    silently wins. Install exactly one: ``.[cpu]`` or ``.[gpu]``.
+    """
+    found = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            importlib.metadata.version(dist)
+            found.append(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    if len(found) > 1:
+        warnings.warn(
+            "both onnxruntime and onnxruntime-gpu are installed; they overwrite each other. "
+            "Keep exactly one: pip uninstall -y onnxruntime onnxruntime-gpu && "
+            "pip install 'forethought[cpu]' (or '[gpu]' on a CUDA host)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return found[-1] if found else None
