@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     apply_defaults()
     argv = sys.argv[1:] if argv is None else argv
     verb = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(verb).parse_args(argv)
+    parser = build_parser(verb)
+    args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
