@@ -1,0 +1,437 @@
+"""``forethought collect``: record scripted-expert and play episodes into a parquet data set.
+
+Examples::
+
+    # 1-3 blocks, every task, 10 % noisy expert actions, a fifth of the episodes play
+    forethought collect --env forethought/PushBlocks-v0 --episodes 200 --noise 0.1 \\
+        --play-fraction 0.2 --seed 0 --out data/pushblocks.parquet
+
+    # always two blocks; or any env with constructor arguments
+    forethought collect --env forethought/PushBlocks-v0 --episodes 50 --n-blocks 2 --out data/pb2.parquet
+    forethought collect --env forethought/Reacher-v5 --episodes 100 --noise 0.05 --out data/reacher.parquet \\
+        --env-kwargs '{"reward_control_weight": 0.1}'
+
+The file format is described in ``forethought.sim.dataset``; the file is written atomically, so
+an interrupted run leaves nothing behind (and an existing file at ``--out`` untouched).
+
+How episodes are made (all of it reproducible from ``--seed S``):
+
+- **Env seed.** Episode ``i`` (0-based) resets the env with ``seed = S + i``. The env draws the
+  start layout and, unless the env is told otherwise, the task (for PushBlocks: push a block to a
+  region or next to another block, or reach a region or point).
+- **Episode choices.** One ``numpy.random.default_rng(S)`` draws, up front and for all episodes,
+  whether episode ``i`` is *play* (probability ``--play-fraction``) and, for PushBlocks without
+  ``--n-blocks``, its number of blocks (uniform in 1..3). Noise and play waypoints of episode
+  ``i`` come from ``default_rng([S, i])``, so one episode can be regenerated on its own.
+- **Expert episodes** (``source = "expert"``) run ``make_expert(env_id)`` with epsilon-noise:
+  ``a = clip(expert(obs, task) + N(0, sigma^2), low, high)`` with
+  ``sigma = EPS * (high - low) / 2`` per action dimension, i.e. ``--noise`` is the noise std as a
+  fraction of half the action range (0.1 on PushBlocks' +-0.27 m box is 2.7 cm).
+- **Play episodes** (``source = "play"``) ignore the task: the action follows random waypoints in
+  the action box, moving linearly to each over 3-12 steps and then holding it for 0-4 steps, so
+  the data covers free motion, contacts and states no expert visits. On PushBlocks the first
+  waypoint is the pusher's own position and half the waypoints go through a block (its centre
+  plus an overshoot of 3-8 cm), so many play episodes push blocks around.
+- Episodes end when the env terminates (PushBlocks: task achieved) or truncates (its time limit,
+  or ``--max-steps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+import forethought.sim  # noqa: F401  (registers the forethought/* envs)
+from forethought.sim import scene
+from forethought.sim.dataset import Episode, write_dataset
+from forethought.sim.experts import make_expert
+
+PUSH_BLOCKS_ID = "forethought/PushBlocks-v0"
+
+N_BLOCKS_RANGE: dict[str, tuple[int, int]] = {PUSH_BLOCKS_ID: (1, len(scene.BLOCK_NAMES))}
+"""Envs whose ``reset(options={"n_blocks": k})`` picks the number of blocks, with the range drawn from."""
+
+OBS_LABELS: dict[str, tuple[str, ...]] = {
+    PUSH_BLOCKS_ID: scene.OBS_LABELS,
+    "forethought/Reacher-v5": (
+        "cos_q0", "cos_q1", "sin_q0", "sin_q1", "goal_x", "goal_y",
+        "dq0", "dq1", "tip_minus_goal_x", "tip_minus_goal_y",
+    ),
+}
+"""Names of the observation entries, stored in the data set's metadata (an env may also expose ``obs_labels``)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Play: random smooth exploration
+
+
+def _pushblocks_play_start(obs: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(obs[scene.PUSHER_POS], np.float64), low, high)
+
+
+def _pushblocks_play_waypoint(
+    obs: np.ndarray, rng: np.random.Generator, low: np.ndarray, high: np.ndarray
+) -> np.ndarray | None:
+    """Half the time, a point beyond a present block (so the pusher runs into it); else ``None``."""
+    present = scene.present_blocks(obs)
+    if not present or rng.random() < 0.5:
+        return None
+    b = present[int(rng.integers(len(present)))]
+    xy = np.asarray(scene.block_xy(obs, b), np.float64)
+    pusher = np.asarray(obs[scene.PUSHER_POS], np.float64)
+    direction = xy - pusher
+    norm = float(np.linalg.norm(direction))
+    direction = direction / norm if norm > 1e-6 else rng.normal(size=2) / np.sqrt(2)
+    return np.clip(xy + direction * rng.uniform(0.03, 0.08), low, high)
+
+
+# env id -> (first waypoint from the reset observation, optional env-specific waypoint sampler)
+PLAY_HOOKS: dict[str, tuple[Callable[..., np.ndarray], Callable[..., np.ndarray | None]]] = {
+    PUSH_BLOCKS_ID: (_pushblocks_play_start, _pushblocks_play_waypoint),
+}
+
+
+class PlayPolicy:
+    """Random smooth exploration in a Box action space.
+
+    Moves linearly from the current waypoint to a new one over ``move_steps`` steps, then holds it
+    for ``hold_steps``; waypoints are uniform in the box unless the env has a hook in
+    ``PLAY_HOOKS``.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        low: np.ndarray,
+        high: np.ndarray,
+        rng: np.random.Generator,
+        move_steps: tuple[int, int] = (3, 12),
+        hold_steps: tuple[int, int] = (0, 4),
+    ) -> None:
+        self.low, self.high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+        self.rng = rng
+        self.move_steps, self.hold_steps = move_steps, hold_steps
+        self._start_fn, self._waypoint_fn = PLAY_HOOKS.get(env_id, (None, None))
+        self._plan: list[np.ndarray] = []
+        self._last: np.ndarray | None = None
+
+    def reset(self, obs: np.ndarray) -> None:
+        self._plan = []
+        if self._start_fn is not None:
+            self._last = self._start_fn(obs, self.low, self.high)
+        else:
+            self._last = self.rng.uniform(self.low, self.high)
+
+    def _new_segment(self, obs: np.ndarray) -> None:
+        target = self._waypoint_fn(obs, self.rng, self.low, self.high) if self._waypoint_fn else None
+        if target is None:
+            target = self.rng.uniform(self.low, self.high)
+        n = int(self.rng.integers(self.move_steps[0], self.move_steps[1] + 1))
+        h = int(self.rng.integers(self.hold_steps[0], self.hold_steps[1] + 1))
+        fractions = np.arange(1, n + 1) / n
+        self._plan = [self._last + f * (target - self._last) for f in fractions] + [target] * h
+
+    def act(self, obs: np.ndarray, task: Mapping[str, Any] | None = None) -> np.ndarray:
+        if self._last is None:
+            self.reset(obs)
+        if not self._plan:
+            self._new_segment(obs)
+        self._last = self._plan.pop(0)
+        return self._last.copy()
+
+
+# --------------------------------------------------------------------------------------------
+# Collection
+
+
+def _command(env_id: str, episodes: int, noise: float, play_fraction: float, seed: int, out: Path,
+             env_kwargs: Mapping[str, Any] | None, n_blocks: int | None, max_steps: int | None) -> str:
+    """The ``forethought collect`` command line that reproduces a call."""
+    argv = ["forethought", "collect", "--env", env_id, "--episodes", str(episodes), "--noise", repr(float(noise)),
+            "--play-fraction", repr(float(play_fraction)), "--seed", str(seed), "--out", str(out)]
+    if n_blocks is not None:
+        argv += ["--n-blocks", str(n_blocks)]
+    if env_kwargs:
+        argv += ["--env-kwargs", json.dumps(dict(env_kwargs), sort_keys=True)]
+    if max_steps is not None:
+        argv += ["--max-steps", str(max_steps)]
+    return shlex.join(argv)
+
+
+def _record_episode(
+    env: gym.Env,
+    obs: np.ndarray,
+    policy: Callable[[np.ndarray, Mapping[str, Any]], np.ndarray],
+    low: np.ndarray,
+    high: np.ndarray,
+    limit: int,
+    source: str,
+) -> Episode:
+    """Step ``env`` from the reset observation ``obs`` with ``policy(obs, task)`` (actions clipped to
+    ``[low, high]``) until it terminates or truncates, or for ``limit`` steps (the last then marked
+    truncated)."""
+    observations, actions, rewards, terms, truncs, successes, tasks = [obs], [], [], [], [], [], []
+    task: dict[str, Any] = {}
+    dtype = env.action_space.dtype
+    for t in range(limit):
+        current = getattr(env.unwrapped, "task", None) or {}
+        if current != task:  # keep one dict object per distinct task (cheap to encode)
+            task = dict(current)
+        a = np.clip(policy(obs, task), low, high).astype(dtype)
+        obs, reward, terminated, truncated, info = env.step(a)
+        observations.append(obs)
+        actions.append(a)
+        rewards.append(reward)
+        terms.append(terminated)
+        truncs.append(truncated or (t == limit - 1 and not terminated))
+        successes.append(bool(info.get("is_success", False)))
+        tasks.append(task)
+        if terminated or truncated:
+            break
+    return Episode(
+        observation=np.asarray(observations, np.float32),
+        action=np.asarray(actions, np.float32),
+        reward=np.asarray(rewards, np.float32),
+        terminated=terms,
+        truncated=truncs,
+        is_success=successes,
+        task=tasks,
+        source=source,
+    )
+
+
+def collect(
+    env_id: str,
+    episodes: int,
+    noise: float,
+    play_fraction: float,
+    seed: int,
+    out: str | Path,
+    env_kwargs: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    *,
+    n_blocks: int | None = None,
+    max_steps: int | None = None,
+) -> Path:
+    """Record ``episodes`` episodes of ``env_id`` into the parquet file ``out`` and return its path.
+
+    Args:
+        env_id: a registered gymnasium id with a scripted expert (``forethought.sim.experts``).
+        episodes: number of episodes (>= 1).
+        noise: expert action noise std as a fraction of half the action range (>= 0).
+        play_fraction: probability that an episode is play instead of expert (0..1).
+        seed: episode ``i`` resets the env with ``seed + i``; see the module docstring.
+        out: the ``.parquet`` file to write (atomically; parents are created).
+        env_kwargs: keyword arguments for ``gymnasium.make``.
+        progress: show a tqdm bar and print a summary.
+        n_blocks: PushBlocks only: blocks per episode; ``None`` draws 1..3 per episode (unless
+            ``env_kwargs`` fixes ``n_blocks``).
+        max_steps: cut episodes after this many steps (marked truncated); default: the env's limit.
+    """
+    if not isinstance(episodes, (int, np.integer)) or episodes < 1:
+        raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite fraction >= 0 of half the action range, got {noise!r}")
+    if not (0.0 <= play_fraction <= 1.0):
+        raise ValueError(f"play_fraction must lie in [0, 1], got {play_fraction!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    env_kwargs = dict(env_kwargs or {})
+    out = Path(out)
+    if out.suffix != ".parquet":
+        raise ValueError(f"--out must name a .parquet file, got {str(out)!r}")
+
+    # n_blocks: fixed, from env_kwargs, or drawn per episode
+    n_range = N_BLOCKS_RANGE.get(env_id)
+    if n_blocks is not None:
+        if n_range is None:
+            raise ValueError(f"--n-blocks applies to {sorted(N_BLOCKS_RANGE)} only, not {env_id!r}")
+        if not n_range[0] <= n_blocks <= n_range[1]:
+            raise ValueError(f"n_blocks must lie in {n_range[0]}..{n_range[1]}, got {n_blocks!r}")
+        if "n_blocks" in env_kwargs and env_kwargs["n_blocks"] != n_blocks:
+            raise ValueError(f"--n-blocks {n_blocks} contradicts env_kwargs n_blocks={env_kwargs['n_blocks']}")
+    draw_n_blocks = n_range is not None and n_blocks is None and "n_blocks" not in env_kwargs
+
+    # Episode-level choices, drawn up front so they do not depend on episode lengths.
+    rng = np.random.default_rng(seed)
+    is_play = rng.random(episodes) < play_fraction
+    n_per_episode = rng.integers(n_range[0], n_range[1] + 1, size=episodes) if draw_n_blocks else None
+
+    expert = make_expert(env_id) if not is_play.all() else None  # play-only needs no expert
+    try:
+        env = gym.make(env_id, **env_kwargs)
+    except (gym.error.Error, TypeError) as e:
+        raise ValueError(f"cannot make env {env_id!r} with env_kwargs {env_kwargs}: {e}") from e
+    space = env.action_space
+    limit = max_steps or (env.spec.max_episode_steps if env.spec else None)
+    problem = None
+    if not isinstance(space, gym.spaces.Box):
+        problem = f"collect needs a Box action space, {env_id!r} has {space}"
+    elif not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        problem = f"collect needs a bounded action space, {env_id!r} has {space}"
+    elif limit is None:
+        problem = f"{env_id!r} has no time limit: pass max_steps"
+    if problem:
+        env.close()
+        raise ValueError(problem)
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    sigma = noise * (high - low) / 2.0
+
+    recorded: list[Episode] = []
+    t0 = time.perf_counter()
+    bar = tqdm(total=episodes, desc=f"collect {env_id}", unit="ep", disable=not progress)
+    try:
+        for i in range(episodes):
+            ep_rng = np.random.default_rng([seed, i])
+            options: dict[str, Any] = {}
+            if n_per_episode is not None:
+                options["n_blocks"] = int(n_per_episode[i])
+            elif n_blocks is not None:
+                options["n_blocks"] = int(n_blocks)
+            obs, info = env.reset(seed=int(seed + i), options=options or None)
+            if is_play[i]:
+                play = PlayPolicy(env_id, low, high, ep_rng)
+                play.reset(obs)
+                policy = play.act
+            else:
+                expert.reset()
+
+                def policy(o: np.ndarray, task: Mapping[str, Any], rng: np.random.Generator = ep_rng) -> np.ndarray:
+                    a = np.asarray(expert.act(o, task), np.float64)
+                    return a + rng.normal(size=a.shape) * sigma if noise > 0 else a
+
+            recorded.append(_record_episode(env, obs, policy, low, high, limit, "play" if is_play[i] else "expert"))
+            bar.update(1)
+    finally:
+        bar.close()
+        env.close()
+    elapsed = time.perf_counter() - t0
+
+    steps = sum(len(e) for e in recorded)
+    if draw_n_blocks:
+        meta_n_blocks: int | list[int] | None = [n_range[0], n_range[1]]  # drawn per episode in this range
+    elif n_range is not None:
+        meta_n_blocks = n_blocks
+        if meta_n_blocks is None:
+            meta_n_blocks = env_kwargs.get("n_blocks", getattr(env.unwrapped, "n_blocks", None))
+    else:
+        meta_n_blocks = None
+    expert_eps = [e for e in recorded if e.source == "expert"]
+    stats = {
+        "expert_episodes": len(expert_eps),
+        "play_episodes": len(recorded) - len(expert_eps),
+        "expert_success_rate": (sum(e.success for e in expert_eps) / len(expert_eps)) if expert_eps else None,
+        "mean_episode_length": steps / len(recorded),
+    }
+    metadata = {
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "seed": int(seed),
+        "noise": float(noise),
+        "play_fraction": float(play_fraction),
+        "n_blocks": meta_n_blocks,
+        "max_steps": int(limit),
+        "obs_labels": list(getattr(env.unwrapped, "obs_labels", None) or OBS_LABELS.get(env_id) or []) or None,
+        "action_low": low.tolist(),
+        "action_high": high.tolist(),
+        "dt": float(getattr(env.unwrapped, "dt", 0.0)) or None,
+        "stats": stats,
+        "command": _command(env_id, episodes, noise, play_fraction, seed, out, env_kwargs, n_blocks, max_steps),
+        "forethought_version": _version(),
+    }
+    path = write_dataset(out, recorded, metadata)
+    if progress:
+        rate = stats["expert_success_rate"]
+        print(
+            f"wrote {path}: {len(recorded)} episodes "
+            f"({stats['expert_episodes']} expert, {stats['play_episodes']} play), "
+            f"{steps} steps, expert success rate "
+            f"{'n/a' if rate is None else f'{100 * rate:.1f}%'}, {steps / elapsed:.0f} steps/s"
+        )
+    return path
+
+
+def _version() -> str:
+    from forethought import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def _help_text(doc: str) -> tuple[str, str]:
+    """(description, epilog) for ``--help`` from a module docstring: its first line and its examples."""
+    lines = doc.splitlines()
+    start = lines.index("Examples::") + 1
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")), len(lines))
+    examples = "\n".join(line[4:] if line.startswith("    ") else line for line in lines[start:end]).strip("\n")
+    return lines[0].replace("``", ""), "examples:\n" + examples
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"n_blocks\": 2}}', got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``forethought collect``."""
+    parser.description, examples = _help_text(__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = examples + "\n\ndetails: python -m pydoc forethought.sim.collect (format: forethought.sim.dataset)"
+    parser.add_argument("--env", required=True, help="gymnasium env id, e.g. forethought/PushBlocks-v0")
+    parser.add_argument("--episodes", type=int, required=True, help="number of episodes")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="expert action noise std, as a fraction of half the action range (default 0)")
+    parser.add_argument("--play-fraction", type=float, default=0.0,
+                        help="probability that an episode is random smooth play instead of expert (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="episode i uses env seed SEED + i (default 0)")
+    parser.add_argument("--out", type=Path, required=True, help="output .parquet file (written atomically)")
+    parser.add_argument("--n-blocks", type=int, default=None,
+                        help="PushBlocks: blocks per episode, 1-3 (default: drawn per episode)")
+    parser.add_argument("--env-kwargs", type=_json_object, default=None, metavar="JSON",
+                        help="keyword arguments for gymnasium.make, as a JSON object")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="cut episodes after this many steps (default: the env's time limit)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``forethought collect``; exit status 0 on success, 2 on bad input, 130 on Ctrl-C."""
+    try:
+        collect(
+            args.env,
+            args.episodes,
+            args.noise,
+            args.play_fraction,
+            args.seed,
+            args.out,
+            env_kwargs=args.env_kwargs,
+            progress=not args.no_progress,
+            n_blocks=args.n_blocks,
+            max_steps=args.max_steps,
+        )
+    except ValueError as e:
+        print(f"forethought collect: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"forethought collect: interrupted; nothing written to {args.out}", file=sys.stderr)
+        return 130
+    return 0
