@@ -1,0 +1,31 @@
+"""MuJoCo tasks behind the gymnasium API: envs, scripted experts, rendering.
+
+Importing ``forethought.sim`` registers the envs with gymnasium:
+
+- ``forethought/PushBlocks-v0`` (:class:`forethought.sim.push_blocks.PushBlocksEnv`);
+- the adapters in :mod:`forethought.sim.adapters` (``forethought/Reacher-v5``, ``forethought/Pusher-v5``).
+
+Without the import, ``gym.make("forethought.sim:forethought/PushBlocks-v0")`` imports it for you.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+PUSH_BLOCKS_ID = "forethought/PushBlocks-v0"
+
+
+def register_envs() -> None:
+    """Register this package's envs with gymnasium (idempotent)."""
+    if PUSH_BLOCKS_ID not in gym.registry:
+        gym.register(
+            id=PUSH_BLOCKS_ID,
+            entry_point="forethought.sim.push_blocks:PushBlocksEnv",
+            max_episode_steps=200,
+        )
+    from forethought.sim.adapters import register_adapters
+
+    register_adapters()
+
+
+register_envs()

@@ -1,0 +1,80 @@
+"""Packaging contracts: folder-to-subpackage mapping, the CLI, process defaults, ROS metadata."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import warnings
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from forethought import cli, runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("folder", ["sim", "models", "llm_planner", "ros_ws", "launch"])
+def test_folder_imports_as_subpackage(folder: str) -> None:
+    spec = importlib.util.find_spec(f"forethought.{folder}")
+    assert spec is not None and spec.origin is not None
+    assert Path(spec.origin).resolve().parent == (ROOT / folder).resolve()
+
+
+@pytest.mark.parametrize("bare", ["sim", "models", "llm_planner", "ros_ws"])
+def test_no_bare_top_level_module(bare: str) -> None:
+    # Run from a neutral directory so the repository root is not on sys.path.
+    code = f"import importlib.util, sys; sys.exit(0 if importlib.util.find_spec({bare!r}) is None else 1)"
+    assert subprocess.run([sys.executable, "-c", code], cwd="/", check=False).returncode == 0
+
+
+def test_help_lists_every_verb() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "forethought.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for verb in cli.COMMANDS:
+        assert verb in out
+
+
+@pytest.mark.parametrize("verb", sorted(cli.COMMANDS))
+def test_each_verb_has_help(verb: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "forethought.cli", verb, "--help"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "usage: forethought " + verb in res.stdout
+
+
+def test_defaults_keep_discovery_local_without_overriding_user() -> None:
+    env = runtime.apply_defaults({"MUJOCO_GL": "osmesa"})
+    assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert env["MUJOCO_GL"] == "osmesa"
+
+
+def test_warns_when_both_onnxruntime_builds_are_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime.importlib.metadata, "version", lambda dist: "1.31.1")
+    with pytest.warns(RuntimeWarning, match="onnxruntime-gpu"):
+        assert runtime.check_onnxruntime_install() == "onnxruntime-gpu"
+
+
+def test_single_onnxruntime_install_is_quiet() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert runtime.check_onnxruntime_install() in {"onnxruntime", "onnxruntime-gpu"}
+
+
+def test_package_xml_is_ament_python_format_3() -> None:
+    root = ET.parse(ROOT / "package.xml").getroot()
+    assert root.get("format") == "3"
+    assert root.findtext("name") == "forethought"
+    assert root.find("export/build_type").text == "ament_python"
+    assert (ROOT / "resource" / "forethought").is_file()
+
+
+def test_node_executables_for_ros_install_are_executable() -> None:
+    for name in ("sim_node", "expert_controller"):
+        path = ROOT / "ros_ws" / "bin" / name
+        assert os.access(path, os.X_OK), path
+        assert f"forethought.ros_ws.{name} import main" in path.read_text()
