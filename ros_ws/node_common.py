@@ -1,0 +1,281 @@
+"""Small helpers shared by forethought's rclpy nodes.
+
+- ``run_node``: the one ``main`` body of every node: init, spin, clean shutdown, exit code.
+- ``declare_parameters``: declare a node's parameters (with descriptions) in one call.
+- ``parse_step``: JSON plan step -> validated dict, with a clear error.
+- ``obs_to_msg`` / ``msg_to_obs``: the ``observation`` topic's Float32MultiArray.
+- ``status_msg``: a one-entry diagnostic_msgs/DiagnosticArray for a node's ``status`` topic.
+
+Observation message layout (``std_msgs/Float32MultiArray``): ``data`` is the flat observation of
+``forethought.sim.scene`` (``OBS_DIM`` floats) and ``layout.dim`` holds exactly one
+``MultiArrayDimension`` with ``size = stride = OBS_DIM`` whose ``label`` is the comma-joined
+``OBS_LABELS`` (``"pusher_x,pusher_y,pusher_vx,...,blue_block_yaw"``), so a subscriber that knows
+nothing of forethought can still name every entry. ``data_offset`` is 0.
+"""
+
+from __future__ import annotations
+
+from forethought.runtime import apply_defaults
+
+apply_defaults()  # before rclpy is imported: discovery on loopback unless the user says otherwise
+
+import json  # noqa: E402
+import signal  # noqa: E402
+import threading  # noqa: E402
+from typing import Any, Callable, Mapping, Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
+from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
+from rclpy.exceptions import ParameterException  # noqa: E402
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension  # noqa: E402
+
+from forethought.sim.scene import BLOCK_NAMES, OBS_DIM, OBS_LABELS, validate_step  # noqa: E402
+
+JOINTS = ("pusher_x", "pusher_y")
+"""PushBlocks' joints, in action order: the names on ``joint_states`` and ``joint_trajectory``."""
+OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+EXIT_BAD_PARAMETER = 2
+"""Exit code of a node whose parameters fail validation (the error is logged, no traceback)."""
+
+
+class StopNode(Exception):
+    """Raised by a node (callback or constructor) to end ``run_node`` with ``exit_code``."""
+
+    def __init__(self, exit_code: int, reason: str = "") -> None:
+        super().__init__(reason)
+        self.exit_code = exit_code
+
+
+def declare_parameters(node: Node, specs: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
+    """Declare ``{name: (default, description)}`` on ``node``; return ``{name: value}``."""
+    for name, (default, description) in specs.items():
+        node.declare_parameter(name, default, ParameterDescriptor(description=description))
+    return {name: node.get_parameter(name).value for name in specs}
+
+
+def check_range(name: str, value: float, lo: float, hi: float, lo_open: bool = False) -> float:
+    """Return ``value`` if it is finite and in ``[lo, hi]`` (``(lo, hi]`` if ``lo_open``), else raise."""
+    ok = np.isfinite(value) and (lo < value if lo_open else lo <= value) and value <= hi
+    if not ok:
+        raise ValueError(f"{name}={value!r} must be in {'(' if lo_open else '['}{lo}, {hi}]")
+    return value
+
+
+def parse_step(text: str, present: Sequence[str] = BLOCK_NAMES) -> dict[str, Any]:
+    """Parse a JSON plan step and validate it against the scene; raise ``ValueError`` if bad."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError('empty plan step: expected JSON like {"skill": "push", "object": "red_block", '
+                         '"target": "left"}')
+    if len(text) > 4096:
+        raise ValueError(f"plan step is {len(text)} characters long; a step is a small JSON object")
+    try:
+        step = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"plan step is not valid JSON ({e.msg} at char {e.pos}): {text[:80]!r}") from None
+    return validate_step(step, present=tuple(present))
+
+
+def obs_to_msg(obs: np.ndarray, labels: Sequence[str] = OBS_LABELS) -> Float32MultiArray:
+    """Pack a flat observation ``obs[D]`` into a Float32MultiArray with a labelled layout."""
+    obs = np.asarray(obs, dtype=np.float32).reshape(-1)
+    msg = Float32MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label=",".join(labels), size=obs.size, stride=obs.size)]
+    msg.layout.data_offset = 0
+    msg.data = obs.tolist()
+    return msg
+
+
+def msg_to_obs(msg: Float32MultiArray, dim: int = OBS_DIM, labels: Sequence[str] = OBS_LABELS) -> np.ndarray:
+    """Unpack ``observation`` into ``float32[dim]``; raise ``ValueError`` on a wrong size or layout.
+
+    Non-finite values are returned as they are: the caller decides how to refuse them.
+    """
+    obs = np.asarray(msg.data, dtype=np.float32)[msg.layout.data_offset :]
+    if obs.size != dim:
+        raise ValueError(f"observation has {obs.size} values, expected {dim}")
+    if msg.layout.dim and msg.layout.dim[0].label and msg.layout.dim[0].label != ",".join(labels):
+        raise ValueError(f"observation layout label {msg.layout.dim[0].label[:60]!r}... does not match OBS_LABELS")
+    return obs
+
+
+def check_trajectory(msg: Any, joint_names: Sequence[str], low: np.ndarray, high: np.ndarray,
+                     max_points: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a trajectory_msgs/JointTrajectory; return ``positions[P, J]`` (in ``joint_names``
+    order) and ``times[P]`` (s). Raise ``ValueError`` naming what is wrong; nothing is clamped.
+
+    Rules: the message names each joint of ``joint_names`` exactly once (any order); it has 1 to
+    ``max_points`` points; every point has one finite position per joint inside ``[low, high]``;
+    ``time_from_start`` is finite, >= 0 and strictly increasing. Velocities are ignored.
+    """
+    names = list(msg.joint_names)
+    if sorted(names) != sorted(joint_names) or len(set(names)) != len(names):
+        raise ValueError(f"joint_names {names} must name each of {list(joint_names)} exactly once")
+    if not 1 <= len(msg.points) <= max_points:
+        raise ValueError(f"trajectory has {len(msg.points)} points, expected 1 to {max_points}")
+    order = [names.index(j) for j in joint_names]
+    positions = np.empty((len(msg.points), len(joint_names)))
+    times = np.empty(len(msg.points))
+    for i, pt in enumerate(msg.points):
+        if len(pt.positions) != len(names):
+            raise ValueError(f"point {i} has {len(pt.positions)} positions for {len(names)} joints")
+        positions[i] = np.asarray(pt.positions, dtype=np.float64)[order]
+        times[i] = pt.time_from_start.sec + 1e-9 * pt.time_from_start.nanosec
+    if not np.all(np.isfinite(positions)):
+        bad = int(np.argwhere(~np.isfinite(positions))[0, 0])
+        raise ValueError(f"point {bad} has a NaN or infinite position: {positions[bad].tolist()}")
+    outside = np.any((positions < low) | (positions > high), axis=1)
+    if outside.any():
+        bad = int(np.argmax(outside))
+        raise ValueError(f"point {bad} position {positions[bad].round(4).tolist()} is outside the joint "
+                         f"limits [{np.round(low, 4).tolist()}, {np.round(high, 4).tolist()}]")
+    if not np.all(np.isfinite(times)) or times[0] < 0 or np.any(np.diff(times) <= 0):
+        raise ValueError(f"time_from_start must be >= 0 and strictly increasing, got {times.round(3).tolist()}")
+    return positions, times
+
+
+class ChunkFollower:
+    """Turns timed action chunks into one position command per control tick (pure numpy).
+
+    Times are seconds on one clock (the sim node uses sim time). ``accept`` replaces the current
+    chunk; at each ``step(now, current)`` the command is the chunk's latest point whose
+    ``time_from_start`` has elapsed since the chunk was accepted (before its first point: the
+    previous command). When a chunk runs out the last point is held. Watchdog: once a chunk has
+    been accepted, if none arrives for ``timeout_s`` (> 0) the follower drops the chunk and holds
+    ``current`` (the measured position at that tick) until the next chunk.
+    """
+
+    def __init__(self, hold: np.ndarray, timeout_s: float) -> None:
+        self.command = np.array(hold, dtype=np.float64)  # [J]
+        self.timeout_s = float(timeout_s)
+        self.positions: np.ndarray | None = None  # [P, J]
+        self.times = np.zeros(0)  # [P]
+        self.t0 = 0.0
+        self.last_accept: float | None = None
+        self.stale = False
+
+    def accept(self, positions: np.ndarray, times: np.ndarray, now: float) -> None:
+        self.positions, self.times, self.t0 = np.asarray(positions, float), np.asarray(times, float), now
+        self.last_accept, self.stale = now, False
+
+    def hold(self, position: np.ndarray) -> None:
+        self.command, self.positions = np.array(position, dtype=np.float64), None
+
+    def step(self, now: float, current: np.ndarray) -> np.ndarray:
+        """The command ``[J]`` for the tick at time ``now``; ``current[J]`` is the measured position."""
+        if self.positions is not None:
+            k = int(np.searchsorted(self.times, now - self.t0, side="right")) - 1
+            if k >= 0:
+                self.command = self.positions[k].copy()
+            if k == len(self.times) - 1:
+                self.positions = None  # ran out: keep holding the last point
+        if (self.timeout_s > 0 and not self.stale and self.last_accept is not None
+                and now - self.last_accept > self.timeout_s):
+            self.stale = True
+            self.hold(current)
+        return self.command
+
+
+class VideoRecorder:
+    """Keeps RGB frames in memory (up to ``max_bytes``; later frames are dropped) and writes them
+    atomically with ``forethought.sim.render.write_video``. Raises ``ValueError`` for a bad path."""
+
+    def __init__(self, path: str, size: int, fps: float, max_bytes: int = 2**30) -> None:
+        from forethought.sim.render import VIDEO_EXTENSIONS
+
+        ext = path[path.rfind("."):].lower() if "." in path else ""
+        if ext not in VIDEO_EXTENSIONS or (ext == ".mp4" and size % 2):
+            raise ValueError(f"video_path {path!r} with video_size {size}: use one of {list(VIDEO_EXTENSIONS)} "
+                             "(and an even size for .mp4)")
+        self.path, self.fps, self.max_frames = path, fps, max(1, max_bytes // (3 * size * size))
+        self.frames: list[np.ndarray] = []
+
+    def add(self, frame: np.ndarray) -> None:
+        if len(self.frames) < self.max_frames:
+            self.frames.append(frame)
+
+    def write(self) -> tuple[bool, str]:
+        """Write the video; return whether it worked and a line for the log (never raises)."""
+        if not self.frames:
+            return False, f"no frames recorded: {self.path} not written"
+        try:
+            from forethought.sim.render import write_video
+
+            write_video(self.path, self.frames, fps=self.fps)
+        except Exception as e:  # a failed video must not hide the run's own result
+            return False, f"could not write video {self.path!r}: {e}"
+        return True, f"video: {self.path} ({len(self.frames)} frames)"
+
+
+def sim_stamp(seconds: float) -> Time:
+    """builtin_interfaces/Time for ``seconds`` >= 0 of sim time."""
+    ns = int(round(seconds * 1e9))
+    return Time(sec=ns // 10**9, nanosec=ns % 10**9)
+
+
+def status_msg(node: Node, level: bytes, message: str, values: Mapping[str, Any], hardware_id: str = "") -> DiagnosticArray:
+    """A DiagnosticArray with one status named after the node; values are str()-ed (floats to 4 d.p.)."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        if isinstance(v, (dict, list)):
+            return json.dumps(v)
+        return str(v)
+
+    arr = DiagnosticArray()
+    arr.header.stamp = node.get_clock().now().to_msg()
+    arr.status = [DiagnosticStatus(level=level, name=node.get_fully_qualified_name(), message=message,
+                                   hardware_id=hardware_id,
+                                   values=[KeyValue(key=k, value=fmt(v)) for k, v in values.items()])]
+    return arr
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Init rclpy, build the node, spin until it stops, shut down cleanly; return the exit code.
+
+    SIGINT and SIGTERM end the spin loop (no traceback) while the context is still valid, so the
+    node's ``close(interrupted)`` can log and write its outputs. A node ends itself by raising
+    ``StopNode(code)``; ``close`` may return an exit code that replaces the default 0. A
+    ``ValueError`` or rclpy ``ParameterException`` (wrong type) from the constructor is logged and
+    gives exit code 2.
+    (rclpy 7 in Jazzy has no ``rclpy.init`` context manager; this is its try/finally.)
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    node, code, interrupted = None, 0, False
+    executor = SingleThreadedExecutor()
+    try:
+        try:
+            node = factory()
+        except (ValueError, ParameterException) as e:  # a bad parameter: say which and why, no traceback
+            rclpy.logging.get_logger("forethought").error(f"bad parameter: {e}")
+            raise StopNode(EXIT_BAD_PARAMETER) from None
+        executor.add_node(node)
+        while rclpy.ok() and not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+        interrupted = True
+    except StopNode as e:
+        code = e.exit_code
+    except (KeyboardInterrupt, ExternalShutdownException):
+        interrupted = True
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if close is not None:
+                result = close(interrupted)
+                code = code if result is None else int(result)
+            executor.remove_node(node)
+            node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown()
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return code

@@ -1,0 +1,206 @@
+"""``forethought run <graph>``: start a ROS 2 node graph over rclpy without the ROS launch system.
+
+Examples::
+
+    forethought run sim --task '{"skill":"push","object":"red_block","target":"left"}' \\
+        --until-success --video outputs/demo.mp4
+    forethought run sim --n-blocks 3 --seed 4 --rate-factor 4 --timeout 60
+    forethought run sim --params my_overrides.yaml
+
+Each node of the graph (``forethought.ros_ws.graph``) runs as its own process::
+
+    python -m <module> --ros-args -r __node:=<name> --params-file <packaged launch/*.yaml>
+        [--params-file <--params FILE> ...] --params-file <options, as a node-named YAML>
+
+with ``sys.executable`` (the same venv), ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` unless the
+environment sets it (discovery stays on this machine), and its own process group. The options
+become parameters of every node (a node ignores parameters it does not declare) in a last
+params file, because rcl ranks a node-named YAML section above ``-p``: options beat ``--params``
+files, which beat the packaged YAML. The runner forwards SIGINT/SIGTERM to every node and waits for them (a second signal
+kills them); nodes end without tracebacks and no process is left behind.
+
+Exit code: the primary node's (``sim_node``: 0 on success or when stopped, 1 if ``--timeout``
+ran out with ``--until-success`` and no success, 2 for a bad parameter) when it exits on its own;
+after a signal, 0 if every node exited cleanly; 1 if another node stopped first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import importlib.resources
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from forethought.ros_ws.graph import GRAPHS, NodeSpec
+from forethought.runtime import apply_defaults
+
+SHUTDOWN_GRACE_S = 30.0
+"""How long nodes get to exit after SIGINT (the sim node may be encoding a video) before SIGKILL."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``run`` verb's arguments."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = ("examples:" + __doc__.split("Examples::")[1].split("Each node")[0].rstrip()
+                     + "\n\nEach node runs as its own process; Ctrl-C stops them all. Exit code: sim_node's.")
+    parser.add_argument("graph", choices=sorted(GRAPHS), help="which node graph to start")
+    parser.add_argument("--task", metavar="JSON", help='plan step, e.g. \'{"skill": "push", "object": '
+                        '"red_block", "target": "left"}\' (default: the YAML\'s)')
+    parser.add_argument("--n-blocks", type=int, choices=(1, 2, 3), help="blocks on the table")
+    parser.add_argument("--seed", type=int, help="episode seed")
+    parser.add_argument("--video", metavar="PATH", help="write an MP4 or GIF of the run on exit")
+    parser.add_argument("--until-success", action="store_true", help="stop when the task succeeds")
+    parser.add_argument("--timeout", type=float, metavar="S", help="stop after S sim seconds (exit 1 with "
+                        "--until-success if not achieved)")
+    parser.add_argument("--rate-factor", type=float, metavar="F", help="sim seconds per wall second (default 1)")
+    parser.add_argument("--params", action="append", default=[], metavar="FILE",
+                        help="extra ROS params YAML applied over the packaged one (repeatable)")
+
+
+def yaml_value(value: object) -> str:
+    """``value`` as a YAML scalar (strings single-quoted, so JSON stays a string); also fits ``-p name:=value``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def overrides(args: argparse.Namespace) -> dict[str, object]:
+    """Node parameters set by the command-line options; raise ``ValueError`` for a bad one."""
+    out: dict[str, object] = {}
+    if args.task is not None:
+        from forethought.sim.scene import validate_step  # pure numpy: cheap
+
+        try:
+            validate_step(json.loads(args.task))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--task is not valid JSON ({e.msg}): {args.task!r}") from None
+        out["task"] = args.task
+    if args.n_blocks is not None:
+        out["n_blocks"] = args.n_blocks
+    if args.seed is not None:
+        out["seed"] = args.seed
+    if args.video:
+        Path(args.video).parent.mkdir(parents=True, exist_ok=True)
+        out["video_path"] = os.path.abspath(args.video)
+    if args.until_success:
+        out["exit_on_success"] = True
+    if args.timeout is not None:
+        if not args.timeout > 0:
+            raise ValueError(f"--timeout {args.timeout}: must be > 0 sim seconds")
+        out["max_duration_s"] = float(args.timeout)
+    if args.rate_factor is not None:
+        if not 0 < args.rate_factor <= 1000:
+            raise ValueError(f"--rate-factor {args.rate_factor}: must be in (0, 1000]")
+        out["real_time_factor"] = float(args.rate_factor)
+    for f in args.params:
+        if not Path(f).is_file():
+            raise ValueError(f"--params {f}: no such file")
+    return out
+
+
+def node_command(spec: NodeSpec, params_files: list[str]) -> list[str]:
+    """The argv that starts ``spec`` as its own Python process, with ``params_files`` in order.
+
+    Options travel as a last, node-named params file (``override_file``) rather than ``-p``:
+    rcl ranks a node-named YAML section above ``-p`` (a wildcard), so ``-p`` would lose to a
+    ``--params`` file that names the node.
+    """
+    cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
+    if spec.namespace:
+        cmd += ["-r", f"__ns:={spec.namespace}"]
+    for src, dst in spec.remaps:
+        cmd += ["-r", f"{src}:={dst}"]
+    for f in params_files:
+        cmd += ["--params-file", f]
+    return cmd
+
+
+def override_file(directory: str, spec: NodeSpec, params: dict[str, object]) -> str:
+    """Write ``params`` as a YAML section named after ``spec`` (beats wildcard and earlier files)."""
+    path = os.path.join(directory, f"{spec.name}.overrides.yaml")
+    lines = [f"{spec.name}:", "  ros__parameters:"] + [f"    {k}: {yaml_value(v)}" for k, v in params.items()]
+    with open(path, "w") as f:
+        f.write("\n".join(lines if params else [f"{spec.name}:", "  ros__parameters: {}"]) + "\n")
+    return path
+
+
+def _die_with_parent() -> None:  # runs in the child before exec: SIGTERM it if the runner dies
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def log(text: str) -> None:
+    print(f"[forethought run] {text}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the graph, wait, stop it; return the exit code (see the module docstring)."""
+    try:
+        params = overrides(args)
+    except ValueError as e:
+        log(f"error: {e}")
+        return 2
+    env = apply_defaults(dict(os.environ))
+    signals: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _: signals.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    procs: list[tuple[NodeSpec, subprocess.Popen]] = []
+    code = 0
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="forethought-run-"))
+        try:
+            for spec in GRAPHS[args.graph]:
+                packaged = importlib.resources.files("forethought.launch") / spec.params_file
+                yaml = str(stack.enter_context(importlib.resources.as_file(packaged)))
+                files = [yaml, *[os.path.abspath(f) for f in args.params], override_file(tmp, spec, params)]
+                cmd = node_command(spec, files)
+                proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+                procs.append((spec, proc))
+                log(f"started {spec.name} (pid {proc.pid})")
+            while not signals and all(p.poll() is None for _, p in procs):
+                time.sleep(0.05)
+            first = next(((s, p) for s, p in procs if p.returncode is not None), None)
+            if signals:
+                log(f"{signal.Signals(signals[0]).name}: stopping the graph")
+            elif first is not None:
+                spec, proc = first
+                code = proc.returncode if spec.primary else (proc.returncode or 1)
+                log(f"{spec.name} exited with code {proc.returncode}: stopping the graph")
+        finally:
+            code = _stop(procs, signals, code)
+            for s, h in previous.items():
+                signal.signal(s, h)
+    return code
+
+
+def _stop(procs: list[tuple[NodeSpec, subprocess.Popen]], signals: list[int], code: int) -> int:
+    """SIGINT every running node's process group, wait, SIGKILL stragglers; return the exit code."""
+    n_signals = len(signals)
+    for _, proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + SHUTDOWN_GRACE_S
+    while any(p.poll() is None for _, p in procs) and time.monotonic() < deadline and len(signals) <= n_signals:
+        time.sleep(0.05)
+    for spec, proc in procs:
+        if proc.poll() is None:  # not reaped yet, so its pid (and group id) cannot be reused
+            log(f"{spec.name} did not stop: killing it")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    if n_signals:
+        bad = [(s.name, p.returncode) for s, p in procs if p.returncode != 0]
+        if bad:
+            log(f"nodes exited with errors: {bad}")
+        code = 1 if bad else 0
+    return code

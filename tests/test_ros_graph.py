@@ -1,0 +1,361 @@
+"""The ROS graph over real rclpy / Fast DDS: nodes as separate processes, loopback only.
+
+Every process here runs with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and this run's random
+``ROS_DOMAIN_ID`` (1-101); the in-test probe node joins the same domain on its own rclpy context.
+Traffic is a few hundred small messages, bounded by each test's deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(150)]
+rclpy = pytest.importorskip("rclpy")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float32MultiArray, String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
+
+from forethought.ros_ws import node_common as nc  # noqa: E402
+from forethought.runtime import apply_defaults  # noqa: E402
+from forethought.sim import scene  # noqa: E402
+
+DOMAIN_ID = random.randint(1, 101)
+TASK = '{"skill": "push", "object": "red_block", "target": "left"}'
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------------ helpers
+@pytest.fixture(scope="module")
+def ros_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for node processes: loopback discovery, this run's domain, logs in tmp."""
+    env = apply_defaults(dict(os.environ))
+    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(DOMAIN_ID),
+               ROS_LOG_DIR=str(tmp_path_factory.mktemp("ros_log")), PYTHONUNBUFFERED="1")
+    env.pop("ROS_LOCALHOST_ONLY", None)
+    return env
+
+
+class Probe:
+    """An in-test node on its own context: subscribes, publishes, spins until a condition holds."""
+
+    def __init__(self) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
+        self.node = rclpy.create_node("test_probe", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.latest: dict[str, Any] = {}
+        self.status: dict[str, dict[str, str]] = {}
+        self.count: dict[str, int] = {}
+        self.first_wall: dict[str, float] = {}  # topic -> time.time() of its first message
+
+    def subscribe(self, msg_type: type, topic: str) -> None:
+        def keep(msg: Any) -> None:
+            self.first_wall.setdefault(topic, time.time())
+            self.latest[topic] = msg
+            self.count[topic] = self.count.get(topic, 0) + 1
+            if isinstance(msg, DiagnosticArray):
+                for st in msg.status:
+                    self.status[st.name] = {kv.key: kv.value for kv in st.values}
+        self.node.create_subscription(msg_type, topic, keep, 50)
+
+    def spin_until(self, pred: Callable[[], bool], timeout: float, what: str) -> float:
+        """Spin until ``pred()``; return the seconds it took, fail after ``timeout``."""
+        t0 = time.monotonic()
+        while not pred():
+            if time.monotonic() - t0 > timeout:
+                pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            self.executor.spin_once(timeout_sec=0.05)
+        return time.monotonic() - t0
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def probe() -> Probe:
+    saved = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE")
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # read by rcl at init
+    p = Probe()
+    yield p
+    p.close()
+    if saved is None:
+        os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE")
+    else:
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = saved
+
+
+@pytest.fixture
+def spawn(ros_env: dict[str, str], tmp_path: Path):
+    """Start processes (own process group, output to a log file); kill leftovers at teardown."""
+    started: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(args: list[str], name: str) -> tuple[subprocess.Popen, Path]:
+        log = tmp_path / f"{name}.log"
+        with open(log, "w") as f:
+            proc = subprocess.Popen([sys.executable, *args], env=ros_env, stdout=f, stderr=subprocess.STDOUT,
+                                    start_new_session=True, cwd=ROOT)
+        started.append((proc, log))
+        return proc, log
+
+    yield start
+    for proc, _ in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def node_args(module: str, name: str, **params: Any) -> list[str]:
+    from forethought.ros_ws.runner import yaml_value
+
+    args = ["-m", module, "--ros-args", "-r", f"__node:={name}", "--params-file", str(ROOT / "launch" / "sim.yaml")]
+    for k, v in params.items():
+        args += ["-p", f"{k}:={yaml_value(v)}"]
+    return args
+
+
+def our_processes() -> list[int]:
+    """Pids of live forethought processes in this run's ROS domain (orphans, after a test)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if b"forethought" not in (d / "cmdline").read_bytes():
+                continue
+            if f"ROS_DOMAIN_ID={DOMAIN_ID}".encode() not in (d / "environ").read_bytes().split(b"\0"):
+                continue
+            if (d / "stat").read_text().split(") ")[1].startswith("Z"):
+                continue
+        except OSError:
+            continue
+        pids.append(int(d.name))
+    return pids
+
+
+def assert_clean_exit(proc: subprocess.Popen, log: Path, timeout: float = 40.0) -> str:
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=timeout)
+    text = log.read_text()
+    assert rc == 0, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    return text
+
+
+def trajectory(*points: tuple[float, float], dt: float = 0.0, names: tuple[str, ...] = nc.JOINTS) -> JointTrajectory:
+    msg = JointTrajectory(joint_names=list(names))
+    for i, p in enumerate(points):
+        pt = JointTrajectoryPoint(positions=[float(v) for v in p])
+        pt.time_from_start.nanosec = int(i * dt * 1e9)
+        msg.points.append(pt)
+    return msg
+
+
+# ------------------------------------------------------------------------------------ tests
+def test_runner_help() -> None:
+    res = subprocess.run([sys.executable, "-m", "forethought.cli", "run", "--help"], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    for option in ("--task", "--until-success", "--video", "--timeout", "--rate-factor", "--params"):
+        assert option in res.stdout
+
+
+def test_runner_refuses_bad_task_before_starting_nodes(ros_env: dict[str, str]) -> None:
+    res = subprocess.run([sys.executable, "-m", "forethought.cli", "run", "sim", "--task", '{"skill": "fly"}'],
+                         capture_output=True, text=True, env=ros_env, timeout=60)
+    assert res.returncode == 2
+    assert "unknown skill 'fly'" in res.stderr and "started" not in res.stderr
+
+
+def test_graph_pushes_red_block_left_then_stops_cleanly(probe: Probe, spawn, tmp_path: Path) -> None:
+    """sim_node + expert_controller as separate processes via ``forethought run sim``.
+
+    The graph starts on a harmless task (pusher to the top-left region); once this probe sees
+    observations it publishes the push as a ``goal`` (as the executive would), so the whole push
+    happens while it watches.
+    """
+    probe.subscribe(Float32MultiArray, "observation")
+    goal = probe.node.create_publisher(String, "goal", 10)
+    video = tmp_path / "run.mp4"
+    t0 = time.monotonic()
+    runner, log = spawn(["-m", "forethought.cli", "run", "sim", "--task", '{"skill": "reach", "target": "top_left"}',
+                         "--n-blocks", "3", "--seed", "0", "--rate-factor", "2", "--video", str(video)], "runner")
+    first = probe.spin_until(lambda: "observation" in probe.latest, 40, "the first observation")
+    probe.spin_until(lambda: goal.get_subscription_count() >= 2, 20, "sim_node and expert_controller on goal")
+
+    def red_left() -> bool:
+        obs = nc.msg_to_obs(probe.latest["observation"])
+        return scene.REGIONS["left"].contains(scene.block_xy(obs, "red_block"))
+
+    assert not red_left(), "seed 0 must need a push"
+    goal.publish(String(data=TASK))
+    took = probe.spin_until(red_left, 60, "the red block in region 'left'")
+    print(f"\nstart-to-first-observation {first:.2f} s; goal-to-success {took:.2f} s wall at rate factor 2 "
+          f"(~{2 * took:.1f} s sim); total {time.monotonic() - t0:.2f} s")
+    assert runner.poll() is None, "the runner stopped by itself without --until-success"
+    pids = [int(p) for p in re.findall(r"started \w+ \(pid (\d+)\)", log.read_text())]
+    assert len(pids) == 2 and set(pids) <= set(our_processes())  # the orphan check below can see them
+    text = assert_clean_exit(runner, log)
+    deadline = time.monotonic() + 5
+    while our_processes() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert our_processes() == [], "orphan node processes"
+    assert video.is_file() and video.stat().st_size > 0, text[-2000:]
+
+
+def test_sim_node_validates_trajectories_goals_and_resets(probe: Probe, spawn) -> None:
+    for topic, kind in (("status", DiagnosticArray), ("joint_states", JointState), ("observation", Float32MultiArray)):
+        probe.subscribe(kind, topic)
+    pub = probe.node.create_publisher(JointTrajectory, "joint_trajectory", 10)
+    goal = probe.node.create_publisher(String, "goal", 10)
+    proc, log = spawn(node_args("forethought.ros_ws.sim_node", "sim_node", real_time_factor=2.0,
+                                command_timeout_s=0.0, n_blocks=1, seed=1), "sim_node")
+    status = lambda: probe.status.get("/sim_node", {})  # noqa: E731
+    probe.spin_until(lambda: "joint_states" in probe.latest and "status" in probe.latest, 40, "sim_node to publish")
+    probe.spin_until(lambda: pub.get_subscription_count() > 0 and goal.get_subscription_count() > 0, 10,
+                     "sim_node's subscriptions to match")
+    ready = re.search(r"\[INFO\] \[(\d+\.\d+)\] \[sim_node\]: forethought/PushBlocks", log.read_text())
+    if ready:  # node constructed (timer started) -> first message in this process: discovery + 1 tick
+        print(f"\nsim_node ready -> first joint_states here: {probe.first_wall['joint_states'] - float(ready[1]):.3f} s")
+    js = probe.latest["joint_states"]
+    assert list(js.name) == list(nc.JOINTS) and len(js.velocity) == 2
+    p0 = np.array(js.position)
+
+    pub.publish(trajectory((float("nan"), 0.0)))
+    probe.spin_until(lambda: status().get("rejected_trajectories") == "1", 10, "the NaN chunk to be rejected")
+    pub.publish(trajectory((0.0, 0.0), (0.5, 0.5), dt=0.1))  # second point beyond the 0.27 m limit
+    probe.spin_until(lambda: status().get("rejected_trajectories") == "2", 10, "the out-of-limit chunk to be rejected")
+    pub.publish(trajectory((0.1, 0.1), names=("pusher_x", "elbow")))
+    probe.spin_until(lambda: status().get("rejected_trajectories") == "3", 10, "the unknown-joint chunk to be rejected")
+    tick = int(status()["step"])
+    probe.spin_until(lambda: int(status()["step"]) >= tick + 5, 10, "5 more ticks")
+    assert np.abs(np.array(probe.latest["joint_states"].position) - p0).max() < 0.01, "pusher moved on a rejected chunk"
+    assert status()["accepted_trajectories"] == "0"
+
+    target = np.array([0.12, -0.2]) if p0[1] > 0 else np.array([0.12, 0.2])
+    pub.publish(trajectory(tuple(target)))
+    probe.spin_until(lambda: np.linalg.norm(np.array(probe.latest["joint_states"].position) - target) < 0.3 * np.linalg.norm(p0 - target),
+                     20, "the pusher to move toward a valid chunk's target")
+    probe.spin_until(lambda: status()["accepted_trajectories"] == "1", 5, "the status to count the chunk")
+
+    for bad in ("not json", '{"skill": "fly"}', '{"skill": "push", "object": "green_block", "target": "left"}'):
+        goal.publish(String(data=bad))
+    probe.spin_until(lambda: status().get("bad_goals") == "3", 10, "three bad goals to be refused")
+    goal.publish(String(data='{"skill": "reach", "target": "center"}'))
+    probe.spin_until(lambda: json.loads(status()["task"]).get("skill") == "reach", 10, "a valid goal to apply")
+    assert proc.poll() is None
+
+    client = probe.node.create_client(Trigger, "reset")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    probe.spin_until(future.done, 10, "the reset service")
+    assert future.result().success
+    probe.spin_until(lambda: status()["episode"] == "1", 10, "the episode counter")
+
+    text = assert_clean_exit(proc, log)
+    assert "joint_trajectory rejected" in text and "goal refused" in text
+
+
+def test_expert_controller_refuses_nan_observation(probe: Probe, spawn) -> None:
+    probe.subscribe(JointTrajectory, "joint_trajectory")
+    probe.subscribe(DiagnosticArray, "status")
+    pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
+    proc, log = spawn(node_args("forethought.ros_ws.expert_controller", "expert_controller", task=TASK), "controller")
+    probe.spin_until(lambda: pub.get_subscription_count() > 0, 40, "expert_controller to subscribe")
+    obs = np.zeros(scene.OBS_DIM, dtype=np.float32)
+    obs[scene.block_slice("red_block")] = (1.0, 0.05, 0.0, 0.0)
+    bad = obs.copy()
+    bad[0] = np.nan
+    pub.publish(nc.obs_to_msg(bad))
+    status = lambda: probe.status.get("/expert_controller", {})  # noqa: E731
+    probe.spin_until(lambda: status().get("refused_observations") == "1", 10, "the NaN observation to be refused")
+    assert "joint_trajectory" not in probe.latest
+    pub.publish(nc.obs_to_msg(obs))
+    probe.spin_until(lambda: "joint_trajectory" in probe.latest, 10, "a command for a good observation")
+    cmd = probe.latest["joint_trajectory"]
+    assert list(cmd.joint_names) == list(nc.JOINTS) and len(cmd.points) == 1
+    assert all(np.isfinite(cmd.points[0].positions)) and max(map(abs, cmd.points[0].positions)) <= scene.WORKSPACE_HALF
+    assert_clean_exit(proc, log)
+
+
+def test_bad_parameter_exits_2_without_traceback(spawn) -> None:
+    proc, log = spawn(node_args("forethought.ros_ws.sim_node", "sim_node", n_blocks=7), "bad_param")
+    assert proc.wait(timeout=40) == 2
+    text = log.read_text()
+    assert "n_blocks=7" in text and "Traceback" not in text
+
+
+# ------------------------------------------------------------------------ pure helpers (no DDS)
+def test_chunk_follower_times_holds_and_watchdog() -> None:
+    f = nc.ChunkFollower(hold=np.array([0.0, 0.0]), timeout_s=1.0)
+    here = np.array([0.01, 0.02])
+    assert f.step(0.0, here).tolist() == [0.0, 0.0]  # nothing received: hold the start
+    f.accept(np.array([[0.1, 0.0], [0.2, 0.0], [0.3, 0.0]]), np.array([0.0, 0.2, 0.4]), now=1.0)
+    assert f.step(1.0, here).tolist() == [0.1, 0.0]
+    assert f.step(1.1, here).tolist() == [0.1, 0.0]
+    assert f.step(1.25, here).tolist() == [0.2, 0.0]
+    assert f.step(1.5, here).tolist() == [0.3, 0.0]
+    assert f.step(1.9, here).tolist() == [0.3, 0.0]  # ran out: hold the last point
+    f.accept(np.array([[-0.1, 0.1]]), np.array([0.5]), now=1.9)  # replaces; first point not due yet
+    assert f.step(2.0, here).tolist() == [0.3, 0.0]
+    assert f.step(2.4, here).tolist() == [-0.1, 0.1]
+    assert not f.stale
+    assert f.step(3.0, here).tolist() == here.tolist() and f.stale  # no chunk for > 1 s: hold here
+    assert f.step(3.5, np.array([0.2, 0.2])).tolist() == here.tolist()
+
+
+@pytest.mark.parametrize("points, names, error", [
+    ([(float("nan"), 0.0)], nc.JOINTS, "NaN"),
+    ([(0.0, float("inf"))], nc.JOINTS, "NaN or infinite"),
+    ([(0.28, 0.0)], nc.JOINTS, "outside the joint limits"),
+    ([(0.0, 0.0, 0.0)], nc.JOINTS, "3 positions"),
+    ([(0.0, 0.0)], ("pusher_x", "pusher_x"), "exactly once"),
+    ([], nc.JOINTS, "0 points"),
+])
+def test_check_trajectory_rejects(points: list, names: tuple, error: str) -> None:
+    lim = np.full(2, scene.WORKSPACE_HALF)
+    with pytest.raises(ValueError, match=error):
+        nc.check_trajectory(trajectory(*points, names=names), nc.JOINTS, -lim, lim)
+
+
+def test_check_trajectory_reorders_joints_and_reads_times() -> None:
+    lim = np.full(2, scene.WORKSPACE_HALF)
+    pos, times = nc.check_trajectory(trajectory((0.1, 0.2), (0.2, 0.25), dt=0.3, names=("pusher_y", "pusher_x")),
+                                     nc.JOINTS, -lim, lim)
+    assert pos.tolist() == [[0.2, 0.1], [0.25, 0.2]] and np.allclose(times, [0.0, 0.3])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        nc.check_trajectory(trajectory((0.1, 0.2), (0.2, 0.25), dt=0.0), nc.JOINTS, -lim, lim)
+
+
+def test_observation_message_round_trip_and_bad_steps() -> None:
+    obs = np.arange(scene.OBS_DIM, dtype=np.float32)
+    msg = nc.obs_to_msg(obs)
+    assert msg.layout.dim[0].label.split(",") == list(scene.OBS_LABELS) and msg.layout.dim[0].size == scene.OBS_DIM
+    assert np.array_equal(nc.msg_to_obs(msg), obs)
+    msg.data = msg.data[:-1]
+    with pytest.raises(ValueError, match="expected 16"):
+        nc.msg_to_obs(msg)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        nc.parse_step("{skill: push")
+    with pytest.raises(ValueError, match="empty plan step"):
+        nc.parse_step("  ")
+    with pytest.raises(ValueError, match="unknown object"):
+        nc.parse_step('{"skill": "push", "object": "blue_block", "target": "left"}', present=("red_block",))
