@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -56,6 +57,15 @@ def render_fps(env_id: str, frames: int, seed: int, size: int, shadows: bool | N
     return frames / dt
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else platform.processor()."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown cpu"
+
+
 def median_of(fn, repeats: int, *args, **kwargs) -> float:
     return statistics.median(fn(*args, **kwargs) for _ in range(repeats))
 
@@ -85,7 +95,7 @@ def main() -> None:
         v = median_of(render_fps, a.repeats, "forethought/PushBlocks-v0", a.frames, a.seed, size, n_blocks=3)
         rows.append({"what": f"PushBlocks-v0, 3 blocks, step+render fps, {size}x{size}", "value": v, "ratio": v / rbase})
 
-    machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, mujoco {mujoco.__version__}, MUJOCO_GL=egl"
+    machine = f"{cpu_name()} ({os.cpu_count()} cores, {platform.machine()}), mujoco {mujoco.__version__}, MUJOCO_GL=egl"
     if a.json:
         print(json.dumps({"machine": machine, "repeats": a.repeats, "rows": rows}))
         return
