@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 import forethought.sim  # noqa: F401  (registers the forethought/* envs)
 from forethought.sim import scene
 from forethought.sim.dataset import Episode, write_dataset
+from forethought.cli_args import help_from_docstring, json_object
 from forethought.sim.experts import make_expert
 
 PUSH_BLOCKS_ID = "forethought/PushBlocks-v0"
@@ -372,28 +373,9 @@ def _version() -> str:
 # Command line
 
 
-def _help_text(doc: str) -> tuple[str, str]:
-    """(description, epilog) for ``--help`` from a module docstring: its first line and its examples."""
-    lines = doc.splitlines()
-    start = lines.index("Examples::") + 1
-    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")), len(lines))
-    examples = "\n".join(line[4:] if line.startswith("    ") else line for line in lines[start:end]).strip("\n")
-    return lines[0].replace("``", ""), "examples:\n" + examples
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"n_blocks\": 2}}', got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``forethought collect``."""
-    parser.description, examples = _help_text(__doc__)
+    parser.description, examples = help_from_docstring(__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = examples + "\n\ndetails: python -m pydoc forethought.sim.collect (format: forethought.sim.dataset)"
     parser.add_argument("--env", required=True, help="gymnasium env id, e.g. forethought/PushBlocks-v0")
@@ -406,7 +388,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output .parquet file (written atomically)")
     parser.add_argument("--n-blocks", type=int, default=None,
                         help="PushBlocks: blocks per episode, 1-3 (default: drawn per episode)")
-    parser.add_argument("--env-kwargs", type=_json_object, default=None, metavar="JSON",
+    parser.add_argument("--env-kwargs", type=json_object, default=None, metavar="JSON",
                         help="keyword arguments for gymnasium.make, as a JSON object")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="cut episodes after this many steps (default: the env's time limit)")

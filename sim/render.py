@@ -21,7 +21,6 @@ Policies come from ``POLICIES`` (name -> factory); only ``expert`` (the scripted
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 
 import forethought.sim  # noqa: F401  (registers the forethought/* envs)
 from forethought.sim.dataset import atomic_path
+from forethought.cli_args import help_from_docstring, json_object
 from forethought.sim.experts import make_expert
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".gif")
@@ -235,42 +235,21 @@ def render(
 # Command line
 
 
-# Copied from forethought.sim.collect._help_text
-def _help_text(doc: str) -> tuple[str, str]:
-    """(description, epilog) for ``--help`` from a module docstring: its first line and its examples."""
-    lines = doc.splitlines()
-    start = lines.index("Examples::") + 1
-    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")), len(lines))
-    examples = "\n".join(line[4:] if line.startswith("    ") else line for line in lines[start:end]).strip("\n")
-    return lines[0].replace("``", ""), "examples:\n" + examples
-
-
-# Copied from forethought.sim.collect._json_object (render's message names no example)
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``forethought render``."""
-    parser.description, examples = _help_text(__doc__)
+    parser.description, examples = help_from_docstring(__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = examples + "\n\ndetails: python -m pydoc forethought.sim.render"
     parser.add_argument("--env", required=True, help="gymnasium env id, e.g. forethought/PushBlocks-v0")
     parser.add_argument("--seed", type=int, default=0, help="episode i resets with SEED + i (default 0)")
-    parser.add_argument("--task", type=_json_object, default=None, metavar="JSON",
+    parser.add_argument("--task", type=json_object, default=None, metavar="JSON",
                         help="plan step as JSON, e.g. '{\"skill\": \"reach\", \"target\": \"left\"}' "
                         "(default: the env draws one)")
     parser.add_argument("--episodes", type=int, default=1, help="episodes, one after another (default 1)")
     parser.add_argument("--size", type=int, default=96, help="frame width and height in pixels (default 96)")
     parser.add_argument("--fps", type=float, default=None, help="playback frame rate (default: the env's, real time)")
     parser.add_argument("--policy", default="expert", choices=sorted(POLICIES), help="who acts (default expert)")
-    parser.add_argument("--env-kwargs", type=_json_object, default=None, metavar="JSON",
+    parser.add_argument("--env-kwargs", type=json_object, default=None, metavar="JSON",
                         help="keyword arguments for gymnasium.make, as a JSON object")
     parser.add_argument("--out", type=Path, required=True, help="output .mp4 or .gif (written atomically)")
 
