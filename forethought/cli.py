@@ -15,7 +15,7 @@ import importlib
 import sys
 
 from forethought import __version__
-from forethought.runtime import apply_defaults
+from forethought.runtime import apply_defaults, check_onnxruntime_install
 
 # verb -> (module implementing ``add_arguments(parser)`` and ``run(args) -> int``, help line)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,6 +47,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``forethought`` console script."""
     apply_defaults()
+    check_onnxruntime_install()
     argv = sys.argv[1:] if argv is None else argv
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(verb)
