@@ -1,0 +1,165 @@
+"""``forethought train MODEL``: train one of the project's models with the shared trainer.
+
+Examples::
+
+    forethought collect --env forethought/PushBlocks-v0 --episodes 300 --seed 0 --out data/pushblocks.parquet
+    forethought train proposer --data data/pushblocks.parquet --config pushblocks \\
+        --out models/pretrained/proposer-pushblocks --seed 0
+    forethought train proposer --data data/pushblocks.parquet --config tiny --out /tmp/p --steps 50
+    forethought train proposer ... --out runs/p --resume          # continue an interrupted run
+
+``--config`` names a preset (``forethought.models.configuration_proposer.PRESETS``: ``tiny``,
+``pushblocks``, ``reacher``, ``gpu``); the data set fixes the observation and action sizes, the
+action box and the goal vocabulary. The resolved configuration is written to
+``OUT/train_config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from forethought.models.configuration_proposer import GOAL_VOCABULARIES, PRESETS, ProposerConfig, get_preset
+from forethought.models.modeling_proposer import DiffusionProposer
+from forethought.models.processor_proposer import GoalEncoder, MinMaxNormalizer
+from forethought.models.training import TrainConfig, TrainResult, seed_everything, train
+from forethought.models.world_model.train_world_model import TRAINER as WORLD_MODEL_TRAINER
+from forethought.sim.dataset import SOURCES, Dataset
+
+
+def goal_vocabulary(env_id: str | None) -> dict[str, Any]:
+    """Goal settings for data from ``env_id``: its fixed vocabulary, or no goal for other envs."""
+    if env_id in GOAL_VOCABULARIES:
+        return dict(GOAL_VOCABULARIES[env_id])
+    print(f"note: no goal vocabulary for env {env_id!r} (known: {sorted(GOAL_VOCABULARIES)}); "
+          "training a goal-free proposer", file=sys.stderr)
+    return {"use_goal": False}
+
+
+def build_proposer_run(
+    data: str | Path, preset_name: str, sources: list[str], seed: int, overrides: dict[str, Any] | None = None
+) -> tuple[DiffusionProposer, Callable[[np.random.Generator], dict[str, torch.Tensor]], TrainConfig, dict[str, Any]]:
+    """Everything ``train`` needs for a proposer: model, batch sampler, train config, run config.
+
+    Windows are anchored at every step of the ``sources`` episodes; actions start at the
+    current step (``a[t .. t+F-1]``, edge-padded at the episode end, as LeRobot pads).
+    """
+    preset = get_preset(preset_name)
+    ds = Dataset.load(data)
+    meta = ds.metadata
+    env_id = meta.get("env_id")
+    if "action_low" not in meta or "action_high" not in meta:
+        raise ValueError(f"{data}: metadata has no action_low/action_high (the action box); recollect the data")
+    config = ProposerConfig(
+        obs_dim=ds.obs_dim,
+        action_dim=ds.act_dim,
+        action_low=meta["action_low"],
+        action_high=meta["action_high"],
+        env_id=env_id,
+        **goal_vocabulary(env_id),
+        **preset.model,
+    )
+    train_config = TrainConfig.from_dict({**preset.train, "seed": seed, **(overrides or {})})
+    w = ds.windows(config.n_obs_steps, config.horizon, future=1, sources=sources)
+    if len(w) == 0:
+        raise ValueError(f"{data}: no steps from sources {sources}; the data set has sources {sorted(set(ds.sources))}")
+    S, A = config.obs_dim, config.action_dim
+    normalizer = MinMaxNormalizer.fit(w.obs_history.reshape(-1, S), w.actions.reshape(-1, A))
+    if config.use_goal:
+        encoder = GoalEncoder(config.goal_skills, config.goal_objects, config.goal_regions, config.goal_region_xy)
+        goals = torch.from_numpy(encoder.encode_many(list(ds.tasks))[w.task_index])  # [B, G]
+    else:
+        goals = torch.zeros(len(w), 0)
+    obs = torch.from_numpy(np.ascontiguousarray(w.obs_history))  # [B, n_obs, S]
+    actions = torch.from_numpy(np.ascontiguousarray(w.actions))  # [B, F, A]
+    batch_size = train_config.batch_size
+
+    def sample_batch(rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        idx = torch.from_numpy(rng.integers(0, len(obs), batch_size))
+        return {"obs_history": obs[idx], "actions": actions[idx], "goal": goals[idx]}
+
+    seed_everything(seed)
+    model = DiffusionProposer(config, normalizer)
+    run_config = {
+        "model": "proposer",
+        "preset": preset_name,
+        "data": str(data),
+        "data_metadata": {k: meta.get(k) for k in ("env_id", "env_kwargs", "num_episodes", "num_steps", "seed",
+                                                   "noise", "play_fraction", "command")},
+        "sources": list(sources),
+        "windows": len(w),
+        "proposer": config.to_dict(),
+    }
+    return model, sample_batch, train_config, run_config
+
+
+def train_proposer(args: argparse.Namespace) -> TrainResult:
+    """``forethought train proposer``."""
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("device", args.device))
+                 if v is not None}
+    model, sample_batch, train_config, run_config = build_proposer_run(
+        args.data, args.config, args.sources, args.seed, overrides
+    )
+    command = ["forethought", "train", "proposer", "--data", str(args.data), "--config", args.config,
+               "--out", str(args.out), "--seed", str(args.seed)]
+    if args.sources != ["expert"]:
+        command += ["--sources", *args.sources]
+    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device)):
+        if value is not None:
+            command += [flag, str(value)]
+    run_config["command"] = shlex.join(command)
+    print(f"proposer: {model.num_parameters:,} parameters ({model.num_parameters * 4 / 1e6:.2f} MB float32), "
+          f"{run_config['windows']:,} windows from {args.data}")
+    return train(model, sample_batch, train_config, args.out, run_config, resume=args.resume,
+                 keep_checkpoints=args.keep_checkpoints)
+
+
+TRAINERS: dict[str, tuple[Callable[[argparse.Namespace], TrainResult], dict[str, Any]]] = {
+    "proposer": (train_proposer, PRESETS),
+    "world-model": WORLD_MODEL_TRAINER,
+}
+"""model name -> (train function, its named configs)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``forethought train``."""
+    parser.description = __doc__.splitlines()[0]
+    parser.add_argument("model", choices=sorted(TRAINERS), help="which model to train")
+    parser.add_argument("--data", type=Path, required=True, help="data set (.parquet) from `forethought collect`")
+    parser.add_argument("--config", required=True,
+                        help="named preset; " + "; ".join(
+                            f"{name}: " + ", ".join(presets) for name, (_, presets) in TRAINERS.items()))
+    parser.add_argument("--obs", choices=("state", "pixels"), help="world-model: observation type; must match --config")
+    parser.add_argument("--out", type=Path, required=True, help="output directory (weights, config, loss.png)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds initialisation and every step's randomness")
+    parser.add_argument("--steps", type=int, help="override the preset's number of optimiser steps")
+    parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    parser.add_argument("--device", help="cpu (default) or cuda")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--sources", nargs="+", default=["expert"], choices=SOURCES,
+                        help="episode sources to train on (default: expert)")
+    parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    parser.add_argument("--keep-checkpoints", action="store_true", help="keep OUT/checkpoints/last.pt at the end")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``forethought train``; user errors print one line and return 2."""
+    torch.set_num_threads(args.threads)
+    train_fn, presets = TRAINERS[args.model]
+    if args.config not in presets:
+        print(f"error: unknown {args.model} config {args.config!r}: valid configs are {sorted(presets)}", file=sys.stderr)
+        return 2
+    try:
+        result = train_fn(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"trained {result.steps} steps in {result.wall_s:.0f} s ({result.seconds_per_step * 1e3:.0f} ms/step); "
+          f"loss {result.first_loss:.4f} -> {result.final_loss:.4f}; saved to {args.out}")
+    return 0

@@ -1,0 +1,313 @@
+"""The shared closed-loop evaluation harness: run a policy in a gymnasium env over fixed seeds.
+
+Every policy of the project is evaluated the same way: one episode per seed, the task drawn
+from the seed (or given), success read from ``info["is_success"]`` at the episode's last step,
+the success rate reported with a Wilson 95% interval, plus the mean return and the policy's
+wall time per step. Policies plug in through ``POLICIES`` (``register_policy``); the D-MPC
+planner adds ``dmpc`` there.
+
+Example::
+
+    forethought eval --policy proposer --model models/pretrained/proposer-pushblocks \\
+        --env forethought/PushBlocks-v0 --env-kwargs '{"n_blocks": 1}' --skill push --seeds 0-49 --json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+import forethought.sim  # noqa: F401  (registers the forethought/* env ids)
+from forethought.sim.dataset import atomic_path
+from forethought.sim.push_blocks import sample_task
+from forethought.sim.scene import BLOCK_NAMES
+
+
+class Policy(Protocol):
+    """What the harness drives: ``reset`` once per episode, then ``act`` once per env step."""
+
+    def reset(self, task: dict[str, Any] | None, seed: int) -> None:
+        """Start an episode with plan step ``task``; ``seed`` makes any sampling reproducible."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """One action ``float32[A]`` in env units."""
+
+
+@dataclass
+class PolicySpec:
+    """How to build a policy: what ``--model``, ``--env`` and friends said.
+
+    Attributes:
+        model: a checkpoint directory (``None`` for policies without weights).
+        env_id: the env the policy will act in (to check observation sizes).
+        observation_dim, action_dim: the env's sizes.
+        device: torch device for learned policies.
+        num_inference_steps: diffusion sampling steps (``None``: the model's default).
+        action_steps: actions executed per proposed chunk (``None``: the model's default).
+        use_goal: give the policy the task as its goal (otherwise it acts goal-free).
+        options: extra ``--policy-option KEY=VALUE`` settings for a policy.
+    """
+
+    model: Path | None
+    env_id: str
+    observation_dim: int
+    action_dim: int
+    device: str = "cpu"
+    num_inference_steps: int | None = None
+    action_steps: int | None = None
+    use_goal: bool = True
+    options: dict[str, str] = field(default_factory=dict)
+
+
+POLICIES: dict[str, Callable[[PolicySpec], Policy]] = {}
+"""policy name -> builder; extend with ``register_policy``."""
+
+
+def register_policy(name: str) -> Callable[[Callable[[PolicySpec], Policy]], Callable[[PolicySpec], Policy]]:
+    """Decorator adding a policy builder to ``POLICIES`` under ``name``."""
+
+    def deco(builder: Callable[[PolicySpec], Policy]) -> Callable[[PolicySpec], Policy]:
+        if name in POLICIES:
+            raise ValueError(f"policy {name!r} is already registered")
+        POLICIES[name] = builder
+        return builder
+
+    return deco
+
+
+class ProposerPolicy:
+    """The diffusion proposer used alone as a policy (``select_action`` with its action queue)."""
+
+    def __init__(self, spec: PolicySpec) -> None:
+        from forethought.models.modeling_proposer import DiffusionProposer
+
+        if spec.model is None:
+            raise ValueError("--policy proposer needs --model DIR (a proposer checkpoint)")
+        if spec.options:
+            raise ValueError(f"--policy proposer takes no --policy-option, got {sorted(spec.options)}")
+        self.proposer = DiffusionProposer.from_pretrained(spec.model, device=spec.device)
+        c = self.proposer.config
+        if c.obs_dim != spec.observation_dim or c.action_dim != spec.action_dim:
+            raise ValueError(
+                f"proposer {spec.model} takes observations of width {c.obs_dim} and acts with width {c.action_dim}, "
+                f"but {spec.env_id} has {spec.observation_dim} and {spec.action_dim}: use a model trained on this env"
+            )
+        if c.env_id is not None and c.env_id != spec.env_id:
+            print(f"warning: proposer {spec.model} was trained on {c.env_id}, evaluating on {spec.env_id}",
+                  file=sys.stderr)
+        self.steps, self.action_steps = spec.num_inference_steps, spec.action_steps
+        self.use_goal = spec.use_goal and c.use_goal
+        self.proposer.reset(num_inference_steps=self.steps, n_action_steps=self.action_steps)  # validates both
+
+    def reset(self, task: dict[str, Any] | None, seed: int) -> None:
+        self.proposer.reset(goal=task if self.use_goal else None, seed=seed, num_inference_steps=self.steps,
+                            n_action_steps=self.action_steps)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.proposer.select_action(obs)
+
+
+class ExpertPolicy:
+    """The env's scripted expert (``forethought.sim.experts``): the reference for every learned policy."""
+
+    def __init__(self, spec: PolicySpec) -> None:
+        from forethought.sim.experts import make_expert
+
+        if spec.model is not None or spec.options:
+            raise ValueError("--policy expert takes no --model or --policy-option")
+        self.expert = make_expert(spec.env_id)
+        self.task: dict[str, Any] | None = None
+
+    def reset(self, task: dict[str, Any] | None, seed: int) -> None:
+        if task is None:
+            raise ValueError("the scripted expert needs the task; do not pass --no-goal with --policy expert")
+        self.expert.reset()
+        self.task = task
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        assert self.task is not None, "reset() first"
+        return self.expert.act(obs, self.task)
+
+
+register_policy("proposer")(ProposerPolicy)
+register_policy("expert")(ExpertPolicy)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-49"`` -> ``[0, ..., 49]``; also ``"3"`` and comma lists such as ``"0,5,10-12"``."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        a, sep, b = part.strip().partition("-")
+        try:
+            lo, hi = int(a), int(b) if sep else int(a)
+        except ValueError:
+            raise ValueError(f"--seeds {text!r}: expected integers and ranges such as 0-49 or 0,5,10-12") from None
+        if lo < 0 or hi < lo:
+            raise ValueError(f"--seeds {text!r}: range {part!r} must be non-negative and ascending")
+        seeds.extend(range(lo, hi + 1))
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {text!r} lists a seed twice")
+    return seeds
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval (95% by default) for ``successes`` out of ``n`` trials."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes}/{n}")
+    p = successes / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # The bounds at 0 and n are exactly 0 and 1; the formula only reaches them up to rounding.
+    lo = 0.0 if successes == 0 else max(0.0, center - half)
+    hi = 1.0 if successes == n else min(1.0, center + half)
+    return lo, hi
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    task: dict[str, Any] | None
+    success: bool
+    episode_return: float
+    steps: int
+    final_distance: float | None
+
+
+@dataclass
+class EvalReport:
+    """Summary over all episodes; ``to_dict`` is what ``--json`` prints."""
+
+    env: str
+    policy: str
+    episodes: int
+    successes: int
+    success_rate: float
+    ci_low: float
+    ci_high: float
+    mean_return: float
+    std_return: float
+    mean_steps: float
+    step_ms_median: float
+    step_ms_mean: float
+    per_episode: list[EpisodeResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def task_for_seed(env: gym.Env, seed: int, skills: Sequence[str] | None, task: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The task of episode ``seed``: ``task`` if given; a PushBlocks task of ``skills`` drawn from
+    the seed; or ``None`` (the env draws its own)."""
+    if task is not None:
+        return dict(task)
+    if skills is None:
+        return None
+    n_blocks = getattr(env.unwrapped, "n_blocks", None)
+    if n_blocks is None:
+        raise ValueError(f"--skill draws PushBlocks tasks; {env.spec.id if env.spec else env} is not PushBlocks")
+    return sample_task(np.random.default_rng(seed), BLOCK_NAMES[:n_blocks], tuple(skills))
+
+
+def evaluate(
+    policy: Policy,
+    env_id: str,
+    seeds: Sequence[int],
+    policy_name: str = "",
+    env_kwargs: Mapping[str, Any] | None = None,
+    skills: Sequence[str] | None = None,
+    task: Mapping[str, Any] | None = None,
+    video_dir: str | Path | None = None,
+    progress: Callable[[EpisodeResult], None] | None = None,
+) -> EvalReport:
+    """Run one episode per seed and summarise (see the module docstring)."""
+    if not seeds:
+        raise ValueError("no seeds to evaluate")
+    kwargs = dict(env_kwargs or {})
+    if video_dir is not None:
+        kwargs["render_mode"] = "rgb_array"
+    env = gym.make(env_id, **kwargs)
+    results: list[EpisodeResult] = []
+    step_ms: list[float] = []
+    try:
+        for seed in seeds:
+            episode_task = task_for_seed(env, seed, skills, task)
+            obs, info = env.reset(seed=seed, options=None if episode_task is None else {"task": episode_task})
+            episode_task = info.get("task", episode_task)
+            policy.reset(episode_task, seed)
+            frames = [env.render()] if video_dir is not None else []
+            ret, steps, done = 0.0, 0, False
+            while not done:
+                t0 = time.perf_counter()
+                action = policy.act(obs)
+                step_ms.append((time.perf_counter() - t0) * 1e3)
+                obs, reward, terminated, truncated, info = env.step(action)
+                ret += float(reward)
+                steps += 1
+                done = terminated or truncated
+                if video_dir is not None:
+                    frames.append(env.render())
+            result = EpisodeResult(seed, episode_task, bool(info.get("is_success", False)), ret, steps,
+                                   None if "distance" not in info else float(info["distance"]))
+            results.append(result)
+            if video_dir is not None:
+                _write_video(Path(video_dir) / f"{policy_name or 'policy'}_seed{seed}.mp4", frames, env)
+            if progress is not None:
+                progress(result)
+    finally:
+        env.close()
+    k, n = sum(r.success for r in results), len(results)
+    lo, hi = wilson_interval(k, n)
+    returns = np.array([r.episode_return for r in results])
+    return EvalReport(
+        env=env_id, policy=policy_name, episodes=n, successes=k, success_rate=k / n, ci_low=lo, ci_high=hi,
+        mean_return=float(returns.mean()), std_return=float(returns.std()),
+        mean_steps=float(np.mean([r.steps for r in results])),
+        step_ms_median=float(np.median(step_ms)), step_ms_mean=float(np.mean(step_ms)), per_episode=results,
+    )
+
+
+def _write_video(path: Path, frames: list[np.ndarray], env: gym.Env) -> None:
+    import imageio.v2 as imageio
+
+    fps = max(1, round(1.0 / float(getattr(env.unwrapped, "dt", 0.05))))
+    with atomic_path(path) as tmp:
+        imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
+
+
+def build_policy(name: str, spec: PolicySpec) -> Policy:
+    """Instantiate registered policy ``name``; unknown names raise ``ValueError``."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}: registered policies are {sorted(POLICIES)}")
+    return POLICIES[name](spec)
+
+
+def format_report(report: EvalReport) -> str:
+    """Human-readable summary lines."""
+    return (
+        f"{report.policy} on {report.env}: success {report.successes}/{report.episodes} = "
+        f"{report.success_rate:.2f} (95% CI {report.ci_low:.2f}-{report.ci_high:.2f}), "
+        f"mean return {report.mean_return:.3f} (std {report.std_return:.3f}), mean steps {report.mean_steps:.1f}, "
+        f"policy step median {report.step_ms_median:.2f} ms (mean {report.step_ms_mean:.2f} ms)"
+    )
+
+
+def json_object(text: str | None, flag: str) -> dict[str, Any] | None:
+    """Parse ``--flag JSON`` into a dict (``None`` stays ``None``)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"{flag} must be a JSON object, got {text!r}: {e}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object, got {text!r}")
+    return value
