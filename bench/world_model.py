@@ -1,0 +1,567 @@
+"""Benchmarks of the SIGReg latent world model (issue #5), one section per question.
+
+Sections (``--only`` picks some; all by default):
+
+- ``openloop``: open-loop latent prediction error over horizons 1..20 blocks on held-out episodes,
+  as a fraction of Var(z), against copy-last (``z_hat_{t+k} = z_t``) and against the same model fed
+  shuffled actions;
+- ``latency``: one CEM plan at LeWM's budget (300 samples x 10 iterations x 5 blocks), median of
+  ``--calls`` calls in this process, for the latent planners and three peers: P1 a pixel-space
+  planner (the pixel model's backbone plus a decoder, cost in pixels), P2 a DINO-WM-shaped
+  patch-token model (64 tokens x 384, 6-layer frame-causal transformer, history 3) and P0 CEM
+  through the MuJoCo simulator. P1 and P2 are untrained (timing only). P0 and P2 are too slow for
+  20 full plans, so they are timed on a reduced budget and scaled linearly to the full one (the
+  cost is linear in samples x iterations); the table says which;
+- ``success``: PushBlocks reach and 1-block push with a goal observation 25 steps ahead (the
+  LeWM protocol): the goal is the state (and render) the scripted expert reaches after 25 steps
+  from the same reset; the planner gets 50 steps; success when the pusher (reach) or the block
+  (push) comes within ``TOL`` of its goal position; seeds whose goal is within ``MIN_MOVE`` of the
+  start are skipped (they would succeed by standing still); Wilson 95% intervals;
+- ``surprise``: per-step surprise AUROC and spike ratio for a mid-episode teleport, block mass x3,
+  friction x0.2 and a colour change (pixels only: the state carries no colour); and the Spearman
+  correlation of the latent-noise rollout spread with the true k-step error;
+- ``ablation``: collapse diagnostics and reach/push success of the model trained without SIGReg.
+
+Usage::
+
+    MUJOCO_GL=egl python bench/world_model.py --data data/pushblocks-wm.parquet --json bench-wm.json
+    python bench/world_model.py --data data/pushblocks-wm.parquet --only latency --calls 20
+
+The data set is the one the models were trained on (``models/pretrained/wm-pushblocks-*/README.md``);
+its last 10 % of episodes are the held-out split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import forethought.sim  # noqa: F401  (registers the envs)
+from forethought.models.world_model.data import make_sequences, render_frames
+from forethought.models.world_model.latent_planner import LatentCEM, LatentPlanPolicy
+from forethought.models.world_model.modeling_world_model import LatentWorldModel
+from forethought.models.world_model.probe import encode_all
+from forethought.models.world_model.sigreg import collapse_diagnostics
+from forethought.models.world_model.surprise import rollout_spread, surprise_trace
+from forethought.models.world_model.train_world_model import VALIDATION_FRACTION
+from forethought.sim import scene
+from forethought.sim.collect import PlayPolicy
+from forethought.sim.dataset import Dataset
+from forethought.sim.experts import make_expert
+from forethought.sim.push_blocks import sample_task
+from forethought.sim.wrappers import BodyMassScale, GeomFrictionScale
+
+PUSH_BLOCKS = "forethought/PushBlocks-v0"
+PRETRAINED = Path(__file__).resolve().parents[1] / "models" / "pretrained"
+SECTIONS = ("openloop", "latency", "success", "surprise", "ablation")
+GOAL_STEPS = 25
+BUDGET = 50
+HORIZON = 5
+"""Plan horizon in action blocks (25 env steps)."""
+TOL = 0.02
+"""Success tolerance (m) on the pusher (reach) or block (push) position."""
+MIN_MOVE = 0.03
+"""Seeds whose goal position is within this distance (m) of the start are skipped."""
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score 95% interval of ``k`` successes in ``n`` trials."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, mid - half), min(1.0, mid + half))
+
+
+def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties counted half (Mann-Whitney U / (n_pos n_neg))."""
+    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
+    ranks = _ranks(np.concatenate([pos, neg]))
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties averaged."""
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inv, weights=ranks)
+    return (sums / counts)[inv]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(_ranks(np.asarray(a, float)), _ranks(np.asarray(b, float)))[0, 1])
+
+
+def timed(fn: Callable[[], Any], calls: int, warmup: int = 2) -> dict[str, float]:
+    """Median and p90 wall time (ms) of ``calls`` calls after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"median_ms": statistics.median(times), "p90_ms": float(np.percentile(times, 90)), "calls": calls}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load(name: str) -> LatentWorldModel:
+    return LatentWorldModel.from_pretrained(PRETRAINED / name)
+
+
+def make_env(pixels: bool, **kwargs: Any) -> gym.Env:
+    if pixels:
+        kwargs.update(render_mode="rgb_array", width=64, height=64)
+    return gym.make(PUSH_BLOCKS, **kwargs)
+
+
+# ------------------------------------------------------------------------------------ open loop
+
+
+@torch.inference_mode()
+def open_loop(model: LatentWorldModel, ds: Dataset, frames: np.ndarray, max_k: int, n: int, seed: int) -> dict:
+    """Normalised k-step latent error for k = 1..max_k blocks: model, copy-last, shuffled actions."""
+    fs = model.config.frameskip
+    held_out = range(ds.num_episodes - max(1, round(ds.num_episodes * VALIDATION_FRACTION)), ds.num_episodes)
+    seq = make_sequences(ds, fs, max_k + 1, episodes=list(held_out))
+    if len(seq) == 0:
+        raise ValueError(f"no held-out episode is {fs * max_k} steps long: lower --max-k")
+    pick = np.random.default_rng(seed).permutation(len(seq))[:n]
+    rows, actions = seq.rows[pick], torch.from_numpy(seq.actions[pick])  # [n, K+1], [n, K, fs, A]
+    obs = torch.from_numpy(frames[rows] if model.config.obs_type == "pixels" else ds.states[rows])
+    z = encode_all(model, obs.reshape(-1, *obs.shape[2:])).reshape(len(pick), max_k + 1, -1)
+    var = float(z.reshape(-1, z.shape[-1]).var(0).mean())
+    blocks = model.processor.normalize_actions(actions).flatten(2)
+    pred = model.rollout_latent(z[:, :1], blocks)
+    perm = torch.from_numpy(np.random.default_rng(seed + 1).permutation(len(pick)))
+    shuffled = model.rollout_latent(z[:, :1], blocks[perm])
+    err = lambda p: ((p - z[:, 1:]).square().mean((0, 2)) / var).tolist()  # noqa: E731
+    return {"k": list(range(1, max_k + 1)), "model": err(pred), "copy_last": err(z[:, :1].expand_as(pred)),
+            "shuffled_actions": err(shuffled), "windows": len(pick), "var_z": var}
+
+
+# ------------------------------------------------------------------------------------ latency peers
+
+
+class PixelDecoder(nn.Module):
+    """P1's decoder: ``z[n, D] -> image[n, 3, 64, 64]`` (mirror of the pixel encoder)."""
+
+    def __init__(self, dim: int, channels: tuple[int, ...] = (128, 64, 32, 16)) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, channels[0] * 16)
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(channels, channels[1:] + (3,)):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.GELU()]
+        self.net = nn.Sequential(*layers[:-1])
+        self.c0 = channels[0]
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(self.fc(z).reshape(-1, self.c0, 4, 4))
+
+
+class PatchTokenPredictor(nn.Module):
+    """P2: DINO-WM-shaped predictor over 64 patch tokens x 384 per frame, frame-causal, history 3.
+
+    The action embedding is concatenated to every token (as DINO-WM does) and projected back.
+    """
+
+    def __init__(self, block_dim: int, tokens: int = 64, width: int = 384, depth: int = 6, heads: int = 16,
+                 history: int = 3) -> None:
+        super().__init__()
+        self.tokens, self.history = tokens, history
+        self.action = nn.Linear(block_dim, 10)
+        self.inp = nn.Linear(width + 10, width)
+        self.pos = nn.Parameter(torch.zeros(history * tokens, width))
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+
+    def forward(self, window: Tensor, block: Tensor) -> Tensor:
+        """``window[n, h, tokens, width]``, ``block[n, block_dim]`` -> next frame ``[n, tokens, width]``."""
+        n, h, p, w = window.shape
+        a = self.action(block)[:, None, None].expand(n, h, p, -1)
+        x = self.inp(torch.cat([window, a], -1)).reshape(n, h * p, w) + self.pos[: h * p]
+        frame = torch.arange(h * p, device=x.device) // p
+        mask = frame[None, :] > frame[:, None]  # a token sees its own and earlier frames
+        return self.blocks(x, mask=mask)[:, -p:]
+
+    def rollout(self, tokens: Tensor, blocks: Tensor) -> Tensor:
+        """``tokens[n, tokens, width]`` (current frame), ``blocks[n, K, block_dim]`` -> final frame tokens."""
+        window = tokens[:, None]
+        for k in range(blocks.shape[1]):
+            nxt = self(window, blocks[:, k])
+            window = torch.cat([window, nxt[:, None]], 1)[:, -self.history:]
+        return window[:, -1]
+
+
+def cem_loop(cost: Callable[[Tensor], Tensor], samples: int, elites: int, iterations: int, horizon: int,
+             block_dim: int, generator: torch.Generator) -> Tensor:
+    """Plain CEM over normalised blocks ``[horizon, block_dim]``; ``cost(candidates[n, K, Bd]) -> [n]``."""
+    mean, std = torch.zeros(horizon, block_dim), torch.ones(horizon, block_dim)
+    for _ in range(iterations):
+        cand = (mean + std * torch.randn(samples, horizon, block_dim, generator=generator)).clamp(-1, 1)
+        cand[0] = mean
+        elite = cand[torch.topk(cost(cand), elites, largest=False).indices]
+        mean, std = elite.mean(0), elite.std(0, unbiased=False).clamp_min(0.05)
+    return mean
+
+
+class MujocoCEM:
+    """P0: CEM whose candidates are rolled out in the MuJoCo simulator itself (a privileged oracle)."""
+
+    def __init__(self, env: gym.Env, frameskip: int = 5) -> None:
+        self.env, self.base, self.fs = env, env.unwrapped, frameskip
+        self.spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+
+    def cost(self, candidates: Tensor, goal: np.ndarray) -> Tensor:
+        m, d = self.base.model, self.base.data
+        saved = np.empty(mujoco.mj_stateSize(m, self.spec))
+        mujoco.mj_getState(m, d, saved, self.spec)
+        low, high = self.base.action_space.low, self.base.action_space.high
+        actions = (candidates.numpy().reshape(len(candidates), -1, 2) + 1) / 2 * (high - low) + low
+        costs = []
+        for seq in actions:
+            for a in seq:
+                self.base._do_simulation(float(a[0]), float(a[1]))
+            costs.append(float(np.sum((self.base._get_obs() - goal) ** 2)))
+            mujoco.mj_setState(m, d, saved, self.spec)
+        mujoco.mj_forward(m, d)
+        return torch.tensor(costs)
+
+
+@torch.inference_mode()
+def latency(state_model: LatentWorldModel, pixel_model: LatentWorldModel, calls: int, seed: int) -> dict:
+    """Plan latency at LeWM's CEM budget (see the module docstring)."""
+    S, I, K, E = 300, 10, 5, 30
+    env = make_env(pixels=True, n_blocks=1)
+    obs, _ = env.reset(seed=seed)
+    frame = env.render()
+    goal_obs, goal_frame = obs.copy(), frame.copy()
+    goal_obs[scene.PUSHER_POS] += 0.1
+    rows: dict[str, Any] = {}
+    for name, model, x, g in (("latent CEM, state model", state_model, obs, goal_obs),
+                              ("latent CEM, pixel model", pixel_model, frame, goal_frame)):
+        planner = LatentCEM(model, samples=S, elites=E, iterations=I, horizon=K, seed=seed)
+        rows[name] = {**timed(lambda: planner.plan(x, goal=g), calls), "budget": f"{S}x{I}x{K}", "scaled": 1}
+
+    # P1: same pixel backbone + a decoder; the cost is the pixel MSE of the decoded final latent
+    decoder = PixelDecoder(pixel_model.config.embed_dim).eval()
+    goal_img = pixel_model.processor.normalize_obs(torch.from_numpy(goal_frame))
+    p1 = LatentCEM(pixel_model, samples=S, elites=E, iterations=I, horizon=K, seed=seed)
+    p1_cost = lambda z: (decoder(z[:, -1]) - goal_img).square().mean((1, 2, 3))  # noqa: E731
+    rows["P1 pixel-space planner (backbone + decoder)"] = {
+        **timed(lambda: p1.plan(frame, cost_fn=p1_cost), calls), "budget": f"{S}x{I}x{K}", "scaled": 1}
+
+    # P2: DINO-WM-shaped patch tokens; timed at a reduced sample count, scaled to the full budget
+    g = torch.Generator().manual_seed(seed)
+    p2 = PatchTokenPredictor(pixel_model.config.block_dim).eval()
+    s2 = 30
+    cur, goal_tok = torch.randn(1, 64, 384, generator=g), torch.randn(64, 384, generator=g)
+    p2_cost = lambda c: (p2.rollout(cur.expand(len(c), -1, -1), c) - goal_tok).square().mean((1, 2))  # noqa: E731
+    slow_calls = max(3, calls // 4)
+    t = timed(lambda: cem_loop(p2_cost, s2, 3, 1, K, pixel_model.config.block_dim, g), slow_calls, warmup=1)
+    scale = (S * I) / s2
+    rows["P2 DINO-WM-shaped (64 tokens x 384)"] = {"median_ms": t["median_ms"] * scale, "p90_ms": t["p90_ms"] * scale,
+                                                   "calls": slow_calls, "budget": f"{s2}x1x{K}", "scaled": scale}
+
+    # P0: CEM through MuJoCo; one iteration of 300 samples timed, scaled to 10 iterations
+    sim = MujocoCEM(gym.make(PUSH_BLOCKS, n_blocks=1))
+    sim.env.reset(seed=seed)
+    t = timed(lambda: cem_loop(lambda c: sim.cost(c, goal_obs), S, E, 1, K, 10, g), slow_calls, warmup=1)
+    rows["P0 CEM through MuJoCo"] = {"median_ms": t["median_ms"] * I, "p90_ms": t["p90_ms"] * I, "calls": slow_calls,
+                                     "budget": f"{S}x1x{K}", "scaled": I}
+    env.close()
+    sim.env.close()
+    base = rows["latent CEM, pixel model"]["median_ms"]
+    for r in rows.values():
+        r["x_latent_pixel"] = r["median_ms"] / base
+    return rows
+
+
+# ------------------------------------------------------------------------------------ success
+
+
+def goal_episode(env: gym.Env, seed: int, skill: str, pixels: bool) -> tuple[Any, Any, dict, np.ndarray, float] | None:
+    """Reset, run the expert ``GOAL_STEPS`` steps; return (start obs, goal obs, task, goal xy, moved) or None."""
+    rng = np.random.default_rng(seed)
+    task = sample_task(rng, scene.BLOCK_NAMES[:1], skills=(skill,))
+    obs, _ = env.reset(seed=seed, options={"task": task, "n_blocks": 1})
+    expert = make_expert(PUSH_BLOCKS)
+    expert.reset()
+    for _ in range(GOAL_STEPS):
+        obs, _, term, _, _ = env.step(expert.act(obs, task))
+        if term:
+            break
+    goal = env.unwrapped.render() if pixels else obs.copy()
+    goal_xy = _tracked_xy(obs, skill)
+    start_obs, _ = env.reset(seed=seed, options={"task": task, "n_blocks": 1})
+    moved = float(np.linalg.norm(goal_xy - _tracked_xy(start_obs, skill)))
+    start = env.unwrapped.render() if pixels else start_obs
+    return start, goal, task, goal_xy, moved
+
+
+def _tracked_xy(obs: np.ndarray, skill: str) -> np.ndarray:
+    return np.asarray(obs[scene.PUSHER_POS] if skill == "reach" else scene.block_xy(obs, "red_block"), float)
+
+
+class RandomPolicy:
+    """Baseline: uniform random actions in the box, ignoring the goal."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self) -> None:
+        pass
+
+    def set_goal_observation(self, goal: Any) -> None:
+        pass
+
+    def act(self, obs: Any) -> np.ndarray:
+        return self.rng.uniform(-scene.WORKSPACE_HALF, scene.WORKSPACE_HALF, 2).astype(np.float32)
+
+
+def success(model: LatentWorldModel | None, skill: str, seeds: int, iterations: int, execute_blocks: int) -> dict:
+    """Success rate with a goal observation 25 expert steps ahead (see the module docstring);
+    ``model=None`` runs the random-action baseline on the same seeds."""
+    pixels = model is not None and model.config.obs_type == "pixels"
+    env = make_env(pixels)
+    if model is None:
+        policy: Any = RandomPolicy(0)
+    else:
+        planner = LatentCEM(model, iterations=iterations, horizon=HORIZON, terminal_only=execute_blocks == HORIZON)
+        policy = LatentPlanPolicy(planner, execute_blocks=execute_blocks)
+    wins, used, skipped, final_d = 0, [], 0, []
+    seed = 0
+    while len(used) < seeds:
+        start, goal, task, goal_xy, moved = goal_episode(env, seed, skill, pixels)
+        seed += 1
+        if moved < MIN_MOVE:
+            skipped += 1
+            continue
+        used.append(seed - 1)
+        policy.reset()
+        policy.set_goal_observation(goal)
+        x, best = start, np.inf
+        for _ in range(BUDGET):
+            obs, *_ = env.unwrapped.step(policy.act(x))  # unwrapped: keep going after the env's own task succeeds
+            x = env.unwrapped.render() if pixels else obs
+            best = min(best, float(np.linalg.norm(_tracked_xy(obs, skill) - goal_xy)))
+            if best <= TOL:
+                break
+        wins += best <= TOL
+        final_d.append(best)
+    env.close()
+    lo, hi = wilson(wins, seeds)
+    return {"success": wins / seeds, "wilson95": [lo, hi], "episodes": seeds, "seeds": used, "skipped": skipped,
+            "median_best_distance_m": float(np.median(final_d)), "iterations": iterations,
+            "execute_blocks": execute_blocks}
+
+
+# ------------------------------------------------------------------------------------ surprise
+
+
+def _episode(model: LatentWorldModel, seed: int, length: int, wrap: Callable[[gym.Env], gym.Env] | None,
+             event: Callable[[Any], None] | None, event_at: int) -> np.ndarray:
+    """Surprise trace of one play episode (3 blocks); ``wrap`` perturbs physics, ``event`` acts at ``event_at``."""
+    pixels = model.config.obs_type == "pixels"
+    env = make_env(pixels, n_blocks=3)
+    if wrap is not None:
+        env = wrap(env)
+    obs, _ = env.reset(seed=seed)
+    base = env.unwrapped
+    play = PlayPolicy(PUSH_BLOCKS, base.action_space.low.astype(float), base.action_space.high.astype(float),
+                      np.random.default_rng([seed, 7]))
+    play.reset(obs)
+    xs = [base.render() if pixels else obs]
+    actions = []
+    for t in range(length):
+        a = play.act(obs).astype(np.float32)
+        obs, *_ = base.step(a)
+        if event is not None and t + 1 == event_at:
+            event(base)
+            mujoco.mj_forward(base.model, base.data)
+            obs = base._get_obs()
+        actions.append(a)
+        xs.append(base.render() if pixels else obs)
+    env.close()
+    return surprise_trace(model, np.stack(xs), np.stack(actions))
+
+
+def teleport(base: Any) -> None:
+    q = base._block_qpos["red_block"]
+    xy = base.data.qpos[q[:2]]
+    base.data.qpos[q[:2]] = np.clip(xy + np.where(xy > 0, -0.12, 0.12), -0.25, 0.25)
+
+
+def recolour(base: Any) -> None:
+    base.model.geom_rgba[base._block_geom["red_block"]] = (0.95, 0.85, 0.1, 1.0)
+
+
+def surprise(model: LatentWorldModel, episodes: int, length: int = 60, event_at: int = 30) -> dict:
+    """Per-step AUROC and spike ratio of the surprise for each perturbation (see the module docstring)."""
+    fs = model.config.frameskip
+    clean = [_episode(model, s, length, None, None, 0) for s in range(episodes)]
+    neg = np.concatenate([c[fs:] for c in clean])
+    out: dict[str, Any] = {"clean_median": float(np.median(neg))}
+    events = {"teleport": teleport}
+    if model.config.obs_type == "pixels":
+        events["colour change"] = recolour
+    for name, event in events.items():
+        traces = [_episode(model, s, length, None, event, event_at) for s in range(episodes)]
+        pos = np.concatenate([t[event_at: event_at + fs] for t in traces])
+        spike = np.mean([t[event_at] for t in traces]) / out["clean_median"]
+        out[name] = {"auroc_step": auroc(pos, neg), "spike_ratio": float(spike), "episodes": episodes}
+    for name, wrap in (("mass x3", lambda e: BodyMassScale(e, 3.0)), ("friction x0.2", lambda e: GeomFrictionScale(e, 0.2))):
+        traces = [_episode(model, s, length, wrap, None, 0) for s in range(episodes)]
+        pos = np.concatenate([t[fs:] for t in traces])
+        out[name] = {"auroc_step": auroc(pos, neg),
+                     "auroc_episode": auroc([np.nanmean(t) for t in traces], [np.nanmean(c) for c in clean]),
+                     "spike_ratio": float(np.median(pos) / out["clean_median"]), "episodes": episodes}
+    return out
+
+
+@torch.inference_mode()
+def spread_vs_error(model: LatentWorldModel, ds: Dataset, frames: np.ndarray, n: int, seed: int, k: int = 5) -> dict:
+    """Spearman correlation of the K = 8, sigma = 0.05 latent-noise rollout spread with the true error."""
+    fs = model.config.frameskip
+    held_out = range(ds.num_episodes - max(1, round(ds.num_episodes * VALIDATION_FRACTION)), ds.num_episodes)
+    seq = make_sequences(ds, fs, k + 1, episodes=list(held_out))
+    pick = np.random.default_rng(seed).permutation(len(seq))[:n]
+    rows = seq.rows[pick]
+    obs = torch.from_numpy(frames[rows] if model.config.obs_type == "pixels" else ds.states[rows])
+    z = encode_all(model, obs.reshape(-1, *obs.shape[2:])).reshape(len(pick), k + 1, -1)
+    blocks = model.processor.normalize_actions(torch.from_numpy(seq.actions[pick])).flatten(2)
+    err = (model.rollout_latent(z[:, :1], blocks) - z[:, 1:]).square().mean(-1)  # [n, k]
+    spread = rollout_spread(model, z[:, :1], blocks, 8, 0.05, torch.Generator().manual_seed(seed))
+    return {"spearman_pooled": spearman(spread.flatten().numpy(), err.flatten().numpy()),
+            "spearman_at_k": [spearman(spread[:, j].numpy(), err[:, j].numpy()) for j in range(k)], "windows": len(pick)}
+
+
+# ------------------------------------------------------------------------------------ ablation
+
+
+@torch.inference_mode()
+def collapse(model: LatentWorldModel, ds: Dataset, n: int, seed: int) -> dict:
+    """Collapse diagnostics of ``n`` states drawn at random from all episodes (close to i.i.d.)."""
+    rows = np.random.default_rng(seed).permutation(len(ds.states))[:n]
+    return collapse_diagnostics(encode_all(model, torch.from_numpy(np.array(ds.states[rows]))))
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def fmt(x: float, d: int = 2) -> str:
+    return f"{x:.{d}f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True, help="the training data set (its last 10%% is held out)")
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    ap.add_argument("--calls", type=int, default=20, help="timed plans per latency row (default 20)")
+    ap.add_argument("--seeds", type=int, default=50, help="episodes per success row (default 50)")
+    ap.add_argument("--surprise-episodes", type=int, default=20)
+    ap.add_argument("--iterations", type=int, default=10, help="CEM iterations in the success runs (default 10)")
+    ap.add_argument("--noreg", type=Path, default=Path("outputs/wm-pushblocks-state-noreg"),
+                    help="the no-SIGReg ablation model (trained with --config state-noreg)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    ds = Dataset.load(args.data)
+    state_model, pixel_model = load("wm-pushblocks-state"), load("wm-pushblocks-pixels")
+    frames = render_frames(ds, pixel_model.config.image_size, progress=False) if {"openloop", "surprise"} & set(
+        args.only) else None
+    res: dict[str, Any] = {"machine": f"{cpu_name()}, {args.threads} torch threads", "torch": torch.__version__,
+                           "command": "python bench/world_model.py " + " ".join(argv or sys.argv[1:])}
+    print(f"# SIGReg world model benchmarks\n\nMachine: {res['machine']}; command: `{res['command']}`\n")
+    models = {"state": state_model, "pixels": pixel_model}
+    if "openloop" in args.only:
+        res["openloop"] = {k: open_loop(m, ds, frames, 20, 512, args.seed) for k, m in models.items()}
+        print("## Open-loop latent error / Var(z), held-out episodes\n")
+        print("| model | k | model | copy-last | shuffled actions |\n|---|---|---|---|---|")
+        for k, r in res["openloop"].items():
+            for i in (0, 1, 4, 9, 19):
+                print(f"| {k} | {r['k'][i]} | {fmt(r['model'][i], 3)} | {fmt(r['copy_last'][i], 3)} | "
+                      f"{fmt(r['shuffled_actions'][i], 3)} |")
+        print()
+    if "latency" in args.only:
+        res["latency"] = latency(state_model, pixel_model, args.calls, args.seed)
+        print("## Planning latency at LeWM's CEM budget (300 x 10 x 5)\n")
+        print("| planner | median ms | p90 ms | timed budget | scaled by | x latent (pixels) |\n|---|---|---|---|---|---|")
+        for k, r in res["latency"].items():
+            print(f"| {k} | {fmt(r['median_ms'], 1)} | {fmt(r['p90_ms'], 1)} | {r['budget']} | {fmt(r['scaled'], 0)} | "
+                  f"{fmt(r['x_latent_pixel'], 1)} |")
+        print()
+    if "success" in args.only:
+        res["success"] = {f"{m} {s}": success(models.get(m), s, args.seeds, args.iterations, HORIZON)
+                          for m in (*models, "random actions") for s in ("reach", "push")}
+        print(f"## Success, goal observation {GOAL_STEPS} steps ahead, budget {BUDGET}, tolerance {TOL} m\n")
+        print("| model, task | success | Wilson 95% | median best distance (m) | skipped seeds |\n|---|---|---|---|---|")
+        for k, r in res["success"].items():
+            print(f"| {k} | {fmt(r['success'])} | {fmt(r['wilson95'][0])}-{fmt(r['wilson95'][1])} | "
+                  f"{fmt(r['median_best_distance_m'], 3)} | {r['skipped']} |")
+        print()
+    if "surprise" in args.only:
+        res["surprise"] = {k: surprise(m, args.surprise_episodes) for k, m in models.items()}
+        res["spread"] = {k: spread_vs_error(m, ds, frames, 512, args.seed) for k, m in models.items()}
+        print("## Surprise: per-step AUROC (spike ratio)\n")
+        print("| model | teleport | mass x3 | friction x0.2 | colour change | spread-error Spearman (k=1..5) |")
+        print("|---|---|---|---|---|---|")
+        for k, r in res["surprise"].items():
+            cells = [f"{fmt(r[e]['auroc_step'])} ({fmt(r[e]['spike_ratio'], 1)}x)" if e in r else "n/a (no colour in state)"
+                     for e in ("teleport", "mass x3", "friction x0.2", "colour change")]
+            sp = ", ".join(fmt(v) for v in res["spread"][k]["spearman_at_k"])
+            print(f"| {k} | " + " | ".join(cells) + f" | {sp} |")
+        print()
+    if "ablation" in args.only:
+        noreg = LatentWorldModel.from_pretrained(args.noreg)
+        res["ablation"] = {}
+        for k, m in (("SIGReg (lambda 0.09)", state_model), ("no regulariser", noreg)):
+            row = collapse(m, ds, 1024, args.seed)
+            row.update({f"success {s}": success(m, s, args.seeds, args.iterations, HORIZON) for s in ("reach", "push")})
+            res["ablation"][k] = row
+        print("## Ablation: SIGReg vs no regulariser (state model)\n")
+        print("| model | SIGReg (floor 1.05) | effective rank / 32 | std min | top-1 var | reach | push |")
+        print("|---|---|---|---|---|---|---|")
+        for k, r in res["ablation"].items():
+            print(f"| {k} | {fmt(r['sigreg'])} | {fmt(r['effective_rank'], 1)} | {fmt(r['std_min'], 3)} | "
+                  f"{fmt(r['top1_variance'])} | {fmt(r['success reach']['success'])} | "
+                  f"{fmt(r['success push']['success'])} |")
+        print()
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

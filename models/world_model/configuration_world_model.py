@@ -1,0 +1,205 @@
+"""Configuration of the SIGReg latent world model (LeWorldModel recipe), plus named presets.
+
+The model (``modeling_world_model.LatentWorldModel``) encodes an observation (the task state or a
+64x64 top-down render) into an embedding ``z[D]``, and a predictor maps the last ``history``
+embeddings and one *action block* (``frameskip`` consecutive env actions) to the embedding
+``frameskip`` env steps later. It is trained end to end on next-embedding MSE plus
+``sigreg_weight`` times SIGReg of the encoder embeddings (``sigreg.py``), with no EMA target,
+stop-gradient or decoder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+CONFIG_TYPE = "sigreg_world_model"
+OBS_TYPES: tuple[str, ...] = ("state", "pixels")
+
+
+@dataclass
+class WorldModelConfig:
+    """Everything needed to rebuild a ``LatentWorldModel``; saved as its ``config.json``.
+
+    Inputs:
+        obs_type: ``"state"`` (``float32[obs_dim]``) or ``"pixels"`` (``uint8[image_size,
+            image_size, 3]`` renders of the env's top-down camera).
+        obs_dim: ``S``, width of a state observation (16 for PushBlocks); also the width of
+            the task state a linear probe reads out, for both observation types.
+        image_size: side of a square pixel observation (pixels only).
+        action_dim: ``A``, width of one env action.
+        action_low, action_high: the env's action box; actions are scaled to [-1, 1] with it.
+        env_id: gymnasium id the training data came from (informational).
+
+    Time:
+        frameskip: env steps per model step; one action block holds ``frameskip`` actions.
+        history: embeddings the predictor sees (the current one and ``history - 1`` earlier,
+            ``frameskip`` env steps apart).
+        num_frames: frames per training sub-trajectory (LeWM: 4); the predictor is trained
+            frame-causally on the ``num_frames - 1`` next-embedding targets.
+
+    Architecture:
+        embed_dim: ``D``, the latent size.
+        encoder_hidden: width of the state MLP, or of the fully connected layer after the CNN.
+        cnn_channels: channels of the pixel encoder's stride-2 4x4 convolutions.
+        projector_hidden: hidden width of the BatchNorm MLP projectors (encoder and predictor).
+        predictor_hidden: width of the predictor's residual AdaLN-zero MLP blocks.
+        predictor_blocks: number of those blocks.
+        action_embed_dim: width of the action-block embedding that conditions every block.
+        predictor_dropout: dropout inside the predictor blocks (LeWM found 0 hurts).
+
+    Objective:
+        sigreg_weight: lambda of ``loss = mse + lambda * SIGReg`` (LeWM configs: 0.09; 0 is the
+            no-regulariser ablation, which collapses).
+        sigreg_slices, sigreg_knots, sigreg_t_max: SIGReg's random directions and quadrature.
+    """
+
+    # inputs
+    obs_type: str = "state"
+    obs_dim: int = 16
+    image_size: int = 64
+    action_dim: int = 2
+    action_low: tuple[float, ...] = (-0.27, -0.27)
+    action_high: tuple[float, ...] = (0.27, 0.27)
+    env_id: str | None = None
+    # time
+    frameskip: int = 5
+    history: int = 3
+    num_frames: int = 4
+    # architecture
+    embed_dim: int = 32
+    encoder_hidden: int = 256
+    cnn_channels: tuple[int, ...] = (16, 32, 64, 128)
+    projector_hidden: int = 256
+    predictor_hidden: int = 128
+    predictor_blocks: int = 2
+    action_embed_dim: int = 64
+    predictor_dropout: float = 0.1
+    # objective
+    sigreg_weight: float = 0.09
+    sigreg_slices: int = 256
+    sigreg_knots: int = 17
+    sigreg_t_max: float = 3.0
+
+    def __post_init__(self) -> None:
+        for name in ("action_low", "action_high", "cnn_channels"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise ValueError(f"{name} must be a list, got {value!r}")
+            setattr(self, name, tuple(value))
+        self.action_low = tuple(float(v) for v in self.action_low)
+        self.action_high = tuple(float(v) for v in self.action_high)
+        if self.obs_type not in OBS_TYPES:
+            raise ValueError(f"obs_type {self.obs_type!r} is not one of {list(OBS_TYPES)}")
+        for name in ("obs_dim", "image_size", "action_dim", "frameskip", "history", "embed_dim", "encoder_hidden",
+                     "projector_hidden", "predictor_hidden", "predictor_blocks", "action_embed_dim", "sigreg_slices"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.num_frames, int) or self.num_frames < 2:
+            raise ValueError(f"num_frames must be an integer >= 2 (a frame and its successor), got {self.num_frames!r}")
+        if self.history > self.num_frames - 1:
+            raise ValueError(f"history ({self.history}) must be <= num_frames - 1 ({self.num_frames - 1}): training "
+                             "sub-trajectories must hold a full history before the last target")
+        if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
+            raise ValueError(f"action_low/action_high need action_dim = {self.action_dim} entries, got "
+                             f"{len(self.action_low)}/{len(self.action_high)}")
+        if any(lo >= hi for lo, hi in zip(self.action_low, self.action_high)):
+            raise ValueError(f"action_low {self.action_low} must be below action_high {self.action_high} entrywise")
+        if self.obs_type == "pixels":
+            if not self.cnn_channels or any(not isinstance(c, int) or c < 1 for c in self.cnn_channels):
+                raise ValueError(f"cnn_channels must be positive integers, got {self.cnn_channels}")
+            if self.image_size % 2 ** len(self.cnn_channels):
+                raise ValueError(f"image_size ({self.image_size}) must be divisible by 2 ** len(cnn_channels) = "
+                                 f"{2 ** len(self.cnn_channels)}: every convolution halves the image")
+        if not 0.0 <= self.predictor_dropout < 1.0:
+            raise ValueError(f"predictor_dropout must lie in [0, 1), got {self.predictor_dropout}")
+        if not self.sigreg_weight >= 0.0:
+            raise ValueError(f"sigreg_weight must be >= 0 (0 disables the regulariser), got {self.sigreg_weight}")
+        if self.sigreg_knots < 2 or not self.sigreg_t_max > 0:
+            raise ValueError(f"sigreg_knots must be >= 2 and sigreg_t_max > 0, got {self.sigreg_knots}, "
+                             f"{self.sigreg_t_max}")
+
+    @property
+    def block_dim(self) -> int:
+        """Width of one flattened action block: ``frameskip * action_dim``."""
+        return self.frameskip * self.action_dim
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """Shape of one observation: ``(S,)`` or ``(H, W, 3)``."""
+        return (self.obs_dim,) if self.obs_type == "state" else (self.image_size, self.image_size, 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict, tagged with ``type``."""
+        return {"type": CONFIG_TYPE, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorldModelConfig:
+        """Inverse of ``to_dict``; unknown keys or a different ``type`` raise ``ValueError``."""
+        data = dict(data)
+        kind = data.pop("type", CONFIG_TYPE)
+        if kind != CONFIG_TYPE:
+            raise ValueError(f"config type is {kind!r}, expected {CONFIG_TYPE!r}: this is not a world-model config")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown world-model config keys {unknown}; valid keys are {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class WorldModelPreset:
+    """A named recipe: model settings the data does not fix, and training settings (``TrainConfig``)."""
+
+    description: str
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+_TRAIN = {"ema": False, "weight_decay": 1e-3, "grad_clip_norm": 1.0, "betas": (0.9, 0.999)}
+"""LeWM's optimiser settings (AdamW, wd 1e-3, clip 1.0); no weight EMA (BatchNorm statistics would not follow it)."""
+
+PRESETS: dict[str, WorldModelPreset] = {
+    "tiny": WorldModelPreset(
+        "seconds-long state run for tests and smoke checks",
+        model={"obs_type": "state", "embed_dim": 16, "encoder_hidden": 64, "projector_hidden": 64,
+               "predictor_hidden": 64, "predictor_blocks": 1, "action_embed_dim": 32, "sigreg_slices": 64},
+        train={**_TRAIN, "steps": 150, "batch_size": 64, "lr": 3e-3, "warmup_steps": 10, "checkpoint_every": 50,
+               "log_every": 25},
+    ),
+    "state": WorldModelPreset(
+        "PushBlocks task state (S = 16), D = 32, about 0.3 M parameters; a few minutes on 2 cores",
+        model={"obs_type": "state", "embed_dim": 32},
+        train={**_TRAIN, "steps": 4000, "batch_size": 256, "lr": 1e-3, "warmup_steps": 200, "checkpoint_every": 1000},
+    ),
+    "state-noreg": WorldModelPreset(
+        "ablation: the state preset without SIGReg (sigreg_weight 0); expected to collapse",
+        model={"obs_type": "state", "embed_dim": 32, "sigreg_weight": 0.0},
+        train={**_TRAIN, "steps": 4000, "batch_size": 256, "lr": 1e-3, "warmup_steps": 200, "checkpoint_every": 1000},
+    ),
+    "pixels": WorldModelPreset(
+        "64x64 top-down renders, 4-layer CNN, D = 64, about 1 M parameters; 7 minutes on 2 cores; undertrained (see its README)",
+        model={"obs_type": "pixels", "embed_dim": 64},
+        train={**_TRAIN, "steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "checkpoint_every": 500},
+    ),
+    "gpu-pixels": WorldModelPreset(
+        "wider pixel model for a GPU host (D = 192, LeWM's width); too slow to train on 2 cores",
+        model={"obs_type": "pixels", "embed_dim": 192, "encoder_hidden": 512, "cnn_channels": [32, 64, 128, 256],
+               "projector_hidden": 2048, "predictor_hidden": 1024, "predictor_blocks": 4, "action_embed_dim": 256,
+               "sigreg_slices": 1024},
+        train={**_TRAIN, "steps": 30_000, "batch_size": 128, "lr": 5e-4, "warmup_steps": 1000,
+               "checkpoint_every": 5000},
+    ),
+}
+
+
+def get_preset(name: str) -> WorldModelPreset:
+    """The preset called ``name``, else ``ValueError`` listing the valid names."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown world-model config {name!r}: valid configs are {sorted(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,75 @@
+"""``forethought eval --policy latent-cem`` (and ``latent-mppi``): latent MPC on plan-step tasks.
+
+The harness (``forethought.models.evaluation``) gives each episode a plan step; the policy scores
+imagined latents with the model folder's linear probe (``latent_planner.probe_objective``), so it
+needs a state model (a pixel model is planned with goal images instead, see ``bench/world_model.py``).
+
+Example::
+
+    forethought eval --policy latent-cem --model models/pretrained/wm-pushblocks-state \\
+        --env forethought/PushBlocks-v0 --env-kwargs '{"n_blocks": 1}' --skill reach --seeds 0-49 \\
+        --policy-option iterations=10 --policy-option execute_blocks=1
+
+``--policy-option`` keys: ``samples`` (300), ``elites`` (30), ``iterations`` (10), ``horizon``
+(5 blocks), ``execute_blocks`` (blocks run before replanning, 1), ``temperature`` (MPPI only, 0.5).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from forethought.models.evaluation import PolicySpec, register_policy
+from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
+from forethought.models.world_model.modeling_world_model import LatentWorldModel
+from forethought.models.world_model.probe import LinearProbe
+
+INT_OPTIONS = ("samples", "elites", "iterations", "horizon", "execute_blocks")
+
+
+class LatentPlannerEvalPolicy:
+    """A ``forethought.models.evaluation.Policy`` around ``LatentPlanPolicy`` with a probe objective."""
+
+    def __init__(self, spec: PolicySpec, mppi: bool = False) -> None:
+        name = "latent-mppi" if mppi else "latent-cem"
+        if spec.model is None:
+            raise ValueError(f"--policy {name} needs --model DIR (a world-model folder, e.g. "
+                             "models/pretrained/wm-pushblocks-state)")
+        allowed = INT_OPTIONS + (("temperature",) if mppi else ())
+        unknown = sorted(set(spec.options) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown --policy-option {unknown} for {name}: valid keys are {list(allowed)}")
+        opts: dict[str, Any] = {}
+        for key, value in spec.options.items():
+            try:
+                opts[key] = int(value) if key in INT_OPTIONS else float(value)
+            except ValueError:
+                raise ValueError(f"--policy-option {key}={value!r} must be a number") from None
+        model = LatentWorldModel.from_pretrained(spec.model, device=spec.device)
+        c = model.config
+        if c.obs_type != "state":
+            raise ValueError(f"--policy {name} plans plan-step tasks through the probe and needs a state model; "
+                             f"{spec.model} is a {c.obs_type} model")
+        if c.obs_dim != spec.observation_dim or c.action_dim != spec.action_dim:
+            raise ValueError(f"world model {spec.model} takes observations of width {c.obs_dim} and actions of width "
+                             f"{c.action_dim}, but {spec.env_id} has {spec.observation_dim} and {spec.action_dim}")
+        probe = LinearProbe.load(spec.model, c.embed_dim, c.obs_dim)
+        execute = opts.pop("execute_blocks", 1)
+        planner = (LatentMPPI if mppi else LatentCEM)(model, terminal_only=False, **opts)
+        self.name, self.policy = name, LatentPlanPolicy(planner, probe, execute_blocks=execute)
+        self.task: dict[str, Any] | None = None
+
+    def reset(self, task: dict[str, Any] | None, seed: int) -> None:
+        if task is None:
+            raise ValueError(f"--policy {self.name} plans toward the task: do not pass --no-goal")
+        self.task = task
+        self.policy.reset()
+        self.policy.planner.generator.manual_seed(seed)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy.act(obs, self.task)
+
+
+register_policy("latent-cem")(LatentPlannerEvalPolicy)
+register_policy("latent-mppi")(lambda spec: LatentPlannerEvalPolicy(spec, mppi=True))

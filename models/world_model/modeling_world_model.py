@@ -1,0 +1,325 @@
+"""The SIGReg latent world model: encoder + BatchNorm projector, action-conditioned predictor + projector.
+
+A CPU-sized LeWorldModel (Maes et al. 2026, arXiv 2603.19312):
+
+1. the **encoder** maps an observation to ``z[D]``: an MLP for the task state, a stride-2 CNN for
+   64x64 renders; each ends in a BatchNorm MLP projector (no final LayerNorm, which would keep
+   SIGReg from shaping the embedding);
+2. the **predictor** maps the last ``history`` embeddings (``frameskip`` env steps apart) and one
+   action block ``a[t .. t+frameskip-1]`` to ``z[t+frameskip]``: residual MLP blocks whose
+   LayerNorms are modulated by the action embedding through AdaLN-zero (shift, scale and a gate
+   initialised to 0, as in DiT), then its own BatchNorm projector;
+3. **training** encodes ``num_frames``-frame sub-trajectories, predicts frames 2..T from the
+   frames before them (frame-causal, teacher forced) and minimises
+   ``mean ||pred - z||^2 + sigreg_weight * SIGReg(z)``, SIGReg taken over the batch at each time
+   step and averaged. There is no EMA target, no stop-gradient and no decoder.
+
+The model implements the ``Dynamics`` call in its latent space::
+
+    z = model.encode(obs)                           # [..., D]
+    states = model.rollout(obs, actions[n, F, A])   # [1, n, F // frameskip, D]: one member, one latent per block
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from forethought.models.world_model.configuration_world_model import WorldModelConfig
+from forethought.models.world_model.processor_world_model import WorldModelProcessor
+from forethought.models.world_model.sigreg import collapse_diagnostics, sigreg
+from forethought.sim.dataset import atomic_path
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class BNProjector(nn.Module):
+    """``Linear -> BatchNorm1d -> GELU -> Linear`` over the last dim of ``x[..., in_dim]``."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(), nn.Linear(hidden, out_dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
+
+
+class StateEncoder(nn.Module):
+    """MLP ``s[N, S] -> h[N, hidden]``."""
+
+    def __init__(self, obs_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class PixelEncoder(nn.Module):
+    """CNN ``img[N, 3, H, W] -> h[N, hidden]``: stride-2 4x4 convolutions, then one linear layer."""
+
+    def __init__(self, image_size: int, channels: tuple[int, ...], hidden: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, kernel_size=4, stride=2, padding=1), nn.GroupNorm(min(8, c), c), nn.GELU()]
+            c_in = c
+        side = image_size // 2 ** len(channels)
+        self.conv = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c_in * side * side, hidden), nn.GELU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.conv(x))
+
+
+class AdaLNZeroBlock(nn.Module):
+    """Residual MLP block ``x + gate * MLP(LN(x) * (1 + scale) + shift)``, (shift, scale, gate) from ``c``."""
+
+    def __init__(self, width: int, cond_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * width, width))
+        self.modulation = nn.Linear(cond_dim, 3 * width)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        shift, scale, gate = self.modulation(c).chunk(3, dim=-1)
+        return x + gate * self.mlp(self.norm(x) * (1 + scale) + shift)
+
+
+class Predictor(nn.Module):
+    """``(z_hist[N, h, D], present[N, h], block[N, frameskip * A]) -> z_next[N, D]`` (before the projector).
+
+    ``z_hist`` holds the last ``h = history`` embeddings, oldest first; slots before the start
+    of the trajectory are zero and flagged absent in ``present`` (so the same network serves
+    histories of 1..h frames).
+    """
+
+    def __init__(self, config: WorldModelConfig) -> None:
+        super().__init__()
+        c = config
+        self.action_encoder = nn.Sequential(
+            nn.Linear(c.block_dim, c.action_embed_dim), nn.GELU(), nn.Linear(c.action_embed_dim, c.action_embed_dim)
+        )
+        self.input = nn.Linear(c.history * (c.embed_dim + 1), c.predictor_hidden)
+        self.blocks = nn.ModuleList(
+            AdaLNZeroBlock(c.predictor_hidden, c.action_embed_dim, c.predictor_dropout) for _ in range(c.predictor_blocks)
+        )
+        self.final_norm = nn.LayerNorm(c.predictor_hidden, elementwise_affine=False)
+        self.final_modulation = nn.Linear(c.action_embed_dim, 2 * c.predictor_hidden)
+        nn.init.zeros_(self.final_modulation.weight)
+        nn.init.zeros_(self.final_modulation.bias)
+        self.output = nn.Linear(c.predictor_hidden, c.embed_dim)
+
+    def forward(self, z_hist: Tensor, present: Tensor, block: Tensor) -> Tensor:
+        x = torch.cat([(z_hist * present.unsqueeze(-1)).flatten(1), present], dim=-1)
+        x = self.input(x)
+        c = self.action_encoder(block)
+        for blk in self.blocks:
+            x = blk(x, c)
+        shift, scale = self.final_modulation(c).chunk(2, dim=-1)
+        return self.output(self.final_norm(x) * (1 + scale) + shift)
+
+
+class LatentWorldModel(nn.Module):
+    """Encoder, projectors and predictor of a SIGReg world model (see the module docstring).
+
+    Args:
+        config: the architecture and objective.
+        processor: observation/action normalisation; a fresh one (identity statistics) by default.
+    """
+
+    def __init__(self, config: WorldModelConfig, processor: WorldModelProcessor | None = None) -> None:
+        super().__init__()
+        c = self.config = config
+        self.processor = processor if processor is not None else WorldModelProcessor(config)
+        self.encoder: nn.Module = (
+            StateEncoder(c.obs_dim, c.encoder_hidden)
+            if c.obs_type == "state"
+            else PixelEncoder(c.image_size, c.cnn_channels, c.encoder_hidden)
+        )
+        self.projector = BNProjector(c.encoder_hidden, c.projector_hidden, c.embed_dim)
+        self.predictor = Predictor(c)
+        self.pred_projector = BNProjector(c.embed_dim, c.projector_hidden, c.embed_dim)
+        self.loss_log: list[tuple[float, float]] = []
+        """``(mse, sigreg)`` of every ``compute_loss`` call in training mode (collapse diagnostics)."""
+
+    # ---- core maps ---------------------------------------------------------------------------
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Normalised observations ``x[..., *input_shape]`` -> embeddings ``z[..., D]``."""
+        lead = x.shape[: x.dim() - (1 if self.config.obs_type == "state" else 3)]
+        h = self.encoder(x.reshape(-1, *x.shape[len(lead):]))
+        return self.projector(h).reshape(*lead, -1)
+
+    def predict(self, z_hist: Tensor, blocks: Tensor) -> Tensor:
+        """Next embedding ``[N, D]`` from ``z_hist[N, h, D]`` (h <= history, oldest first) and normalised
+        action blocks ``blocks[N, frameskip * A]``."""
+        n, h, d = z_hist.shape
+        H = self.config.history
+        assert h <= H, f"history of {h} embeddings exceeds the model's {H}"
+        if h < H:
+            z_hist = torch.cat([z_hist.new_zeros(n, H - h, d), z_hist], dim=1)
+        present = torch.zeros(n, H, device=z_hist.device, dtype=z_hist.dtype)
+        present[:, H - h:] = 1.0
+        return self.pred_projector(self.predictor(z_hist, present, blocks))
+
+    def rollout_latent(self, z_hist: Tensor, blocks: Tensor) -> Tensor:
+        """Autoregressive rollout: ``z_hist[n, h, D]``, normalised ``blocks[n, K, frameskip * A]`` ->
+        ``z[n, K, D]``, the embedding after each block (predictions are fed back as history)."""
+        H = self.config.history
+        window = z_hist[:, -H:]
+        out = []
+        for k in range(blocks.shape[1]):
+            z_next = self.predict(window, blocks[:, k])
+            out.append(z_next)
+            window = torch.cat([window, z_next.unsqueeze(1)], dim=1)[:, -H:]
+        return torch.stack(out, dim=1)
+
+    # ---- user-facing API ---------------------------------------------------------------------
+
+    def encode(self, obs: Any) -> Tensor:
+        """Embeddings ``z[..., D]`` of observations ``obs[..., *obs_shape]`` (state floats or uint8 images).
+
+        Raises ``ValueError`` for a wrong shape or a NaN/inf entry. Call ``eval()`` first for
+        inference (BatchNorm then uses its running statistics).
+        """
+        return self.embed(self.processor.normalize_obs(self.processor.check_obs(obs)))
+
+    def action_blocks(self, actions: Any) -> Tensor:
+        """Env actions ``[n, F, A]`` -> normalised blocks ``[n, F // frameskip, frameskip * A]``."""
+        c = self.config
+        a = torch.as_tensor(np.asarray(actions) if not isinstance(actions, Tensor) else actions)
+        if a.dim() != 3 or a.shape[2] != c.action_dim or a.shape[1] % c.frameskip or a.shape[1] == 0:
+            raise ValueError(f"actions must have shape [n, F, {c.action_dim}] with F a positive multiple of frameskip "
+                             f"= {c.frameskip}, got {list(a.shape)}")
+        a = a.to(self.processor.action_low.device)
+        if not torch.isfinite(a).all():
+            raise ValueError("actions contain NaN or inf: refusing to roll them out")
+        a = self.processor.normalize_actions(a)
+        return a.reshape(a.shape[0], a.shape[1] // c.frameskip, c.block_dim)
+
+    def rollout(self, obs: Any, actions: Any) -> Tensor:
+        """The ``Dynamics`` call in latent space: ``states[1, n, F // frameskip, D]``.
+
+        Args:
+            obs: the current observation ``[*obs_shape]``, or a history ``[h, *obs_shape]``
+                (oldest first, ``frameskip`` env steps apart, ``h <= history``).
+            actions: ``[n, F, A]`` env actions from the current step on; ``F`` is a multiple of
+                ``frameskip``. Member axis k has size 1 (one model, no ensemble).
+        """
+        x = self.processor.check_obs(obs)
+        shape = self.config.obs_shape
+        if x.dim() == len(shape):
+            x = x.unsqueeze(0)
+        if x.dim() != len(shape) + 1 or not 1 <= x.shape[0] <= self.config.history:
+            raise ValueError(f"obs must be one observation {list(shape)} or a history [h, {', '.join(map(str, shape))}]"
+                             f" with 1 <= h <= history = {self.config.history}, got {list(x.shape)}")
+        blocks = self.action_blocks(actions)
+        z = self.embed(self.processor.normalize_obs(x))  # [h, D]
+        return self.rollout_latent(z.unsqueeze(0).expand(blocks.shape[0], -1, -1), blocks).unsqueeze(0)
+
+    # ---- training ----------------------------------------------------------------------------
+
+    def forward_sequence(self, obs: Tensor, blocks: Tensor) -> tuple[Tensor, Tensor]:
+        """Teacher-forced pass: normalised ``obs[B, T, ...]``, ``blocks[B, T-1, frameskip * A]`` ->
+        ``(z[B, T, D], pred[B, T-1, D])``, ``pred[:, j]`` predicting ``z[:, j+1]`` from ``z[:, :j+1]``."""
+        z = self.embed(obs)
+        B, T, D = z.shape
+        H = self.config.history
+        # history windows ending at frames 0..T-2, zero-padded before the start
+        padded = torch.cat([z.new_zeros(B, H - 1, D), z], dim=1)  # [B, T+H-1, D]
+        windows = torch.stack([padded[:, j:j + H] for j in range(T - 1)], dim=1)  # [B, T-1, H, D]
+        present = (torch.arange(T - 1, device=z.device)[:, None] + torch.arange(H, device=z.device)[None] >= H - 1)
+        present = present.to(z.dtype).expand(B, -1, -1)  # [B, T-1, H]
+        pred = self.predictor(windows.reshape(B * (T - 1), H, D), present.reshape(B * (T - 1), H),
+                              blocks.reshape(B * (T - 1), -1))
+        return z, self.pred_projector(pred).reshape(B, T - 1, D)
+
+    def compute_loss(self, batch: Mapping[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
+        """``mse + sigreg_weight * SIGReg`` for ``batch["obs"][B, T, *obs_shape]`` (raw observations) and
+        ``batch["actions"][B, T-1, frameskip, A]`` (env units); the terms are appended to ``loss_log``."""
+        obs, actions = batch["obs"], batch["actions"]
+        c = self.config
+        z, pred = self.forward_sequence(
+            self.processor.normalize_obs(obs),
+            self.processor.normalize_actions(actions).reshape(*actions.shape[:2], c.block_dim),
+        )
+        mse = (pred - z[:, 1:]).square().mean()
+        reg = sigreg(z.transpose(0, 1), c.sigreg_slices, c.sigreg_knots, c.sigreg_t_max, generator)  # [T, B, D]
+        if self.training:
+            self.loss_log.append((float(mse.detach()), float(reg.detach())))
+        return mse + c.sigreg_weight * reg if c.sigreg_weight > 0 else mse
+
+    @torch.no_grad()
+    def diagnostics(self, obs: Tensor, actions: Tensor) -> dict[str, float]:
+        """Evaluation-mode prediction error and collapse diagnostics on one batch (as ``compute_loss`` takes)."""
+        was_training = self.training
+        self.eval()
+        c = self.config
+        z, pred = self.forward_sequence(
+            self.processor.normalize_obs(obs),
+            self.processor.normalize_actions(actions).reshape(*actions.shape[:2], c.block_dim),
+        )
+        self.train(was_training)
+        out = {"mse": float((pred - z[:, 1:]).square().mean()),
+               "copy_last_mse": float((z[:, :-1] - z[:, 1:]).square().mean())}
+        out.update(collapse_diagnostics(z[:, 0]))
+        return out
+
+    # ---- persistence -------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (weights plus normalisation statistics)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / CONFIG_FILE) as tmp:
+            tmp.write_text(self.config.to_json())
+        weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_file(weights, str(tmp), metadata={"format": "pt"})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str], device: str | torch.device = "cpu") -> LatentWorldModel:
+        """Load a model saved by ``save_pretrained``, in eval mode; every error names the offending file."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"no world-model checkpoint at {directory}: the directory does not exist "
+                                    "(train one with `forethought train world-model` or use models/pretrained/wm-*)")
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"missing {path.name} in world-model checkpoint {directory}: expected {path}")
+        try:
+            config = WorldModelConfig.from_dict(json.loads(config_path.read_text()))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"corrupt or invalid world-model config {config_path}: {e}") from e
+        model = cls(config)
+        try:
+            state = load_file(str(weights_path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ValueError(f"corrupt world-model weights {weights_path}: {e}") from e
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"world-model weights {weights_path} do not match {config_path}: {e}") from e
+        bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise ValueError(f"world-model weights {weights_path} hold NaN or inf in {bad[:3]}: the checkpoint is corrupt")
+        return model.to(device).eval()
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+

@@ -1,0 +1,190 @@
+"""The SIGReg world model: contracts, persistence, bad inputs, training through the shared trainer.
+
+Planning and surprise live in ``test_world_model_planning.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from forethought.models.training import train
+from forethought.models.world_model import LatentWorldModel, WorldModelConfig
+from forethought.models.world_model.sigreg import COLLAPSE_PER_SAMPLE
+from forethought.models.world_model.train_world_model import DIAGNOSTICS_FILE, build_world_model_run
+from forethought.sim.collect import collect
+
+TINY = {"embed_dim": 8, "encoder_hidden": 32, "projector_hidden": 32, "predictor_hidden": 32, "predictor_blocks": 1,
+        "action_embed_dim": 16, "sigreg_slices": 16}
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny tensors: one thread is faster than two, and much faster on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(obs_type: str = "state", seed: int = 0) -> LatentWorldModel:
+    torch.manual_seed(seed)
+    extra = {"image_size": 16, "cnn_channels": (4, 8)} if obs_type == "pixels" else {}
+    model = LatentWorldModel(WorldModelConfig(obs_type=obs_type, **TINY, **extra))
+    # one training-mode pass so BatchNorm statistics are not the identity
+    batch = random_batch(model.config, 16)
+    model.compute_loss(batch).backward()
+    return model.eval()
+
+
+def random_obs(config: WorldModelConfig, *lead: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if config.obs_type == "state":
+        return 0.1 * torch.randn(*lead, config.obs_dim, generator=g)
+    return torch.randint(0, 256, (*lead, config.image_size, config.image_size, 3), generator=g, dtype=torch.uint8)
+
+
+def random_batch(config: WorldModelConfig, batch: int) -> dict[str, torch.Tensor]:
+    actions = (torch.rand(batch, config.num_frames - 1, config.frameskip, config.action_dim) - 0.5) * 0.5
+    return {"obs": random_obs(config, batch, config.num_frames), "actions": actions}
+
+
+@pytest.mark.parametrize("obs_type", ["state", "pixels"])
+def test_encode_and_rollout_shapes(obs_type: str) -> None:
+    model = tiny_model(obs_type)
+    c = model.config
+    assert model.encode(random_obs(c, 3, 2)).shape == (3, 2, c.embed_dim)
+    actions = torch.zeros(7, 2 * c.frameskip, c.action_dim)
+    states = model.rollout(random_obs(c), actions)  # the Dynamics call: [k, n, blocks, D]
+    assert states.shape == (1, 7, 2, c.embed_dim)
+    history = model.rollout(random_obs(c, 2), actions)  # a 2-frame history
+    assert history.shape == (1, 7, 2, c.embed_dim)
+
+
+@pytest.mark.parametrize("obs_type", ["state", "pixels"])
+def test_save_load_round_trip_is_exact(tmp_path: Path, obs_type: str) -> None:
+    model = tiny_model(obs_type)
+    model.processor.obs_mean.fill_(0.3)
+    model.save_pretrained(tmp_path)
+    loaded = LatentWorldModel.from_pretrained(tmp_path)
+    assert not loaded.training
+    obs = random_obs(model.config, 4)
+    actions = torch.rand(4, model.config.frameskip, 2) * 0.2
+    assert torch.equal(model.encode(obs), loaded.encode(obs))
+    assert torch.equal(model.rollout(obs[0], actions), loaded.rollout(obs[0], actions))
+    assert json.loads((tmp_path / "config.json").read_text())["type"] == "sigreg_world_model"
+
+
+def test_predictor_is_frame_causal() -> None:
+    model = tiny_model()
+    batch = random_batch(model.config, 4)
+    obs = model.processor.normalize_obs(batch["obs"])
+    blocks = model.processor.normalize_actions(batch["actions"]).flatten(2)
+    _, pred = model.forward_sequence(obs, blocks)
+    obs2 = obs.clone()
+    obs2[:, 2] += 1.0  # change frame 2: predictions of frames 1 and 2 (from frames 0, 0..1) must not move
+    _, pred2 = model.forward_sequence(obs2, blocks)
+    assert torch.equal(pred[:, :2], pred2[:, :2]) and not torch.allclose(pred[:, 2], pred2[:, 2])
+
+
+def test_compute_loss_logs_terms_and_gradients_reach_every_part() -> None:
+    model = tiny_model().train()
+    model.loss_log.clear()
+    loss = model.compute_loss(random_batch(model.config, 32))
+    loss.backward()
+    mse, reg = model.loss_log[-1]
+    assert float(loss.detach()) == pytest.approx(mse + model.config.sigreg_weight * reg, rel=1e-5)
+    for name in ("encoder", "projector", "predictor", "pred_projector"):
+        grads = [p.grad for p in getattr(model, name).parameters() if p.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads), name
+
+
+def test_bad_inputs_raise_value_errors() -> None:
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"obs must have shape \[\.\.\., 16\]"):
+        model.encode(torch.zeros(3, 15))
+    with pytest.raises(ValueError, match="NaN"):
+        model.encode(torch.full((16,), float("nan")))
+    with pytest.raises(ValueError, match="multiple of frameskip"):
+        model.rollout(torch.zeros(16), torch.zeros(2, 7, 2))
+    with pytest.raises(ValueError, match="NaN"):
+        model.rollout(torch.zeros(16), torch.full((2, 5, 2), float("nan")))
+    with pytest.raises(ValueError, match="history"):
+        model.rollout(torch.zeros(4, 16), torch.zeros(2, 5, 2))
+    pixels = tiny_model("pixels")
+    with pytest.raises(ValueError, match="image uint8"):
+        pixels.encode(torch.zeros(16))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"obs_type": "depth"}, "obs_type"),
+    ({"history": 4}, "history"),
+    ({"num_frames": 1}, "num_frames"),
+    ({"sigreg_weight": -1.0}, "sigreg_weight"),
+    ({"obs_type": "pixels", "image_size": 60}, "divisible"),
+    ({"action_low": (0.0, 0.0), "action_high": (0.0, 1.0)}, "below"),
+])
+def test_config_validation(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        WorldModelConfig(**kwargs)
+
+
+def test_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        LatentWorldModel.from_pretrained(tmp_path / "nope")
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="corrupt world-model weights"):
+        LatentWorldModel.from_pretrained(tmp_path)
+    weights.write_bytes(good)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "embed_dim": 9}))
+    with pytest.raises(ValueError, match="do not match"):
+        LatentWorldModel.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt or invalid world-model config"):
+        LatentWorldModel.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with torch.no_grad():
+        model.projector.net[0].weight[0, 0] = float("nan")
+    model.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="NaN"):
+        LatentWorldModel.from_pretrained(tmp_path)
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match="missing model.safetensors"):
+        LatentWorldModel.from_pretrained(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wm") / "play.parquet"
+    return collect("forethought/PushBlocks-v0", episodes=16, noise=0.1, play_fraction=1.0, seed=0, out=out,
+                   progress=False, max_steps=80)
+
+
+def test_tiny_training_run_lowers_prediction_loss_without_collapse(small_dataset: Path, tmp_path: Path) -> None:
+    model, sample_batch, train_config, run_config, finish = build_world_model_run(
+        small_dataset, "tiny", ["play"], seed=0, overrides={"steps": 120}, obs_type="state", progress=False)
+    result = train(model, sample_batch, train_config, tmp_path, run_config)
+    assert result.final_loss < 0.5 * result.first_loss
+    log = np.array(model.loss_log)  # (mse, sigreg) per step
+    assert log[-20:, 0].mean() < 0.5 * log[:20, 0].mean()
+    collapse = COLLAPSE_PER_SAMPLE * train_config.batch_size
+    assert log[-20:, 1].mean() < 0.2 * collapse  # far below 0.402 B (and the floor is 1.05)
+    diag = finish(model, tmp_path)
+    assert json.loads((tmp_path / DIAGNOSTICS_FILE).read_text())["effective_rank"] == diag["effective_rank"]
+    assert diag["effective_rank"] > 4  # of D = 16: not collapsed to a line
+    loaded = LatentWorldModel.from_pretrained(tmp_path)
+    assert loaded.config.obs_dim == 16 and (tmp_path / "probe.safetensors").is_file()
+
+
+def test_obs_flag_must_agree_with_the_preset(small_dataset: Path) -> None:
+    with pytest.raises(ValueError, match="contradicts"):
+        build_world_model_run(small_dataset, "tiny", ["play"], seed=0, obs_type="pixels", progress=False)

@@ -1,0 +1,175 @@
+"""Latent planning (CEM, MPPI), the surprise monitor and the probe, on a world model trained in the test.
+
+The toy world is a 2-D point: ``s' = s + STEP * a`` with ``a`` in [-1, 1]^2. A tiny world model
+learns it in a few seconds through the shared trainer; then planning toward a goal observation
+must beat random actions, and a teleport must be the most surprising step. The shipped PushBlocks
+model is checked in ``test_world_model_pretrained.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from forethought.models.training import TrainConfig, train
+from forethought.models.world_model import LatentWorldModel, WorldModelConfig
+from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
+from forethought.models.world_model.probe import LinearProbe
+from forethought.models.world_model.surprise import SurpriseMonitor, rollout_spread, surprise_trace
+
+STEP = 0.04
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny tensors: one thread is faster than two, and much faster on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def point_states(s0: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """States ``[..., T + 1, 2]`` of the toy world from ``s0[..., 2]`` and ``actions[..., T, 2]``."""
+    return np.concatenate([s0[..., None, :], s0[..., None, :] + STEP * np.cumsum(actions, axis=-2)], axis=-2)
+
+
+@pytest.fixture(scope="module")
+def point_model(tmp_path_factory: pytest.TempPathFactory) -> LatentWorldModel:
+    torch.manual_seed(0)
+    config = WorldModelConfig(obs_dim=2, action_dim=2, action_low=(-1, -1), action_high=(1, 1), embed_dim=16,
+                              encoder_hidden=64, projector_hidden=64, predictor_hidden=64, predictor_blocks=2,
+                              action_embed_dim=32, sigreg_slices=64, predictor_dropout=0.0)
+    model = LatentWorldModel(config)
+    fit_rng = np.random.default_rng(1)
+    model.processor.fit(fit_rng.uniform(-1, 1, (4096, 2)))
+    T, fs = config.num_frames, config.frameskip
+
+    def sample_batch(rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        s0 = rng.uniform(-0.8, 0.8, (128, 2))
+        a = rng.uniform(-1, 1, (128, (T - 1) * fs, 2))
+        states = point_states(s0, a)[:, ::fs]  # [B, T, 2]
+        return {"obs": torch.tensor(states, dtype=torch.float32),
+                "actions": torch.tensor(a, dtype=torch.float32).reshape(128, T - 1, fs, 2)}
+
+    train_config = TrainConfig(steps=200, batch_size=128, lr=3e-3, warmup_steps=20, ema=False, checkpoint_every=200,
+                               log_every=50)
+    out = tmp_path_factory.mktemp("point")
+    train(model, sample_batch, train_config, out, {"model": "world-model", "toy": "point"})
+    return model.eval()
+
+
+def run_plans(policy_actions, trials: int = 8) -> float:
+    """Mean final distance to the goal over ``trials`` start/goal pairs."""
+    rng = np.random.default_rng(123)
+    dists = []
+    for _ in range(trials):
+        s0 = rng.uniform(-0.4, 0.4, 2)
+        angle = rng.uniform(0, 2 * np.pi)
+        goal = s0 + 0.5 * np.array([np.cos(angle), np.sin(angle)])
+        actions = policy_actions(s0.astype(np.float32), goal.astype(np.float32), rng)
+        dists.append(np.linalg.norm(point_states(s0, actions)[-1] - goal))
+    return float(np.mean(dists))
+
+
+@pytest.mark.parametrize("planner_cls", [LatentCEM, LatentMPPI])
+def test_latent_planner_beats_random_on_a_reach(point_model: LatentWorldModel, planner_cls: type) -> None:
+    planner = planner_cls(point_model, samples=100, elites=10, iterations=6, seed=0)
+    planned = run_plans(lambda s0, goal, rng: planner.plan(s0, goal=goal))
+    random = run_plans(lambda s0, goal, rng: rng.uniform(-1, 1, (25, 2)))
+    assert planned < 0.35 * random and planned < 0.15, (planned, random)
+
+
+def test_plan_is_in_env_units_and_reproducible(point_model: LatentWorldModel) -> None:
+    obs, goal = np.zeros(2, np.float32), np.full(2, 0.3, np.float32)
+    a = LatentCEM(point_model, samples=50, elites=5, iterations=3, seed=4).plan(obs, goal=goal)
+    b = LatentCEM(point_model, samples=50, elites=5, iterations=3, seed=4).plan(obs, goal=goal)
+    assert a.shape == (25, 2) and a.dtype == np.float32 and np.array_equal(a, b)
+    assert np.all(np.abs(a) <= 1.0)
+
+
+def test_proposals_are_candidates(point_model: LatentWorldModel) -> None:
+    """With two samples (the mean, then one proposal) and one elite, a proposal better than the
+    zero mean is returned exactly."""
+    proposal = np.tile(np.array([0.8, 0.8], np.float32), (1, 25, 1))
+    planner = LatentCEM(point_model, samples=2, elites=1, iterations=1)
+    plan = planner.plan(np.zeros(2, np.float32), goal=np.full(2, 0.8, np.float32), proposals=proposal)
+    assert np.allclose(plan, proposal[0], atol=1e-6)
+    with pytest.raises(ValueError, match="proposals must have shape"):
+        planner.plan(np.zeros(2, np.float32), goal=np.zeros(2, np.float32), proposals=np.zeros((1, 10, 2)))
+
+
+def test_planner_argument_errors(point_model: LatentWorldModel) -> None:
+    with pytest.raises(ValueError, match="elites"):
+        LatentCEM(point_model, samples=10, elites=20)
+    planner = LatentCEM(point_model, samples=10, elites=2, iterations=1)
+    with pytest.raises(ValueError, match="exactly one"):
+        planner.plan(np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        planner.plan(np.array([np.nan, 0], np.float32), goal=np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="goal must have shape"):
+        planner.plan(np.zeros(2, np.float32), goal=np.zeros(3, np.float32))
+
+
+def test_policy_replans_every_block(point_model: LatentWorldModel) -> None:
+    planner = LatentCEM(point_model, samples=60, elites=6, iterations=4, terminal_only=False)
+    policy = LatentPlanPolicy(planner, execute_blocks=1)
+    policy.set_goal_observation(np.array([0.4, -0.3], np.float32))
+    s = np.zeros(2)
+    for _ in range(30):
+        s = s + STEP * policy.act(s.astype(np.float32))
+    assert np.linalg.norm(s - [0.4, -0.3]) < 0.1
+    with pytest.raises(ValueError, match="goal observation"):
+        LatentPlanPolicy(planner).act(np.zeros(2, np.float32), None)
+
+
+def point_episode(teleport_at: int | None) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    actions = rng.uniform(-1, 1, (40, 2))
+    states = point_states(np.zeros(2), actions)
+    if teleport_at is not None:
+        states[teleport_at:] += np.array([0.5, -0.4])
+    return states.astype(np.float32), actions.astype(np.float32)
+
+
+def test_surprise_ranks_the_teleport_step_first(point_model: LatentWorldModel) -> None:
+    states, actions = point_episode(teleport_at=20)
+    s = surprise_trace(point_model, states, actions)
+    assert np.isnan(s[:5]).all() and np.isfinite(s[5:]).all()
+    normal = np.r_[s[5:20], s[36:]]  # steps whose predictions do not straddle the jump
+    assert s[20] > 5 * normal.max()
+
+
+def test_online_monitor_matches_the_offline_trace(point_model: LatentWorldModel) -> None:
+    states, actions = point_episode(teleport_at=None)
+    trace = surprise_trace(point_model, states, actions)
+    monitor = SurpriseMonitor(point_model)
+    monitor.reset(states[0])
+    online = [monitor.step(a, s) for a, s in zip(actions, states[1:])]
+    assert online[:4] == [None] * 4
+    np.testing.assert_allclose(np.array(online[4:], float), trace[5:], rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="before reset"):
+        SurpriseMonitor(point_model).step(actions[0], states[1])
+
+
+def test_rollout_spread_grows_with_the_horizon(point_model: LatentWorldModel) -> None:
+    z = point_model.encode(torch.zeros(3, 1, 2))
+    blocks = torch.zeros(3, 4, 10)
+    spread = rollout_spread(point_model, z, blocks, num_rollouts=16, sigma=0.05,
+                            generator=torch.Generator().manual_seed(0))
+    assert spread.shape == (3, 4) and bool((spread[:, -1] > spread[:, 0]).all())
+
+
+def test_probe_reads_the_state_back(point_model: LatentWorldModel, tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    states = torch.tensor(rng.uniform(-0.8, 0.8, (2000, 2)), dtype=torch.float32)
+    probe = LinearProbe.fit(point_model, states, states)
+    assert bool((probe.r2(point_model, states, states) > 0.9).all())
+    probe.save(tmp_path)
+    loaded = LinearProbe.load(tmp_path, embed_dim=16, state_dim=2)
+    assert torch.equal(loaded.weight, probe.weight)
+    with pytest.raises(ValueError, match="maps"):
+        LinearProbe.load(tmp_path, embed_dim=8, state_dim=2)
