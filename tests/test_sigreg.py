@@ -7,7 +7,6 @@ at B = 128.
 
 from __future__ import annotations
 
-from typing import Iterator
 
 import pytest
 import torch
@@ -21,13 +20,7 @@ from forethought.models.world_model.sigreg import (
     sigreg,
 )
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny tensors: one thread is faster than two, and much faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gen(seed: int = 0) -> torch.Generator:

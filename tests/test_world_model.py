@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -22,13 +21,7 @@ from forethought.sim.collect import collect
 TINY = {"embed_dim": 8, "encoder_hidden": 32, "projector_hidden": 32, "predictor_hidden": 32, "predictor_blocks": 1,
         "action_embed_dim": 16, "sigreg_slices": 16}
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny tensors: one thread is faster than two, and much faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(obs_type: str = "state", seed: int = 0) -> LatentWorldModel:

@@ -9,7 +9,6 @@ model is checked in ``test_world_model_pretrained.py``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -23,13 +22,7 @@ from forethought.models.world_model.surprise import SurpriseMonitor, rollout_spr
 
 STEP = 0.04
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny tensors: one thread is faster than two, and much faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def point_states(s0: np.ndarray, actions: np.ndarray) -> np.ndarray:

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
-import torch
 
 import forethought.sim  # noqa: F401  (registers the envs)
 from forethought.models.world_model import LatentWorldModel
@@ -26,13 +24,7 @@ from forethought.sim.collect import PlayPolicy
 PRETRAINED = Path(__file__).resolve().parents[1] / "models" / "pretrained"
 PUSH_BLOCKS = "forethought/PushBlocks-v0"
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny tensors: one thread is faster than two, and much faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
