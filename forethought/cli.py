@@ -22,9 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("forethought.sim.collect", "record expert and play episodes into a dataset"),
     "render": ("forethought.sim.render", "roll out a policy and write an MP4 or GIF"),
     "run": ("forethought.ros_ws.runner", "start a node graph over rclpy without the ROS launch system"),
-    "train": ("forethought.models.cli_train", "train a model (proposer, world-model) on a collected dataset"),
+    "train": ("forethought.models.cli_train", "train a model (proposer, world-model, planner draft or LoRA)"),
     "eval": ("forethought.models.cli_eval", "closed-loop success rate, return and step time over fixed seeds"),
     "plan": ("forethought.llm_planner.cli_plan", "turn task commands into schema-valid plans (AR/SD/SSD decoding)"),
+    "plan-eval": ("forethought.llm_planner.cli_eval", "planner accuracy on the labelled command set (valid, exact, refusals)"),
     "generate": ("forethought.llm_planner.cli_generate", "run the AR/SD/SSD decoding engine on any local model pair"),
 }
 

@@ -5,8 +5,14 @@ Examples::
     forethought collect --env forethought/PushBlocks-v0 --episodes 300 --seed 0 --out data/pushblocks.parquet
     forethought train proposer --data data/pushblocks.parquet --config pushblocks \\
         --out models/pretrained/proposer-pushblocks --seed 0
-    forethought train proposer --data data/pushblocks.parquet --config tiny --out /tmp/p --steps 50
+    forethought train proposer --data data/pushblocks.parquet --config tiny --out runs/tiny --steps 50
     forethought train proposer ... --out runs/p --resume          # continue an interrupted run
+    forethought train proposer ... --out runs/p2 --init-from models/pretrained/proposer-pushblocks \\
+        --steps 3000 --lr 3e-4 --warmup-steps 100                  # fine-tune from shipped weights
+
+    forethought train world-model --obs state --data data/pushblocks.parquet --config state --out runs/wm
+    forethought train planner-lora --out models/pretrained/planner-lora-smollm2   # the planner's models
+    forethought train draft --out models/pretrained/draft-smollm2
 
 ``--config`` names a preset (``forethought.models.configuration_proposer.PRESETS``: ``tiny``,
 ``pushblocks``, ``reacher``, ``gpu``); the data set fixes the observation and action sizes, the
@@ -17,6 +23,7 @@ action box and the goal vocabulary. The resolved configuration is written to
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 from pathlib import Path
@@ -99,18 +106,42 @@ def build_proposer_run(
     return model, sample_batch, train_config, run_config
 
 
+def warm_start(model: DiffusionProposer, init_from: str | Path) -> None:
+    """Copy the U-Net weights and the normaliser of the proposer saved in ``init_from`` into ``model``.
+
+    The saved config must equal ``model.config`` (same data layout, goal vocabulary and sizes);
+    the saved normaliser replaces the freshly fitted one so the weights see the inputs they were
+    trained on.
+    """
+    src = DiffusionProposer.from_pretrained(init_from)
+    if src.config.to_dict() != model.config.to_dict():
+        a, b = src.config.to_dict(), model.config.to_dict()
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise ValueError(f"--init-from {init_from}: its config differs from this run's in {diff}")
+    model.unet.load_state_dict(src.unet.state_dict(), strict=True)
+    model.normalizer = src.normalizer
+
+
 def train_proposer(args: argparse.Namespace) -> TrainResult:
     """``forethought train proposer``."""
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("device", args.device))
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("device", args.device),
+                                   ("lr", args.lr),
+                                   ("warmup_steps", args.warmup_steps))
                  if v is not None}
     model, sample_batch, train_config, run_config = build_proposer_run(
         args.data, args.config, args.sources, args.seed, overrides
     )
+    init_from = args.init_from
+    if init_from is not None:
+        warm_start(model, init_from)
+        run_config["init_from"] = str(init_from)
     command = ["forethought", "train", "proposer", "--data", str(args.data), "--config", args.config,
                "--out", str(args.out), "--seed", str(args.seed)]
     if args.sources != ["expert"]:
         command += ["--sources", *args.sources]
-    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device)):
+    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device),
+                        ("--lr", args.lr), ("--warmup-steps", args.warmup_steps),
+                        ("--init-from", init_from)):
         if value is not None:
             command += [flag, str(value)]
     run_config["command"] = shlex.join(command)
@@ -127,20 +158,32 @@ TRAINERS: dict[str, tuple[Callable[[argparse.Namespace], TrainResult], dict[str,
 """model name -> (train function, its named configs)."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``forethought train``."""
-    parser.description = __doc__.splitlines()[0]
-    parser.add_argument("model", choices=sorted(TRAINERS), help="which model to train")
+LLM_TRAINERS: dict[str, tuple[str, str]] = {
+    "draft": ("forethought.llm_planner.cli_train_draft",
+              "distil the planner's tiny Llama draft from the target on plan-generation traces"),
+    "planner-lora": ("forethought.llm_planner.cli_train_lora",
+                     "fine-tune the planner's target with a LoRA adapter on labelled commands"),
+}
+"""model name -> (module with ``add_arguments``/``run``, help line): the planner's models, trained on commands."""
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, model: str, presets: dict[str, Any]) -> None:
+    """Arguments of ``forethought train MODEL`` for the models trained on a collected data set."""
     parser.add_argument("--data", type=Path, required=True, help="data set (.parquet) from `forethought collect`")
-    parser.add_argument("--config", required=True,
-                        help="named preset; " + "; ".join(
-                            f"{name}: " + ", ".join(presets) for name, (_, presets) in TRAINERS.items()))
-    parser.add_argument("--obs", choices=("state", "pixels"), help="world-model: observation type; must match --config")
+    parser.add_argument("--config", required=True, help=f"named preset: {', '.join(presets)}")
+    if model == "world-model":
+        parser.add_argument("--obs", choices=("state", "pixels"), help="observation type; must match --config")
     parser.add_argument("--out", type=Path, required=True, help="output directory (weights, config, loss.png)")
     parser.add_argument("--seed", type=int, default=0, help="seeds initialisation and every step's randomness")
     parser.add_argument("--steps", type=int, help="override the preset's number of optimiser steps")
     parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
     parser.add_argument("--device", help="cpu (default) or cuda")
+    if model == "proposer":
+        parser.add_argument("--lr", type=float, help="override the preset's peak learning rate")
+        parser.add_argument("--warmup-steps", type=int, help="override the preset's warm-up steps")
+        parser.add_argument("--init-from", type=Path,
+                            help="warm-start from the weights and normaliser saved in this directory "
+                                 "(a fresh run with its own optimiser, schedule and EMA)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--sources", nargs="+", default=["expert"], choices=SOURCES,
                         help="episode sources to train on (default: expert)")
@@ -148,8 +191,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-checkpoints", action="store_true", help="keep OUT/checkpoints/last.pt at the end")
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``forethought train``: one sub-command per model."""
+    parser.description = __doc__.splitlines()[0]
+    sub = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for name, (_, presets) in TRAINERS.items():
+        add_dataset_arguments(sub.add_parser(name, help=f"train the {name} on a collected data set"), name, presets)
+    for name, (module, help_line) in LLM_TRAINERS.items():
+        p = sub.add_parser(name, help=help_line, description=help_line)
+        importlib.import_module(module).add_arguments(p)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``forethought train``; user errors print one line and return 2."""
+    if args.model in LLM_TRAINERS:
+        return int(importlib.import_module(LLM_TRAINERS[args.model][0]).run(args) or 0)
     torch.set_num_threads(args.threads)
     train_fn, presets = TRAINERS[args.model]
     if args.config not in presets:

@@ -46,6 +46,18 @@ def test_each_verb_has_help(verb: str) -> None:
     assert "usage: forethought " + verb in res.stdout
 
 
+def test_train_has_one_subcommand_per_model() -> None:
+    from forethought.models import cli_train
+
+    models = [*cli_train.TRAINERS, *cli_train.LLM_TRAINERS]
+    assert {"proposer", "world-model", "draft", "planner-lora"} <= set(models)
+    for model in models:
+        res = subprocess.run([sys.executable, "-m", "forethought.cli", "train", model, "--help"],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        assert f"usage: forethought train {model}" in res.stdout and "--out" in res.stdout
+
+
 def test_defaults_keep_discovery_local_without_overriding_user() -> None:
     env = runtime.apply_defaults({"MUJOCO_GL": "osmesa"})
     assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
