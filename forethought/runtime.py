@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import warnings
+from pathlib import Path
 
 LOCAL_DEFAULTS: dict[str, str] = {
     # Fast DDS discovery stays on loopback unless the user asks otherwise.
@@ -46,3 +48,11 @@ def check_onnxruntime_install() -> str | None:
             stacklevel=2,
         )
     return found[-1] if found else None
+
+
+def pretrained_dir() -> Path:
+    """``forethought/models/pretrained`` (the repository's ``models/pretrained``), without importing the models package."""
+    spec = importlib.util.find_spec("forethought.models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("the forethought.models package is missing: reinstall forethought")
+    return Path(list(spec.submodule_search_locations)[0]) / "pretrained"

@@ -9,14 +9,14 @@ Example::
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from forethought.runtime import pretrained_dir
 
 from .engine import Engine, EngineConfig
 from .grammar import GrammarConstraint, token_strings
@@ -25,13 +25,6 @@ from .models import HFLanguageModel, ModelSpec, check_same_vocab, load_tokenizer
 from .prompts import prompt_ids
 from .schema import plan_dfa, refusal, scene_blocks, validate_plan
 
-
-def pretrained_dir() -> Path:
-    """``forethought/models/pretrained`` (the repository's ``models/pretrained``), without importing the models package."""
-    spec = importlib.util.find_spec("forethought.models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError("the forethought.models package is missing: reinstall forethought")
-    return Path(list(spec.submodule_search_locations)[0]) / "pretrained"
 
 
 DEFAULT_TARGET = "smollm2"

@@ -10,7 +10,8 @@ node holds it until the next chunk. For a driver that interpolates from the curr
 (ros2_control's joint_trajectory_controller), set ``point_time_s`` to about one control period.
 
 - ``goal`` (std_msgs/String, JSON plan step) replaces the task (initially the ``task``
-  parameter; empty: wait for a goal). A bad goal is logged and counted, never fatal.
+  parameter; empty: wait for a goal); a repeat of the current step is ignored. A bad goal is
+  logged and counted, never fatal.
 - An observation of the wrong size, or with NaN/inf, is refused (logged, counted): no command is
   sent, so the sim node holds its last one and its watchdog then holds position.
 - ``status`` (DiagnosticArray, 1 Hz): task, commands sent, refused observations and goals.
@@ -86,11 +87,14 @@ class ExpertController(Node):
 
     def _on_goal(self, msg: String) -> None:
         try:
-            self.task = nc.parse_step(msg.data, self.present)
+            step = nc.parse_step(msg.data, self.present)
         except ValueError as e:
             self.counts["bad_goals"] += 1
             self._refuse(f"goal refused: {e}")
             return
+        if step == self.task:  # an executive republishes its active step for late joiners
+            return
+        self.task = step
         self.expert.reset()
         self.get_logger().info(f"task: {json.dumps(self.task)}")
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 DEFAULT_TASK = '{"skill": "push", "object": "red_block", "target": "left"}'
 """The plan step the sim graph starts with (also the default in ``launch/sim.yaml``)."""
+DEFAULT_COMMAND = "push the red block to the left zone"
+"""The natural-language task the stack graph plans at start-up (also in ``launch/stack.yaml``)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class NodeSpec:
     remaps: ``(from, to)`` topic remappings, passed as ``-r from:=to``.
     namespace: ROS namespace; empty for none.
     primary: the node whose own exit ends the graph; the runner returns its exit code.
+    fixed: parameters this node always gets in this graph, over the runner's options (the
+        stack's sim node must not stop when one step of a longer plan succeeds).
     """
 
     name: str
@@ -38,12 +42,19 @@ class NodeSpec:
     remaps: tuple[tuple[str, str], ...] = ()
     namespace: str = ""
     primary: bool = False
+    fixed: tuple[tuple[str, object], ...] = ()
 
 
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "sim": (
         NodeSpec("sim_node", "forethought.ros_ws.sim_node", "sim_node", "sim.yaml", primary=True),
         NodeSpec("expert_controller", "forethought.ros_ws.expert_controller", "expert_controller", "sim.yaml"),
+    ),
+    "stack": (
+        NodeSpec("sim_node", "forethought.ros_ws.sim_node", "sim_node", "stack.yaml", fixed=(("exit_on_success", False),)),
+        NodeSpec("policy_controller", "forethought.ros_ws.policy_controller", "policy_controller", "stack.yaml"),
+        NodeSpec("executive", "forethought.ros_ws.executive", "executive", "stack.yaml", primary=True),
+        NodeSpec("planner_node", "forethought.ros_ws.planner_node", "planner_node", "stack.yaml"),
     ),
 }
 """graph name -> its nodes, in start order."""

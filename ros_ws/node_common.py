@@ -32,6 +32,7 @@ from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension  # noqa: E402
 
@@ -42,6 +43,8 @@ JOINTS = ("pusher_x", "pusher_y")
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 EXIT_BAD_PARAMETER = 2
 """Exit code of a node whose parameters fail validation (the error is logged, no traceback)."""
+PLAN_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+"""QoS of the ``plan`` topic: the last plan stays available to a subscriber that joins late."""
 
 
 class StopNode(Exception):

@@ -6,6 +6,9 @@ Examples::
         --until-success --video outputs/demo.mp4
     forethought run sim --n-blocks 3 --seed 4 --rate-factor 4 --timeout 60
     forethought run sim --params my_overrides.yaml
+    forethought run stack --command "push the red block to the left zone" --n-blocks 3 \
+        --until-success --timeout 120 --video outputs/stack.mp4
+    forethought run stack --policy dmpc --policy-option planner=ssr --command "go to the center"
 
 Each node of the graph (``forethought.ros_ws.graph``) runs as its own process::
 
@@ -19,9 +22,15 @@ params file, because rcl ranks a node-named YAML section above ``-p``: options b
 files, which beat the packaged YAML. The runner forwards SIGINT/SIGTERM to every node and waits for them (a second signal
 kills them); nodes end without tracebacks and no process is left behind.
 
-Exit code: the primary node's (``sim_node``: 0 on success or when stopped, 1 if ``--timeout``
-ran out with ``--until-success`` and no success, 2 for a bad parameter) when it exits on its own;
-after a signal, 0 if every node exited cleanly; 1 if another node stopped first.
+Graphs: ``sim`` (sim_node + the scripted expert, one plan step from ``--task``) and ``stack``
+(sim_node + planner_node + executive + policy_controller: a natural-language ``--command`` is
+planned by the LLM planner and executed step by step by a learned policy, D-MPC or the proposer).
+
+Exit code: the primary node's when it exits on its own (``sim``'s sim_node: 0 on success or when
+stopped, 1 if ``--timeout`` ran out with ``--until-success`` and no success; ``stack``'s
+executive: 0 when the whole plan is done with ``--until-success``, 3 when the plan is refused;
+2 for a bad parameter); 1 if another node stopped first (the stack's sim_node at ``--timeout``);
+after a signal, 0 if every node exited cleanly.
 """
 
 from __future__ import annotations
@@ -50,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``run`` verb's arguments."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = ("examples:" + __doc__.split("Examples::")[1].split("Each node")[0].rstrip()
-                     + "\n\nEach node runs as its own process; Ctrl-C stops them all. Exit code: sim_node's.")
+                     + "\n\nEach node runs as its own process; Ctrl-C stops them all. Exit code: the primary node's "
+                     "(sim: sim_node; stack: executive).")
     parser.add_argument("graph", choices=sorted(GRAPHS), help="which node graph to start")
     parser.add_argument("--task", metavar="JSON", help='plan step, e.g. \'{"skill": "push", "object": '
                         '"red_block", "target": "left"}\' (default: the YAML\'s)')
@@ -61,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, metavar="S", help="stop after S sim seconds (exit 1 with "
                         "--until-success if not achieved)")
     parser.add_argument("--rate-factor", type=float, metavar="F", help="sim seconds per wall second (default 1)")
+    stack = parser.add_argument_group("stack graph")
+    stack.add_argument("--command", dest="task_command", metavar="TEXT", help="natural-language task for the planner (default: the YAML's)")
+    stack.add_argument("--policy", help="controller policy: proposer, dmpc, expert, ... (default: the YAML's)")
+    stack.add_argument("--model", metavar="DIR", help="the controller policy's checkpoint directory")
+    stack.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="extra controller policy option (repeatable), as in forethought eval")
     parser.add_argument("--params", action="append", default=[], metavar="FILE",
                         help="extra ROS params YAML applied over the packaged one (repeatable)")
 
@@ -102,6 +118,28 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
         if not 0 < args.rate_factor <= 1000:
             raise ValueError(f"--rate-factor {args.rate_factor}: must be in (0, 1000]")
         out["real_time_factor"] = float(args.rate_factor)
+    stack = {"--command": args.task_command, "--policy": args.policy, "--model": args.model}
+    given = [flag for flag, v in stack.items() if v is not None]
+    if args.policy_option:
+        given.append("--policy-option")
+    if given and args.graph != "stack":
+        raise ValueError(f"{', '.join(given)} only apply to the stack graph")
+    if args.task_command is not None:
+        if not args.task_command.strip():
+            raise ValueError("--command is empty")
+        out["command"] = args.task_command
+    if args.policy is not None:
+        out["policy"] = args.policy
+    if args.model is not None:
+        out["model"] = os.path.abspath(args.model)
+    if args.policy_option:
+        options = {}
+        for item in args.policy_option:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"--policy-option {item!r}: expected KEY=VALUE")
+            options[key] = value
+        out["policy_options"] = json.dumps(options)
     for f in args.params:
         if not Path(f).is_file():
             raise ValueError(f"--params {f}: no such file")
@@ -161,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
             for spec in GRAPHS[args.graph]:
                 packaged = importlib.resources.files("forethought.launch") / spec.params_file
                 yaml = str(stack.enter_context(importlib.resources.as_file(packaged)))
-                files = [yaml, *[os.path.abspath(f) for f in args.params], override_file(tmp, spec, params)]
+                node_params = {**params, **dict(spec.fixed)}
+                files = [yaml, *[os.path.abspath(f) for f in args.params], override_file(tmp, spec, node_params)]
                 cmd = node_command(spec, files)
                 proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)
                 procs.append((spec, proc))

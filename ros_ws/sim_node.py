@@ -13,8 +13,8 @@ All durations below are sim seconds; at ``real_time_factor`` 1 they equal wall s
   ``rejected_trajectories`` in status). Accepted chunks run by ``time_from_start`` since receipt
   and replace the previous one; the last point is held; with no chunk for ``command_timeout_s``
   the pusher holds where it is (``node_common.ChunkFollower``).
-- ``goal`` (std_msgs/String, JSON plan step): validated, then ``set_task``; a bad one is logged
-  and counted (``bad_goals``), never fatal.
+- ``goal`` (std_msgs/String, JSON plan step): validated, then ``set_task`` (a repeat of the
+  current step is ignored); a bad one is logged and counted (``bad_goals``), never fatal.
 - ``reset`` (std_srvs/Trigger): new episode, seeded ``seed + k`` for the k-th reset.
 
 Exit codes: 0 on SIGINT/SIGTERM, on success with ``exit_on_success``, or when
@@ -151,10 +151,13 @@ class SimNode(Node):
 
     def _on_goal(self, msg: String) -> None:
         try:
-            self._set_task(nc.parse_step(msg.data, self.present))
+            step = nc.parse_step(msg.data, self.present)
         except ValueError as e:
             self.counts["bad_goals"] += 1
             self._error(f"goal refused: {e}")
+            return
+        if step != self.task:  # an executive republishes its active step for late joiners
+            self._set_task(step)
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         try:

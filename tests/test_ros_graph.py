@@ -84,6 +84,12 @@ class Probe:
             self.executor.spin_once(timeout_sec=0.05)
         return time.monotonic() - t0
 
+    def spin_for(self, seconds: float) -> None:
+        """Spin (deliver messages) for ``seconds``."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.05)
+
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()
@@ -301,6 +307,105 @@ def test_bad_parameter_exits_2_without_traceback(spawn) -> None:
     assert proc.wait(timeout=40) == 2
     text = log.read_text()
     assert "n_blocks=7" in text and "Traceback" not in text
+
+
+def scene_obs(pusher: tuple[float, float], blocks: dict[str, tuple[float, float]]) -> np.ndarray:
+    """A hand-made observation: the pusher at ``pusher``, each block of ``blocks`` present at its xy."""
+    obs = np.zeros(scene.OBS_DIM, dtype=np.float32)
+    obs[scene.PUSHER_POS] = pusher
+    for name, xy in blocks.items():
+        obs[scene.block_slice(name)] = (1.0, *xy, 0.0)
+    return obs
+
+
+def test_executive_hands_out_steps_in_order_and_exits_when_done(probe: Probe, spawn) -> None:
+    probe.subscribe(String, "goal")
+    goals: list[str] = []
+    probe.node.create_subscription(String, "goal", lambda m: goals.append(m.data), 50)
+    plan_pub = probe.node.create_publisher(String, "plan", nc.PLAN_QOS)
+    obs_pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
+    plan = {"steps": [{"skill": "reach", "target": "center"}, {"skill": "push", "object": "red_block", "target": "left"}]}
+    plan_pub.publish(String(data=json.dumps(plan)))  # before the node starts: transient local delivers it late
+    proc, log = spawn(node_args("forethought.ros_ws.executive", "executive", exit_on_success=True, settle_steps=2,
+                                goal_period_s=0.2), "executive")
+    probe.spin_until(lambda: obs_pub.get_subscription_count() > 0, 40, "the executive to subscribe")
+    away = scene_obs((0.2, 0.2), {"red_block": (0.05, 0.0)})
+    for _ in range(5):
+        obs_pub.publish(nc.obs_to_msg(away))
+        probe.executor.spin_once(timeout_sec=0.05)
+    probe.spin_until(lambda: bool(goals), 10, "the first goal")
+    assert json.loads(goals[-1]) == plan["steps"][0]
+    bad = away.copy()
+    bad[0] = np.inf
+    obs_pub.publish(nc.obs_to_msg(bad))  # ignored, never fatal
+    at_center = scene_obs((0.0, 0.0), {"red_block": (0.05, 0.0)})
+    deadline = time.monotonic() + 10
+    while json.loads(goals[-1]) != plan["steps"][1] and time.monotonic() < deadline:
+        obs_pub.publish(nc.obs_to_msg(at_center))
+        probe.spin_for(0.1)
+    assert json.loads(goals[-1]) == plan["steps"][1], goals[-3:]
+    done = scene_obs((0.0, 0.0), {"red_block": scene.REGIONS["left"].center})
+    deadline = time.monotonic() + 10
+    while proc.poll() is None and time.monotonic() < deadline:
+        obs_pub.publish(nc.obs_to_msg(done))
+        probe.executor.spin_once(timeout_sec=0.1)
+    assert proc.wait(timeout=10) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "plan done" in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("plan, reason", [
+    ({"steps": [], "refusal": "object not in scene"}, "refused"),
+    ({"steps": [{"skill": "push", "object": "blue_block", "target": "left"}]}, "unknown object"),
+    ("{not json", "plan not executed"),
+])
+def test_executive_refuses_bad_plans_without_sending_a_goal(plan: Any, reason: str, probe: Probe, spawn) -> None:
+    probe.subscribe(String, "goal")
+    plan_pub = probe.node.create_publisher(String, "plan", nc.PLAN_QOS)
+    obs_pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
+    proc, log = spawn(node_args("forethought.ros_ws.executive", "executive", exit_on_success=True), "executive")
+    probe.spin_until(lambda: obs_pub.get_subscription_count() > 0, 40, "the executive to subscribe")
+    obs_pub.publish(nc.obs_to_msg(scene_obs((0.0, 0.0), {"red_block": (0.05, 0.0)})))  # blue is absent
+    probe.spin_for(0.5)
+    plan_pub.publish(String(data=plan if isinstance(plan, str) else json.dumps(plan)))
+    deadline = time.monotonic() + 20
+    while proc.poll() is None and time.monotonic() < deadline:
+        obs_pub.publish(nc.obs_to_msg(scene_obs((0.0, 0.0), {"red_block": (0.05, 0.0)})))
+        probe.executor.spin_once(timeout_sec=0.1)
+    assert proc.wait(timeout=10) == 3
+    text = log.read_text()
+    assert reason in text and "Traceback" not in text
+    assert "goal" not in probe.latest
+
+
+def test_policy_controller_acts_within_limits_and_refuses_nan(probe: Probe, spawn) -> None:
+    probe.subscribe(JointTrajectory, "joint_trajectory")
+    probe.subscribe(DiagnosticArray, "status")
+    goal_pub = probe.node.create_publisher(String, "goal", 10)
+    obs_pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
+    proc, log = spawn(node_args("forethought.ros_ws.policy_controller", "policy_controller", policy="expert", model=""),
+                      "policy_controller")
+    probe.spin_until(lambda: goal_pub.get_subscription_count() > 0, 60, "policy_controller to subscribe")
+    obs = scene_obs((0.0, 0.0), {"red_block": (0.05, 0.0)})
+    obs_pub.publish(nc.obs_to_msg(obs))
+    probe.spin_for(0.5)
+    assert "joint_trajectory" not in probe.latest  # no goal yet: nothing is sent
+    status = lambda: probe.status.get("/policy_controller", {})  # noqa: E731
+    goal_pub.publish(String(data='{"skill": "push", "object": "purple_block", "target": "left"}'))
+    probe.spin_until(lambda: status().get("bad_goals") == "1", 10, "the bad goal to be counted")
+    goal_pub.publish(String(data=TASK))
+    probe.spin_until(lambda: status().get("task", "None") != "None", 10, "the goal to be taken")
+    bad = obs.copy()
+    bad[1] = np.nan
+    obs_pub.publish(nc.obs_to_msg(bad))
+    probe.spin_until(lambda: status().get("refused_observations") == "1", 10, "the NaN observation to be refused")
+    assert "joint_trajectory" not in probe.latest
+    obs_pub.publish(nc.obs_to_msg(obs))
+    probe.spin_until(lambda: "joint_trajectory" in probe.latest, 10, "a command for a good observation")
+    cmd = probe.latest["joint_trajectory"]
+    assert list(cmd.joint_names) == list(nc.JOINTS) and len(cmd.points) == 1
+    assert all(np.isfinite(cmd.points[0].positions)) and max(map(abs, cmd.points[0].positions)) <= scene.WORKSPACE_HALF
+    assert_clean_exit(proc, log)
 
 
 # ------------------------------------------------------------------------ pure helpers (no DDS)

@@ -1,0 +1,67 @@
+"""Build a ROS 2 launch description from a graph of ``forethought.ros_ws.graph``.
+
+The launch files (``sim.launch.py``, ``stack.launch.py``) call ``graph_launch_description``: one
+``launch_ros`` ``Node`` per node of the graph, each with the graph's params YAML, then the launch
+arguments (defaults read from that YAML), then the node's fixed parameters. The YAML is
+``share/forethought/launch/<graph>.yaml``, or the one beside this file when the package is not in
+the ament index (a source checkout).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import yaml
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+from forethought.ros_ws.graph import GRAPHS
+
+Arguments = Mapping[str, tuple[str, type, str]]
+"""launch argument -> (node parameter, type, description)."""
+
+
+def params_dir() -> str:
+    """Where the params YAML lives: the package share directory, else beside this file."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return os.path.join(get_package_share_directory("forethought"), "launch")
+    except (ImportError, LookupError, OSError):  # no ament index, no AMENT_PREFIX_PATH, not installed
+        return os.path.dirname(os.path.abspath(__file__))
+
+
+def yaml_defaults(path: str) -> dict:
+    """The wildcard (``/**``) parameters of a params YAML."""
+    with open(path) as f:
+        return yaml.safe_load(f).get("/**", {}).get("ros__parameters", {})
+
+
+def graph_launch_description(graph: str, arguments: Arguments, defaults: Mapping[str, object] = {}) -> LaunchDescription:
+    """Every node of ``graph`` with its params YAML, the launch ``arguments`` over it, then its fixed parameters."""
+    params_file = os.path.join(params_dir(), GRAPHS[graph][0].params_file)
+    values = {**defaults, **yaml_defaults(params_file)}
+    overrides = {param: ParameterValue(LaunchConfiguration(arg), value_type=kind)
+                 for arg, (param, kind, _) in arguments.items()}
+    entities = [DeclareLaunchArgument(arg, default_value=str(values.get(param, "")).lower() if kind is bool
+                                      else str(values.get(param, "")), description=desc)
+                for arg, (param, kind, desc) in arguments.items()]
+    for spec in GRAPHS[graph]:
+        parameters = [os.path.join(params_dir(), spec.params_file), overrides]
+        if spec.fixed:
+            parameters.append(dict(spec.fixed))
+        entities.append(Node(
+            package="forethought",
+            executable=spec.executable,
+            name=spec.name,
+            namespace=spec.namespace or None,
+            parameters=parameters,
+            remappings=list(spec.remaps),
+            output="screen",
+            emulate_tty=True,
+        ))
+    return LaunchDescription(entities)

@@ -1,0 +1,36 @@
+"""ROS 2 launch file of the "stack" graph: sim_node + planner_node + executive + policy_controller.
+
+    ros2 launch forethought stack.launch.py
+    ros2 launch forethought stack.launch.py command:='push the green block next to the red one' \\
+        policy:=dmpc until_success:=true video:=/tmp/stack.mp4
+    ros2 topic pub --once /task_command std_msgs/String "{data: 'go to the top left corner'}"
+
+A natural-language command (the ``command`` argument, or any message on ``task_command``) is
+planned by the LLM planner (SSD decoding), and the executive hands its steps one by one to the
+policy controller, which drives the MuJoCo sim node. Nodes, names and params come from
+``forethought.ros_ws.graph`` and ``stack.yaml`` (see ``forethought.launch.describe``); the same
+graph starts without the launch system as ``forethought run stack``.
+"""
+
+from __future__ import annotations
+
+from launch import LaunchDescription
+
+from forethought.launch.describe import graph_launch_description
+
+ARGUMENTS = {
+    "command": ("command", str, "natural-language task planned at start-up"),
+    "policy": ("policy", str, "controller policy: proposer, dmpc, expert, ..."),
+    "policy_options": ("policy_options", str, "JSON object of extra policy options"),
+    "mode": ("mode", str, "planner decoding mode: ar, sd or ssd"),
+    "video": ("video_path", str, "MP4/GIF written when sim_node exits; empty: none"),
+    "n_blocks": ("n_blocks", int, "blocks on the table, 1 to 3"),
+    "seed": ("seed", int, "episode seed"),
+    "until_success": ("exit_on_success", bool, "stop when the whole plan is done"),
+    "timeout": ("max_duration_s", float, "stop sim_node after this many sim seconds; 0: never"),
+    "rate_factor": ("real_time_factor", float, "sim seconds per wall second"),
+}
+
+
+def generate_launch_description() -> LaunchDescription:
+    return graph_launch_description("stack", ARGUMENTS)
