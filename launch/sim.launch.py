@@ -1,4 +1,4 @@
-"""ROS 2 launch file of the "sim" graph: MuJoCo sim_node + expert_controller.
+"""ROS 2 launch file of the "sim" graph: MuJoCo sim_node + policy_controller running the scripted expert.
 
     ros2 launch forethought sim.launch.py
     ros2 launch forethought sim.launch.py \\

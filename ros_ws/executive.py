@@ -103,9 +103,7 @@ class Executive(Node):
 
     def _on_observation(self, msg: Float32MultiArray) -> None:
         try:
-            obs = nc.msg_to_obs(msg)
-            if not np.all(np.isfinite(obs)):
-                raise ValueError("observation has NaN or infinite values")
+            obs = nc.read_observation(msg)
         except ValueError as e:
             self.counts["refused_observations"] += 1
             self._warn(f"observation ignored: {e}")

@@ -48,7 +48,7 @@ class NodeSpec:
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "sim": (
         NodeSpec("sim_node", "forethought.ros_ws.sim_node", "sim_node", "sim.yaml", primary=True),
-        NodeSpec("expert_controller", "forethought.ros_ws.expert_controller", "expert_controller", "sim.yaml"),
+        NodeSpec("policy_controller", "forethought.ros_ws.policy_controller", "policy_controller", "sim.yaml"),
     ),
     "stack": (
         NodeSpec("sim_node", "forethought.ros_ws.sim_node", "sim_node", "stack.yaml", fixed=(("exit_on_success", False),)),

@@ -3,7 +3,8 @@
 - ``run_node``: the one ``main`` body of every node: init, spin, clean shutdown, exit code.
 - ``declare_parameters``: declare a node's parameters (with descriptions) in one call.
 - ``parse_step``: JSON plan step -> validated dict, with a clear error.
-- ``obs_to_msg`` / ``msg_to_obs``: the ``observation`` topic's Float32MultiArray.
+- ``obs_to_msg`` / ``msg_to_obs`` / ``read_observation``: the ``observation`` topic's
+  Float32MultiArray (``read_observation`` also refuses NaN/inf).
 - ``status_msg``: a one-entry diagnostic_msgs/DiagnosticArray for a node's ``status`` topic.
 
 Observation message layout (``std_msgs/Float32MultiArray``): ``data`` is the flat observation of
@@ -104,6 +105,14 @@ def msg_to_obs(msg: Float32MultiArray, dim: int = OBS_DIM, labels: Sequence[str]
         raise ValueError(f"observation has {obs.size} values, expected {dim}")
     if msg.layout.dim and msg.layout.dim[0].label and msg.layout.dim[0].label != ",".join(labels):
         raise ValueError(f"observation layout label {msg.layout.dim[0].label[:60]!r}... does not match OBS_LABELS")
+    return obs
+
+
+def read_observation(msg: Float32MultiArray) -> np.ndarray:
+    """The observation in ``msg``; ``ValueError`` if its size is wrong or it holds NaN/inf (refuse it)."""
+    obs = msg_to_obs(msg)
+    if not np.all(np.isfinite(obs)):
+        raise ValueError("observation has NaN or infinite values")
     return obs
 
 

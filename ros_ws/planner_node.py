@@ -35,7 +35,6 @@ import queue  # noqa: E402
 import threading  # noqa: E402
 from typing import Any  # noqa: E402
 
-import numpy as np  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 
@@ -103,9 +102,7 @@ class PlannerNode(Node):
 
     def _on_observation(self, msg: Float32MultiArray) -> None:
         try:
-            obs = nc.msg_to_obs(msg)
-            if not np.all(np.isfinite(obs)):
-                raise ValueError("observation has NaN or infinite values")
+            obs = nc.read_observation(msg)
         except ValueError as e:
             self.counts["refused_observations"] += 1
             self._warn(f"observation ignored: {e}")

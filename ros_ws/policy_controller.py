@@ -1,4 +1,4 @@
-"""policy_controller: any policy of the evaluation harness (D-MPC, the proposer, the expert) as a ROS 2 controller.
+"""policy_controller: any policy of the evaluation harness (D-MPC, the proposer, the scripted expert) as a ROS 2 controller.
 
     python -m forethought.ros_ws.policy_controller --ros-args --params-file stack.yaml
 
@@ -7,7 +7,8 @@ The policy is built exactly as ``forethought eval --policy NAME`` builds it
 
 - ``goal`` (std_msgs/String, JSON plan step): a new step resets the policy with it (a repeat of
   the current step is ignored, so an executive may republish it). A bad goal is logged, counted,
-  never fatal. Until the first goal, nothing is sent (the sim node holds position).
+  never fatal. Until the first goal (or the ``task`` parameter), nothing is sent (the sim node
+  holds position).
 - ``observation`` (Float32MultiArray, layout in ``node_common``): one ``act`` per observation,
   published as a one-point ``joint_trajectory`` (the target pusher position, ``time_from_start``
   ``point_time_s``). Replanning happens inside ``act`` when the policy's chunk runs out.
@@ -50,6 +51,7 @@ from forethought.sim import scene  # noqa: E402
 
 PARAMS = {
     "policy": ("proposer", "harness policy name: proposer, dmpc, expert, ..."),
+    "task": ("", "initial JSON plan step; empty: wait for a goal"),
     "model": (str(pretrained_dir() / "proposer-pushblocks"), "checkpoint directory of the policy; empty: none"),
     "policy_options": ("{}", "JSON object of extra policy options (forethought eval --policy-option KEY=VALUE)"),
     "num_inference_steps": (0, "diffusion sampling steps; 0: the model's default"),
@@ -104,7 +106,9 @@ class PolicyController(Node):
         self.create_subscription(Float32MultiArray, "observation", self._on_observation, 10)
         self.create_subscription(String, "goal", self._on_goal, 10)
         self.create_timer(1.0, self._publish_status)
-        self.get_logger().info(f"policy {p['policy']} ({p['model'] or 'no model'}), waiting for a goal")
+        if p["task"].strip():
+            self._set_task(nc.parse_step(p["task"]))
+        self.get_logger().info(f"policy {p['policy']} ({p['model'] or 'no model'}), task={json.dumps(self.task)}")
 
     def _on_goal(self, msg: String) -> None:
         try:
@@ -113,8 +117,10 @@ class PolicyController(Node):
             self.counts["bad_goals"] += 1
             self._refuse(f"goal refused: {e}")
             return
-        if step == self.task:
-            return
+        if step != self.task:
+            self._set_task(step)
+
+    def _set_task(self, step: dict[str, Any]) -> None:
         self.task = step
         self.policy.reset(step, self.p["seed"] + self.goals)
         self.goals += 1
@@ -122,9 +128,7 @@ class PolicyController(Node):
 
     def _on_observation(self, msg: Float32MultiArray) -> None:
         try:
-            obs = nc.msg_to_obs(msg)
-            if not np.all(np.isfinite(obs)):
-                raise ValueError("observation has NaN or infinite values; holding")
+            obs = nc.read_observation(msg)
         except ValueError as e:
             self.counts["refused_observations"] += 1
             self._refuse(f"observation refused: {e}")

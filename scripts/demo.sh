@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main demo: the ROS graph (sim_node + expert_controller, separate processes over rclpy /
+# The main demo: the ROS graph (sim_node + policy_controller, separate processes over rclpy /
 # Fast DDS on loopback) pushes the red block to the left region in MuJoCo and writes a video.
 set -euo pipefail
 cd "$(dirname "$0")/.."

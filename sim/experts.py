@@ -2,7 +2,7 @@
 
 An expert acts from the observation and the active plan step alone, never from simulator
 internals, so the same object drives the gymnasium env, the data collector and the ROS
-``expert_controller`` node.
+``policy_controller`` node (``policy: expert``).
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def test_package_xml_is_ament_python_format_3() -> None:
 
 
 def test_node_executables_for_ros_install_are_executable() -> None:
-    for name in ("sim_node", "expert_controller"):
+    for name in ("sim_node", "policy_controller", "executive", "planner_node"):
         path = ROOT / "ros_ws" / "bin" / name
         assert os.access(path, os.X_OK), path
         assert f"forethought.ros_ws.{name} import main" in path.read_text()

@@ -192,7 +192,7 @@ def test_runner_refuses_bad_task_before_starting_nodes(ros_env: dict[str, str]) 
 
 
 def test_graph_pushes_red_block_left_then_stops_cleanly(probe: Probe, spawn, tmp_path: Path) -> None:
-    """sim_node + expert_controller as separate processes via ``forethought run sim``.
+    """sim_node + policy_controller (the scripted expert) as separate processes via ``forethought run sim``.
 
     The graph starts on a harmless task (pusher to the top-left region); once this probe sees
     observations it publishes the push as a ``goal`` (as the executive would), so the whole push
@@ -205,7 +205,7 @@ def test_graph_pushes_red_block_left_then_stops_cleanly(probe: Probe, spawn, tmp
     runner, log = spawn(["-m", "forethought.cli", "run", "sim", "--task", '{"skill": "reach", "target": "top_left"}',
                          "--n-blocks", "3", "--seed", "0", "--rate-factor", "2", "--video", str(video)], "runner")
     first = probe.spin_until(lambda: "observation" in probe.latest, 40, "the first observation")
-    probe.spin_until(lambda: goal.get_subscription_count() >= 2, 20, "sim_node and expert_controller on goal")
+    probe.spin_until(lambda: goal.get_subscription_count() >= 2, 20, "sim_node and policy_controller on goal")
 
     def red_left() -> bool:
         obs = nc.msg_to_obs(probe.latest["observation"])
@@ -278,28 +278,6 @@ def test_sim_node_validates_trajectories_goals_and_resets(probe: Probe, spawn) -
 
     text = assert_clean_exit(proc, log)
     assert "joint_trajectory rejected" in text and "goal refused" in text
-
-
-def test_expert_controller_refuses_nan_observation(probe: Probe, spawn) -> None:
-    probe.subscribe(JointTrajectory, "joint_trajectory")
-    probe.subscribe(DiagnosticArray, "status")
-    pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
-    proc, log = spawn(node_args("forethought.ros_ws.expert_controller", "expert_controller", task=TASK), "controller")
-    probe.spin_until(lambda: pub.get_subscription_count() > 0, 40, "expert_controller to subscribe")
-    obs = np.zeros(scene.OBS_DIM, dtype=np.float32)
-    obs[scene.block_slice("red_block")] = (1.0, 0.05, 0.0, 0.0)
-    bad = obs.copy()
-    bad[0] = np.nan
-    pub.publish(nc.obs_to_msg(bad))
-    status = lambda: probe.status.get("/expert_controller", {})  # noqa: E731
-    probe.spin_until(lambda: status().get("refused_observations") == "1", 10, "the NaN observation to be refused")
-    assert "joint_trajectory" not in probe.latest
-    pub.publish(nc.obs_to_msg(obs))
-    probe.spin_until(lambda: "joint_trajectory" in probe.latest, 10, "a command for a good observation")
-    cmd = probe.latest["joint_trajectory"]
-    assert list(cmd.joint_names) == list(nc.JOINTS) and len(cmd.points) == 1
-    assert all(np.isfinite(cmd.points[0].positions)) and max(map(abs, cmd.points[0].positions)) <= scene.WORKSPACE_HALF
-    assert_clean_exit(proc, log)
 
 
 def test_bad_parameter_exits_2_without_traceback(spawn) -> None:
@@ -383,7 +361,7 @@ def test_policy_controller_acts_within_limits_and_refuses_nan(probe: Probe, spaw
     probe.subscribe(DiagnosticArray, "status")
     goal_pub = probe.node.create_publisher(String, "goal", 10)
     obs_pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
-    proc, log = spawn(node_args("forethought.ros_ws.policy_controller", "policy_controller", policy="expert", model=""),
+    proc, log = spawn(node_args("forethought.ros_ws.policy_controller", "policy_controller", policy="expert", model="", task=""),
                       "policy_controller")
     probe.spin_until(lambda: goal_pub.get_subscription_count() > 0, 60, "policy_controller to subscribe")
     obs = scene_obs((0.0, 0.0), {"red_block": (0.05, 0.0)})
