@@ -6,8 +6,11 @@
    PushBlocks 1-block push, PushBlocks 1-block reach, Reacher-v5 (return against the stock
    threshold -3.75). Success rates carry a Wilson 95% interval.
 2. **``propose`` latency**: median wall time of ``--calls`` calls (after 3 warm-up calls) for
-   n = 64 and 16 samples at 10, 5 and 2 DDIM steps, at ``--threads`` torch threads; the
-   one-sample policy call is the baseline in the same process.
+   n = 64 and 16 samples at 10, 5 and 2 DDIM steps, at ``--threads`` threads, with the
+   denoiser on torch and on onnxruntime (exported with ``forethought.models.onnx_export``;
+   the DDIM loop is the same diffusers scheduler); the one-sample policy call is the baseline
+   in the same process. The 1-, 5- and 15-minute load averages before and after are recorded,
+   because other jobs on a shared machine inflate the times.
 3. **Proposal coverage without a goal**: from the start states of 1-3-block PushBlocks tasks
    (seeds as above), the fraction of 64 goal-free samples whose chunk endpoint ``a[F-1]`` lies
    within ``--tol`` m of the scripted expert's own ``a[F-1]`` for that task, and how often at
@@ -25,6 +28,7 @@ import json
 import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,8 @@ import torch
 
 import forethought.sim  # noqa: F401  (registers the forethought/* envs)
 from forethought.models.evaluation import ExpertPolicy, PolicySpec, ProposerPolicy, evaluate, parse_seeds
-from forethought.models.modeling_proposer import DiffusionProposer
+from forethought.models.modeling_proposer import BACKENDS, DiffusionProposer
+from forethought.models.onnx_export import export_denoiser
 from forethought.runtime import apply_defaults
 from forethought.sim.experts import make_expert
 from forethought.sim.push_blocks import sample_task
@@ -68,24 +73,34 @@ def policy_success(models: dict[str, Path], seeds: list[int], action_steps: list
     return rows
 
 
-def latency(model: Path, calls: int) -> list[dict[str, Any]]:
+def load_average() -> list[float]:
+    """The 1-, 5- and 15-minute load averages (as ``uptime`` prints them)."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def latency(model: Path, calls: int, threads: int) -> dict[str, Any]:
+    """``propose`` wall time per (n, DDIM steps, backend), with the load average around the run."""
     proposer = DiffusionProposer.from_pretrained(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        proposer.load_onnx(export_denoiser(proposer, Path(tmp) / "denoiser.onnx"), threads=threads)
     c = proposer.config
     history = np.zeros((c.n_obs_steps, c.obs_dim), np.float32)
     goal = {"skill": "push", "object": "red_block", "target": "left"} if c.use_goal and "push" in c.goal_skills else None
+    load_before = load_average()
     rows = []
     for n in (64, 16, 1):
         for steps in (10, 5, 2):
-            for _ in range(3):
-                proposer.propose(history, n, goal=goal, num_inference_steps=steps)
-            times = []
-            for _ in range(calls):
-                t0 = time.perf_counter()
-                proposer.propose(history, n, goal=goal, num_inference_steps=steps)
-                times.append((time.perf_counter() - t0) * 1e3)
-            rows.append({"n": n, "ddim_steps": steps, "ms_median": statistics.median(times),
-                         "ms_min": min(times), "calls": calls})
-    return rows
+            for backend in BACKENDS:
+                for _ in range(3):
+                    proposer.propose(history, n, goal=goal, num_inference_steps=steps, backend=backend)
+                times = []
+                for _ in range(calls):
+                    t0 = time.perf_counter()
+                    proposer.propose(history, n, goal=goal, num_inference_steps=steps, backend=backend)
+                    times.append((time.perf_counter() - t0) * 1e3)
+                rows.append({"n": n, "ddim_steps": steps, "backend": backend, "ms_median": statistics.median(times),
+                             "ms_min": min(times), "calls": calls})
+    return {"load_before": load_before, "load_after": load_average(), "rows": rows}
 
 
 def expert_chunk(env: gym.Env, expert: Any, obs: np.ndarray, task: dict[str, Any], horizon: int) -> np.ndarray:
@@ -127,7 +142,8 @@ def coverage(model: Path, seeds: list[int], tol: float, n: int = 64) -> list[dic
 
 
 def markdown(results: dict[str, Any]) -> str:
-    out = [f"Machine: {results['machine']}; torch {results['torch']}, {results['threads']} threads.", ""]
+    out = [f"Machine: {results['machine']}; torch {results['torch']}, {results['threads']} threads; "
+           f"load average at start {results['load_at_start']}.", ""]
     if results["policy"]:
         out += ["| case | policy | success | 95% CI | mean return | mean steps | step ms (median / mean) |",
                 "|---|---|---|---|---|---|---|"]
@@ -137,9 +153,17 @@ def markdown(results: dict[str, Any]) -> str:
                        f"{r['step_ms_median']:.2f} / {r['step_ms_mean']:.2f} |")
         out.append(f"\nReacher-v5 threshold: {REACHER_THRESHOLD}.\n")
     if results["latency"]:
-        out += ["| n | DDIM steps | propose ms (median) | min |", "|---|---|---|---|"]
-        out += [f"| {r['n']} | {r['ddim_steps']} | {r['ms_median']:.1f} | {r['ms_min']:.1f} |" for r in results["latency"]]
-        out.append("")
+        lat = results["latency"]
+        med = {(r["n"], r["ddim_steps"], r["backend"]): r for r in lat["rows"]}
+        out += ["| n | DDIM steps | torch ms (median / min) | onnxruntime ms (median / min) | torch / onnxruntime |",
+                "|---|---|---|---|---|"]
+        for (n, steps, backend), r in med.items():
+            if backend == "torch":
+                o = med[(n, steps, "onnx")]
+                out.append(f"| {n} | {steps} | {r['ms_median']:.1f} / {r['ms_min']:.1f} | "
+                           f"{o['ms_median']:.1f} / {o['ms_min']:.1f} | {r['ms_median'] / o['ms_median']:.2f}x |")
+        out.append(f"\nLoad average (1/5/15 min) {lat['load_before']} before, {lat['load_after']} after; "
+                   f"median of {lat['rows'][0]['calls']} calls.\n")
     if results["coverage"]:
         out += ["| skill | proposals | start states | fraction of 64 within tol | states with >= 1 within tol |",
                 "|---|---|---|---|---|"]
@@ -170,7 +194,9 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(),
         "torch": torch.__version__, "threads": args.threads, "seeds": args.seeds,
         "policy": [] if "policy" in args.skip else policy_success(models, seeds, args.action_steps),
-        "latency": [] if "latency" in args.skip or "pushblocks" not in models else latency(models["pushblocks"], args.calls),
+        "load_at_start": load_average(),
+        "latency": {} if "latency" in args.skip or "pushblocks" not in models
+        else latency(models["pushblocks"], args.calls, args.threads),
         "coverage": [] if "coverage" in args.skip or "pushblocks" not in models else coverage(models["pushblocks"], seeds, args.tol),
     }
     print(markdown(results))

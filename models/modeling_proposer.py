@@ -22,7 +22,7 @@ import json
 import os
 from collections import deque
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -42,6 +42,8 @@ from forethought.sim.dataset import atomic_path
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+BACKENDS: tuple[str, ...] = ("torch", "onnx")
+"""Who evaluates the denoiser in ``propose``: torch, or onnxruntime (``load_onnx``)."""
 
 
 # Adapted from real-stanford/diffusion_policy (MIT), diffusion_policy/model/diffusion/conv1d_components.py
@@ -199,6 +201,7 @@ class DiffusionProposer(nn.Module):
         self._sampler = DDIMScheduler.from_config(self.noise_scheduler.config)
         self.register_buffer("action_low", torch.tensor(config.action_low, dtype=torch.float32), persistent=False)
         self.register_buffer("action_high", torch.tensor(config.action_high, dtype=torch.float32), persistent=False)
+        self.onnx_denoiser: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
         self.reset()
 
     # ---- math core ---------------------------------------------------------------------------
@@ -247,13 +250,19 @@ class DiffusionProposer(nn.Module):
         generator: torch.Generator | None = None,
         num_inference_steps: int | None = None,
         noise: Tensor | None = None,
+        denoiser: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None,
     ) -> Tensor:
-        """Normalised chunks ``[B, F, A]`` for ``global_cond[B, D]``, from ``noise`` or fresh noise."""
+        """Normalised chunks ``[B, F, A]`` for ``global_cond[B, D]``, from ``noise`` or fresh noise.
+
+        ``denoiser(sample, t, global_cond) -> eps`` defaults to ``self.unet``; an
+        ``onnx_export.OnnxDenoiser`` runs the same loop on onnxruntime.
+        """
+        denoiser = self.unet if denoiser is None else denoiser
         sampler = self.make_sampler(num_inference_steps)
         shape = (global_cond.shape[0], self.config.horizon, self.config.action_dim)
         x = randn_tensor(shape, generator=generator, device=global_cond.device, dtype=global_cond.dtype) if noise is None else noise
         for t in sampler.timesteps:
-            eps = self.unet(x, t, global_cond)
+            eps = denoiser(x, t, global_cond)
             x = sampler.step(eps, t, x, generator=generator).prev_sample
         return x
 
@@ -286,6 +295,7 @@ class DiffusionProposer(nn.Module):
         goal: Mapping[str, Any] | None = None,
         generator: torch.Generator | None = None,
         num_inference_steps: int | None = None,
+        backend: str = "torch",
     ) -> Tensor:
         """Sample ``n`` action chunks ``actions[n, F, A]`` (float32, env units, within the action box).
 
@@ -295,7 +305,16 @@ class DiffusionProposer(nn.Module):
             goal: the active plan step, or ``None`` for unconditional proposals.
             generator: a ``torch.Generator`` for reproducible samples.
             num_inference_steps: DDIM steps (default ``config.num_inference_steps``).
+            backend: ``"torch"``, or ``"onnx"`` to evaluate the denoiser on onnxruntime (after
+                ``load_onnx``); the DDIM loop and the noise are the same for both.
         """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {list(BACKENDS)}")
+        if backend == "onnx" and self.onnx_denoiser is None:
+            raise ValueError(
+                "backend 'onnx' needs an exported denoiser: call proposer.load_onnx(FILE) first (export one with "
+                "`python -m forethought.models.onnx_export --model DIR --out FILE.onnx`)"
+            )
         c = self.config
         obs = self._check_obs(
             obs_history, (c.n_obs_steps, c.obs_dim), "obs_history",
@@ -305,7 +324,9 @@ class DiffusionProposer(nn.Module):
             raise ValueError(f"n must be a positive integer, got {n!r}")
         goal_t = self.encode_goal(goal)
         cond = self.global_cond(obs[None], goal_t).expand(n, -1)
-        x = self.conditional_sample(cond, generator=generator, num_inference_steps=num_inference_steps)
+        denoiser = self.onnx_denoiser if backend == "onnx" else None
+        x = self.conditional_sample(cond, generator=generator, num_inference_steps=num_inference_steps,
+                                    denoiser=denoiser)
         actions = self.normalizer.unnormalize("action", x)
         return torch.clamp(actions, self.action_low, self.action_high)
 
@@ -359,6 +380,17 @@ class DiffusionProposer(nn.Module):
             chunk = self.propose(history, 1, self._goal, self._generator, self._steps)[0]  # [F, A]
             self._action_queue.extend(chunk[: self._n_action_steps])
         return self._action_queue.popleft().cpu().numpy()
+
+    def load_onnx(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+        """Attach the onnxruntime denoiser exported to ``path`` for ``propose(..., backend="onnx")``.
+
+        Raises ``ValueError`` if the file was exported from another config or other weights.
+        """
+        from forethought.models.onnx_export import OnnxDenoiser
+
+        denoiser = OnnxDenoiser(path, threads=threads)
+        denoiser.check_matches(self)
+        self.onnx_denoiser = denoiser
 
     # ---- persistence -------------------------------------------------------------------------
 

@@ -206,3 +206,41 @@ def test_cli_trains_and_records_the_command(tmp_path: Path, push_data: Path) -> 
     resolved = json.loads((out / "train_config.json").read_text())
     assert resolved["command"].startswith("forethought train proposer --data ")
     assert "--steps 5" in resolved["command"] and resolved["train"]["steps"] == 5
+
+
+def test_init_from_copies_weights_and_normaliser(tmp_path: Path, push_data: Path) -> None:
+    src = tmp_path / "src"
+    assert cli(["proposer", "--data", str(push_data), "--config", "tiny", "--out", str(src), "--steps", "5",
+                "--threads", "1", "--seed", "1"]) == 0
+    saved = DiffusionProposer.from_pretrained(src)
+    model, _, _, _ = cli_train.build_proposer_run(push_data, "tiny", ["expert"], seed=2)
+    assert not all(torch.equal(v, saved.unet.state_dict()[k]) for k, v in model.unet.state_dict().items())
+    cli_train.warm_start(model, src)
+    assert all(torch.equal(v, saved.unet.state_dict()[k]) for k, v in model.unet.state_dict().items())
+    assert all(torch.equal(v, saved.normalizer.stats[k]) for k, v in model.normalizer.stats.items())
+
+    out = tmp_path / "tuned"
+    assert cli(["proposer", "--data", str(push_data), "--config", "tiny", "--out", str(out), "--steps", "3",
+                "--threads", "1", "--init-from", str(src), "--lr", "1e-4", "--warmup-steps", "1"]) == 0
+    resolved = json.loads((out / "train_config.json").read_text())
+    assert resolved["init_from"] == str(src) and f"--init-from {src}" in resolved["command"]
+    assert resolved["train"]["lr"] == 1e-4 and resolved["train"]["warmup_steps"] == 1
+
+
+def test_init_from_refuses_another_config(tmp_path: Path, push_data: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "src"
+    assert cli(["proposer", "--data", str(push_data), "--config", "tiny", "--out", str(src), "--steps", "2",
+                "--threads", "1"]) == 0
+    model, _, _, _ = cli_train.build_proposer_run(push_data, "pushblocks", ["expert"], seed=0)
+    with pytest.raises(ValueError, match=r"--init-from .*config differs .*down_dims"):
+        cli_train.warm_start(model, src)
+    capsys.readouterr()
+    assert cli(["proposer", "--data", str(push_data), "--config", "pushblocks", "--out", str(tmp_path / "o"),
+                "--steps", "2", "--threads", "1", "--init-from", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --init-from") and "down_dims" in err and str(src) in err
+    missing = tmp_path / "nowhere"
+    assert cli(["proposer", "--data", str(push_data), "--config", "tiny", "--out", str(tmp_path / "o2"),
+                "--steps", "2", "--threads", "1", "--init-from", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err

@@ -1,0 +1,111 @@
+"""ONNX export of the proposer's denoiser: onnxruntime matches torch, and mismatched files are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from forethought.models import DiffusionProposer, MinMaxNormalizer, ProposerConfig
+from forethought.models.configuration_proposer import PRESETS
+from forethought.models.onnx_export import (
+    DenoiserStep,
+    OnnxDenoiser,
+    example_inputs,
+    export_denoiser,
+    main,
+    max_abs_difference,
+)
+
+pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+PUSH = {"skill": "push", "object": "red_block", "target": "left"}
+TOL = 1e-4
+
+
+def make_proposer(seed: int = 0, **overrides) -> DiffusionProposer:
+    """A randomly initialised tiny PushBlocks proposer."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    config = ProposerConfig(**{**PRESETS["tiny"].model, **overrides})
+    obs = torch.rand(100, config.obs_dim, generator=g) * 0.4 - 0.2
+    actions = (torch.rand(100, config.action_dim, generator=g) * 2 - 1) * 0.25
+    return DiffusionProposer(config, MinMaxNormalizer.fit(obs, actions)).eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[DiffusionProposer, Path]:
+    p = make_proposer()
+    path = export_denoiser(p, tmp_path_factory.mktemp("onnx") / "denoiser.onnx")
+    return p, path
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_onnxruntime_matches_torch_on_the_same_inputs(exported: tuple[DiffusionProposer, Path], batch: int) -> None:
+    p, path = exported
+    denoiser = OnnxDenoiser(path, threads=1)
+    inputs = example_inputs(p, batch, seed=batch)
+    with torch.no_grad():
+        ref = DenoiserStep(p.unet)(*inputs.values())
+    got = denoiser.run({k: v.numpy() for k, v in inputs.items()})
+    assert got.shape == (batch, p.config.horizon, p.config.action_dim) and got.dtype == np.float32
+    assert np.abs(got - ref.numpy()).max() <= TOL
+    # the unet-style call splits global_cond into obs_cond and goal itself
+    cond = torch.cat([inputs["obs_cond"], inputs["goal"]], dim=-1)
+    eps = denoiser(inputs["sample"], inputs["timestep"][0], cond)
+    with torch.no_grad():
+        want = p.unet(inputs["sample"], inputs["timestep"][0], cond)
+    assert torch.allclose(eps, want, atol=TOL, rtol=0)
+
+
+def test_onnx_backend_proposals_match_torch(exported: tuple[DiffusionProposer, Path]) -> None:
+    p, path = exported
+    p.load_onnx(path, threads=1)
+    h = np.random.default_rng(0).uniform(-0.2, 0.2, (p.config.n_obs_steps, p.config.obs_dim))
+    for goal in (PUSH, None):
+        a = p.propose(h, 16, goal=goal, generator=torch.Generator().manual_seed(1), num_inference_steps=5)
+        b = p.propose(h, 16, goal=goal, generator=torch.Generator().manual_seed(1), num_inference_steps=5,
+                      backend="onnx")
+        assert b.shape == a.shape and b.dtype == torch.float32
+        assert (a - b).abs().max() <= TOL
+
+
+def test_goal_free_proposer_exports_without_a_goal_input(tmp_path: Path) -> None:
+    p = make_proposer(use_goal=False)
+    path = export_denoiser(p, tmp_path / "nogoal.onnx")
+    denoiser = OnnxDenoiser(path, threads=1)
+    assert denoiser.input_names == ["sample", "timestep", "obs_cond"]
+    assert max_abs_difference(p, denoiser) <= TOL
+
+
+def test_mismatched_missing_or_corrupt_files_are_refused(exported: tuple[DiffusionProposer, Path],
+                                                         tmp_path: Path) -> None:
+    _, path = exported
+    other = make_proposer(seed=1)
+    with pytest.raises(ValueError, match="other weights"):
+        other.load_onnx(path)
+    with pytest.raises(ValueError, match=r"another proposer config .*down_dims"):
+        make_proposer(down_dims=[16, 16], n_groups=4).load_onnx(path)
+    missing = tmp_path / "none.onnx"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        other.load_onnx(missing)
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ValueError, match=f"corrupt ONNX denoiser {corrupt}"):
+        other.load_onnx(corrupt)
+    with pytest.raises(ValueError, match="load_onnx"):
+        other.propose(np.zeros((2, 16)), 2, backend="onnx")
+    with pytest.raises(ValueError, match="backend 'tensorrt'"):
+        other.propose(np.zeros((2, 16)), 2, backend="tensorrt")
+
+
+def test_module_entry_point_exports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_proposer().save_pretrained(tmp_path / "ckpt")
+    out = tmp_path / "out" / "p.onnx"
+    assert main(["--model", str(tmp_path / "ckpt"), "--out", str(out)]) == 0
+    assert out.is_file() and "max |torch - onnxruntime|" in capsys.readouterr().out
+    assert main(["--model", str(tmp_path / "absent"), "--out", str(out)]) == 2
+    assert str(tmp_path / "absent") in capsys.readouterr().err
