@@ -84,6 +84,40 @@ def test_predictor_is_frame_causal() -> None:
     assert torch.equal(pred[:, :2], pred2[:, :2]) and not torch.allclose(pred[:, 2], pred2[:, 2])
 
 
+def test_rollout_matches_step_by_step_prediction() -> None:
+    """The rollout (conditioning fused into one product, history padded once) equals feeding
+    ``predict`` its own outputs one block at a time, for every starting history length."""
+    model = tiny_model()
+    c = model.config
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(6, c.history, c.embed_dim, generator=g)
+    blocks = torch.rand(6, 4, c.block_dim, generator=g) * 2 - 1
+    with torch.inference_mode():
+        for h in range(1, c.history + 1):
+            window, expected = z[:, -h:], []
+            for k in range(blocks.shape[1]):
+                expected.append(model.predict(window, blocks[:, k]))
+                window = torch.cat([window, expected[-1].unsqueeze(1)], 1)[:, -c.history:]
+            torch.testing.assert_close(model.rollout_latent(z[:, -h:], blocks), torch.stack(expected, 1),
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_fused_conditioning_matches_the_per_block_modulations() -> None:
+    """``Predictor.condition`` is the (shift, 1 + scale, gate) of every AdaLN-zero layer."""
+    model = tiny_model()
+    pred = model.predictor
+    for layer in [*(blk.modulation for blk in pred.blocks), pred.final_modulation]:
+        torch.nn.init.normal_(layer.weight, std=0.1)  # the zero init would hide a wrong slot
+        torch.nn.init.normal_(layer.bias, std=0.1)
+    block = torch.rand(5, model.config.block_dim)
+    with torch.no_grad():
+        a = pred.action_encoder(block)
+        parts = [m for blk in pred.blocks for m in blk.modulation(a).chunk(3, -1)]
+        parts += pred.final_modulation(a).chunk(2, -1)
+        expected = torch.cat([p + 1 if i % 3 == 1 else p for i, p in enumerate(parts)], -1)
+        torch.testing.assert_close(pred.condition(block), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_compute_loss_logs_terms_and_gradients_reach_every_part() -> None:
     model = tiny_model().train()
     model.loss_log.clear()

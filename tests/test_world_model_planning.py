@@ -148,6 +148,56 @@ def test_online_monitor_matches_the_offline_trace(point_model: LatentWorldModel)
         SurpriseMonitor(point_model).step(actions[0], states[1])
 
 
+@pytest.mark.parametrize("horizon,window", [(3, 1), (2, 6)])
+def test_open_loop_and_windowed_monitor_match_the_offline_trace(point_model: LatentWorldModel, horizon: int,
+                                                               window: int) -> None:
+    states, actions = point_episode(teleport_at=20)
+    trace = surprise_trace(point_model, states, actions, horizon=horizon, window=window)
+    first = horizon * point_model.config.frameskip
+    assert np.isnan(trace[:first]).all() and np.isfinite(trace[first:]).all()
+    monitor = SurpriseMonitor(point_model, horizon=horizon, window=window)
+    monitor.reset(states[0])
+    online = [monitor.step(a, s) for a, s in zip(actions, states[1:])]
+    assert online[:first - 1] == [None] * (first - 1)
+    np.testing.assert_allclose(np.array(online[first - 1:], float), trace[first:], rtol=1e-4, atol=1e-7)
+
+
+def test_open_loop_surprise_follows_its_definition(point_model: LatentWorldModel) -> None:
+    """Horizon k at step t: roll the observed history ending at t - k * frameskip forward k blocks
+    with the actions taken, compare with the observed embedding; a window averages the last values."""
+    states, actions = point_episode(teleport_at=None)
+    fs, H = point_model.config.frameskip, point_model.config.history
+    k, t = 2, 27
+    s = t - k * fs
+    with torch.inference_mode():
+        z = point_model.encode(torch.from_numpy(states))
+        blocks = point_model.processor.normalize_actions(torch.from_numpy(actions))
+        hist = z[[s - fs * j for j in range(min(H, s // fs + 1) - 1, -1, -1)]].unsqueeze(0)
+        pred = point_model.rollout_latent(hist, blocks[s:t].reshape(1, k, -1))[0, -1]
+    trace = surprise_trace(point_model, states, actions, horizon=k)
+    assert trace[t] == pytest.approx(float((pred - z[t]).square().mean()), rel=1e-5)
+    windowed = surprise_trace(point_model, states, actions, horizon=k, window=4)
+    assert windowed[t] == pytest.approx(float(np.mean(trace[t - 3:t + 1])), rel=1e-6)
+    assert windowed[k * fs] == pytest.approx(trace[k * fs])  # only one value exists yet
+
+
+def test_longer_horizon_keeps_flagging_a_teleport(point_model: LatentWorldModel) -> None:
+    """Every open-loop prediction that straddles the jump scores above every clean step."""
+    states, actions = point_episode(teleport_at=20)
+    k, fs = 3, point_model.config.frameskip
+    s = surprise_trace(point_model, states, actions, horizon=k)
+    straddle, clean = s[20:20 + k * fs], np.r_[s[k * fs:20], s[20 + (k + point_model.config.history) * fs:]]
+    assert straddle.min() > clean.max()
+
+
+def test_surprise_options_are_validated(point_model: LatentWorldModel) -> None:
+    states, actions = point_episode(teleport_at=None)
+    with pytest.raises(ValueError, match="horizon"):
+        surprise_trace(point_model, states, actions, horizon=0)
+    with pytest.raises(ValueError, match="window"):
+        SurpriseMonitor(point_model, window=1.5)
+
+
 def test_rollout_spread_grows_with_the_horizon(point_model: LatentWorldModel) -> None:
     z = point_model.encode(torch.zeros(3, 1, 2))
     blocks = torch.zeros(3, 4, 10)

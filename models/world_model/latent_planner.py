@@ -4,7 +4,10 @@ Defaults follow LeWorldModel: 300 samples, 30 elites, 10 iterations (30 for Push
 5 action blocks (25 env steps at frameskip 5), initial std 1 in normalised action units, cost
 ``||z_H - z_goal||^2`` on the final predicted embedding; sample 0 of every iteration is the
 current mean (as stable-worldmodel's ``CEMSolver``). Everything runs batched under
-``torch.inference_mode``.
+``torch.inference_mode``; the cost is the predictor's matrix products (``samples * iterations *
+horizon`` rows), so use ``torch.set_num_threads(2)`` on a 2-core CPU, and on a CPU shared with
+other jobs start Python with ``OMP_WAIT_POLICY=PASSIVE`` (spinning OpenMP threads otherwise make
+2 threads far slower than 1 under load).
 
 Example::
 

@@ -83,7 +83,11 @@ class PixelEncoder(nn.Module):
 
 
 class AdaLNZeroBlock(nn.Module):
-    """Residual MLP block ``x + gate * MLP(LN(x) * (1 + scale) + shift)``, (shift, scale, gate) from ``c``."""
+    """Residual MLP block ``x + gate * MLP(LN(x) * (1 + scale) + shift)``, (shift, scale, gate) from ``c``.
+
+    ``modulation`` maps the action embedding to (shift, scale, gate); the ``Predictor`` applies the
+    modulations of all its blocks in one matrix product (``Predictor.condition``).
+    """
 
     def __init__(self, width: int, cond_dim: int, dropout: float) -> None:
         super().__init__()
@@ -93,9 +97,9 @@ class AdaLNZeroBlock(nn.Module):
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        shift, scale, gate = self.modulation(c).chunk(3, dim=-1)
-        return x + gate * self.mlp(self.norm(x) * (1 + scale) + shift)
+    def forward(self, x: Tensor, shift: Tensor, scale1: Tensor, gate: Tensor) -> Tensor:
+        """``x[N, width]`` with ``scale1 = 1 + scale`` (``Predictor.condition`` adds the 1)."""
+        return torch.addcmul(x, gate, self.mlp(torch.addcmul(shift, self.norm(x), scale1)))
 
 
 class Predictor(nn.Module):
@@ -103,7 +107,8 @@ class Predictor(nn.Module):
 
     ``z_hist`` holds the last ``h = history`` embeddings, oldest first; slots before the start
     of the trajectory are zero and flagged absent in ``present`` (so the same network serves
-    histories of 1..h frames).
+    histories of 1..h frames). ``forward`` is ``step`` after ``condition``, which computes the
+    AdaLN-zero modulations of every block in one matrix product.
     """
 
     def __init__(self, config: WorldModelConfig) -> None:
@@ -121,15 +126,31 @@ class Predictor(nn.Module):
         nn.init.zeros_(self.final_modulation.weight)
         nn.init.zeros_(self.final_modulation.bias)
         self.output = nn.Linear(c.predictor_hidden, c.embed_dim)
+        # 1 at every "scale" slot of the conditioning (rows 1, 4, ..., and the final scale at 3 * blocks + 1),
+        # so it carries 1 + scale; not saved
+        offset = torch.zeros(3 * c.predictor_blocks + 2, c.predictor_hidden)
+        offset[1::3] = 1.0
+        self.register_buffer("scale_offset", offset.flatten(), persistent=False)
 
     def forward(self, z_hist: Tensor, present: Tensor, block: Tensor) -> Tensor:
-        x = torch.cat([(z_hist * present.unsqueeze(-1)).flatten(1), present], dim=-1)
-        x = self.input(x)
-        c = self.action_encoder(block)
-        for blk in self.blocks:
-            x = blk(x, c)
-        shift, scale = self.final_modulation(c).chunk(2, dim=-1)
-        return self.output(self.final_norm(x) * (1 + scale) + shift)
+        return self.step(z_hist, present, self.condition(block))
+
+    def condition(self, block: Tensor) -> Tensor:
+        """Action conditioning ``[..., (3 * predictor_blocks + 2) * hidden]`` of ``block[..., frameskip * A]``:
+        (shift, 1 + scale, gate) of every block, then the final (shift, 1 + scale), from one matrix product."""
+        mods = [*(blk.modulation for blk in self.blocks), self.final_modulation]
+        weight = torch.cat([m.weight for m in mods])
+        bias = torch.cat([m.bias for m in mods]) + self.scale_offset
+        return nn.functional.linear(self.action_encoder(block), weight, bias)
+
+    def step(self, z_hist: Tensor, present: Tensor, cond: Tensor) -> Tensor:
+        """``forward`` with the conditioning ``cond[N, (3 * predictor_blocks + 2) * hidden]`` precomputed."""
+        x = self.input(torch.cat([z_hist.flatten(1), present], dim=-1))  # absent slots of z_hist are zero
+        mods = cond.chunk(3 * len(self.blocks) + 2, dim=-1)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, *mods[3 * i:3 * i + 3])
+        shift, scale1 = mods[-2:]
+        return self.output(torch.addcmul(shift, self.final_norm(x), scale1))
 
 
 class LatentWorldModel(nn.Module):
@@ -164,28 +185,36 @@ class LatentWorldModel(nn.Module):
         return self.projector(h).reshape(*lead, -1)
 
     def predict(self, z_hist: Tensor, blocks: Tensor) -> Tensor:
-        """Next embedding ``[N, D]`` from ``z_hist[N, h, D]`` (h <= history, oldest first) and normalised
-        action blocks ``blocks[N, frameskip * A]``."""
-        n, h, d = z_hist.shape
-        H = self.config.history
-        assert h <= H, f"history of {h} embeddings exceeds the model's {H}"
-        if h < H:
-            z_hist = torch.cat([z_hist.new_zeros(n, H - h, d), z_hist], dim=1)
-        present = torch.zeros(n, H, device=z_hist.device, dtype=z_hist.dtype)
-        present[:, H - h:] = 1.0
-        return self.pred_projector(self.predictor(z_hist, present, blocks))
+        """Next embedding ``[N, D]`` from ``z_hist[N, h, D]`` (oldest first; the last ``history`` are used)
+        and normalised action blocks ``blocks[N, frameskip * A]``."""
+        window, present = self._pad_history(z_hist)
+        return self.pred_projector(self.predictor(window, present, blocks))
 
     def rollout_latent(self, z_hist: Tensor, blocks: Tensor) -> Tensor:
         """Autoregressive rollout: ``z_hist[n, h, D]``, normalised ``blocks[n, K, frameskip * A]`` ->
-        ``z[n, K, D]``, the embedding after each block (predictions are fed back as history)."""
-        H = self.config.history
-        window = z_hist[:, -H:]
+        ``z[n, K, D]``, the embedding after each block (predictions are fed back as history).
+
+        The history is padded once and shifted in place of re-padding at every block.
+        """
+        window, present = self._pad_history(z_hist)
         out = []
         for k in range(blocks.shape[1]):
-            z_next = self.predict(window, blocks[:, k])
+            z_next = self.pred_projector(self.predictor.step(window, present, self.predictor.condition(blocks[:, k])))
             out.append(z_next)
-            window = torch.cat([window, z_next.unsqueeze(1)], dim=1)[:, -H:]
+            window = torch.cat([window[:, 1:], z_next.unsqueeze(1)], dim=1)
+            present = torch.cat([present[:, 1:], present.new_ones(len(present), 1)], dim=1)
         return torch.stack(out, dim=1)
+
+    def _pad_history(self, z_hist: Tensor) -> tuple[Tensor, Tensor]:
+        """``z_hist[N, h, D]`` (any ``h >= 1``; the last ``history`` are kept) -> the zero-padded window
+        ``[N, history, D]`` and its ``present[N, history]`` flags."""
+        n, h, d = z_hist.shape
+        H = self.config.history
+        if h >= H:
+            return z_hist[:, -H:], z_hist.new_ones(n, H)
+        window = torch.cat([z_hist.new_zeros(n, H - h, d), z_hist], dim=1)
+        present = torch.cat([z_hist.new_zeros(n, H - h), z_hist.new_ones(n, h)], dim=1)
+        return window, present
 
     # ---- user-facing API ---------------------------------------------------------------------
 

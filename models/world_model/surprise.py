@@ -1,11 +1,22 @@
 """Surprise: how far the observed embedding lands from the one the world model predicted.
 
-At env step ``t`` (``t >= frameskip``) the model predicts ``z_t`` from the embeddings
-``frameskip, 2 frameskip, ...`` steps earlier (up to ``history`` of them) and the action block
-``a[t - frameskip .. t - 1]``; the surprise is ``||z_hat_t - z_t||^2 / D``. Because SIGReg keeps
-embeddings near N(0, I), the value is comparable across models: about 0 when the world behaves
-as learned, rising when it does not (a teleported block, a heavier block, a slippery table).
-LeWM reports the same signal for teleport and colour changes (LeWM §5.2).
+At env step ``t`` the model predicts ``z_t`` open loop over ``horizon`` action blocks: from the
+observed embeddings ending at step ``s = t - horizon * frameskip`` (up to ``history`` of them,
+``frameskip`` steps apart) and the actions ``a[s .. t - 1]``; the surprise is
+``||z_hat_t - z_t||^2 / D``, optionally averaged over the last ``window`` steps. Because SIGReg
+keeps embeddings near N(0, I), the value is comparable across models: about 0 when the world
+behaves as learned, rising when it does not (a teleported block, a heavier block, a slippery table).
+
+- ``horizon=1, window=1`` (the default) is LeWM's 1-step surprise (LeWM §5.2): it spikes at a
+  discontinuity such as a teleport, but a physics change (mass, friction) only shows at the few
+  steps with contact, and then only as a small 1-step difference.
+- ``horizon=k > 1`` compares the model's imagined future over the last ``k`` blocks with what
+  happened: small per-step differences can build up over the open-loop rollout, and a block that
+  moved less (mass x3) or slid further (friction x0.2) than imagined keeps the score up for ``k``
+  blocks after the contact. This only separates shifted from normal physics when the model's own
+  error at contacts is smaller than the shift's effect (``bench/world_model.py`` measures it).
+- ``window=w > 1`` averages the last ``w`` per-step values (those that exist), trading latency of
+  detection for a steadier signal.
 
 ``rollout_spread`` adds an uncertainty signal from perturbation: the spread of ``K`` rollouts
 whose latents are jittered with Gaussian noise (SIGReg makes latents unit-scale, so one sigma
@@ -25,31 +36,55 @@ from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.probe import encode_all
 
 
-def _predict_targets(model: LatentWorldModel, z: Tensor, blocks: Tensor, targets: np.ndarray) -> Tensor:
-    """Predictions ``[len(targets), D]`` of ``z[t]`` for each target step ``t >= frameskip``.
+def _check_options(horizon: int, window: int) -> None:
+    for name, v in (("horizon", horizon), ("window", window)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+def _predict_targets(model: LatentWorldModel, z: Tensor, blocks: Tensor, targets: np.ndarray,
+                     horizon: int) -> Tensor:
+    """Open-loop predictions ``[len(targets), D]`` of ``z[t]`` over ``horizon`` blocks, ``t >= horizon * frameskip``.
 
     ``z[T+1, D]`` are the observed embeddings, ``blocks[T, A]`` the normalised actions of every step.
     """
     fs, H = model.config.frameskip, model.config.history
     out = torch.empty(len(targets), z.shape[1], device=z.device)
-    h_of = np.minimum(H, targets // fs)
+    starts = targets - horizon * fs
+    h_of = np.minimum(H, starts // fs + 1)
     for h in np.unique(h_of):
         sel = np.flatnonzero(h_of == h)
-        t = torch.as_tensor(targets[sel], device=z.device)
-        frames = t[:, None] - fs * torch.arange(h, 0, -1, device=z.device)[None]  # [n, h], oldest first
-        steps = t[:, None] - fs + torch.arange(fs, device=z.device)[None]  # [n, fs]
-        out[torch.as_tensor(sel, device=z.device)] = model.predict(z[frames], blocks[steps].flatten(1))
+        s = torch.as_tensor(starts[sel], device=z.device)
+        frames = s[:, None] - fs * torch.arange(h - 1, -1, -1, device=z.device)[None]  # [n, h], oldest first
+        steps = s[:, None] + torch.arange(horizon * fs, device=z.device)[None]  # [n, horizon * fs]
+        pred = model.rollout_latent(z[frames], blocks[steps].reshape(len(sel), horizon, -1))
+        out[torch.as_tensor(sel, device=z.device)] = pred[:, -1]
     return out
 
 
+def _running_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the finite values among ``x[t - window + 1 .. t]``; NaN where there are none."""
+    ok = np.isfinite(x)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(ok, x, 0.0))])
+    ccount = np.concatenate([[0], np.cumsum(ok)])
+    hi = np.arange(1, len(x) + 1)
+    lo = np.maximum(0, hi - window)
+    count = ccount[hi] - ccount[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (csum[hi] - csum[lo]) / count, np.nan)
+
+
 @torch.inference_mode()
-def surprise_trace(model: LatentWorldModel, obs: Any, actions: Any) -> np.ndarray:
-    """``float64[T + 1]`` surprise of every observation of an episode (NaN for the first ``frameskip``).
+def surprise_trace(model: LatentWorldModel, obs: Any, actions: Any, horizon: int = 1, window: int = 1) -> np.ndarray:
+    """``float64[T + 1]`` surprise of every observation of an episode (NaN for the first ``horizon * frameskip``).
 
     Args:
         obs: ``[T + 1, *obs_shape]``: the observations ``s_0 .. s_T``.
         actions: ``[T, A]``: ``a_t`` leads from ``s_t`` to ``s_{t+1}`` (env units).
+        horizon: open-loop prediction horizon in action blocks (see the module docstring).
+        window: running mean over this many steps (1: none).
     """
+    _check_options(horizon, window)
     model.eval()
     x = model.processor.check_obs(obs)
     a = torch.as_tensor(np.asarray(actions, np.float32))
@@ -59,36 +94,41 @@ def surprise_trace(model: LatentWorldModel, obs: Any, actions: Any) -> np.ndarra
     z = encode_all(model, x)
     blocks = model.processor.normalize_actions(a.to(z.device))
     out = np.full(len(x), np.nan)
-    targets = np.arange(model.config.frameskip, len(x))
+    targets = np.arange(horizon * model.config.frameskip, len(x))
     if len(targets):
-        pred = _predict_targets(model, z, blocks, targets)
+        pred = _predict_targets(model, z, blocks, targets, horizon)
         out[targets] = ((pred - z[targets]).square().mean(-1)).cpu().numpy()
-    return out
+    return _running_mean(out, window) if window > 1 else out
 
 
 class SurpriseMonitor:
-    """Online surprise, one env step at a time (the ``world_model_node``'s core).
+    """Online surprise, one env step at a time (the ``world_model_node``'s core); the same values as
+    ``surprise_trace`` with the same ``horizon`` and ``window``.
 
     Usage::
 
-        monitor = SurpriseMonitor(model)
+        monitor = SurpriseMonitor(model, horizon=4, window=10)
         monitor.reset(obs)
         obs, *_ = env.step(action)
-        s = monitor.step(action, obs)   # None until frameskip steps have passed
+        s = monitor.step(action, obs)   # None until horizon * frameskip steps have passed
     """
 
-    def __init__(self, model: LatentWorldModel) -> None:
+    def __init__(self, model: LatentWorldModel, horizon: int = 1, window: int = 1) -> None:
+        _check_options(horizon, window)
         self.model = model.eval()
+        self.horizon, self.window = horizon, window
         c = model.config
-        self._size = c.history * c.frameskip + 1
+        self._size = (c.history + horizon - 1) * c.frameskip + 1
         self._z: deque[Tensor] = deque(maxlen=self._size)
         self._a: deque[Tensor] = deque(maxlen=self._size - 1)
+        self._recent: deque[float] = deque(maxlen=window)
 
     @torch.inference_mode()
     def reset(self, obs: Any) -> None:
         """Start a new episode at observation ``obs[*obs_shape]``."""
         self._z.clear()
         self._a.clear()
+        self._recent.clear()
         self._z.append(self.model.encode(obs))
 
     @torch.inference_mode()
@@ -101,12 +141,14 @@ class SurpriseMonitor:
             raise ValueError(f"action must be {self.model.config.action_dim} finite numbers, got {a.tolist()}")
         self._z.append(self.model.encode(obs))
         self._a.append(self.model.processor.normalize_actions(a.to(self._z[0].device)))
+        # the buffer holds exactly the frames the prediction of its newest one needs (fewer early on)
         t = len(self._z) - 1
-        if t < self.model.config.frameskip:
+        if t < self.horizon * self.model.config.frameskip:
             return None
         z, blocks = torch.stack(list(self._z)), torch.stack(list(self._a))  # a[i] leads from z[i] to z[i + 1]
-        pred = _predict_targets(self.model, z, blocks, np.array([t]))
-        return float((pred[0] - z[t]).square().mean())
+        pred = _predict_targets(self.model, z, blocks, np.array([t]), self.horizon)
+        self._recent.append(float((pred[0] - z[t]).square().mean()))
+        return float(np.mean(self._recent))
 
 
 @torch.inference_mode()
