@@ -36,6 +36,7 @@ from forethought.models.configuration_proposer import GOAL_VOCABULARIES, PRESETS
 from forethought.models.modeling_proposer import DiffusionProposer
 from forethought.models.processor_proposer import GoalEncoder, MinMaxNormalizer
 from forethought.models.training import TrainConfig, TrainResult, seed_everything, train
+from forethought.models.dynamics.train_dynamics import TRAINER as DYNAMICS_TRAINER
 from forethought.models.world_model.train_world_model import TRAINER as WORLD_MODEL_TRAINER
 from forethought.sim.dataset import SOURCES, Dataset
 
@@ -154,6 +155,7 @@ def train_proposer(args: argparse.Namespace) -> TrainResult:
 TRAINERS: dict[str, tuple[Callable[[argparse.Namespace], TrainResult], dict[str, Any]]] = {
     "proposer": (train_proposer, PRESETS),
     "world-model": WORLD_MODEL_TRAINER,
+    "dynamics": DYNAMICS_TRAINER,
 }
 """model name -> (train function, its named configs)."""
 
@@ -185,8 +187,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, model: str, presets: 
                             help="warm-start from the weights and normaliser saved in this directory "
                                  "(a fresh run with its own optimiser, schedule and EMA)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--sources", nargs="+", default=["expert"], choices=SOURCES,
-                        help="episode sources to train on (default: expert)")
+    sources = ["expert", "play"] if model == "dynamics" else ["expert"]  # dynamics need broad action coverage
+    parser.add_argument("--sources", nargs="+", default=sources, choices=SOURCES,
+                        help=f"episode sources to train on (default: {' '.join(sources)})")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--keep-checkpoints", action="store_true", help="keep OUT/checkpoints/last.pt at the end")
 

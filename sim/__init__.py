@@ -29,3 +29,4 @@ def register_envs() -> None:
 
 
 register_envs()
+import forethought.sim.perturb  # noqa: E402,F401  (registers forethought/PushBlocksShifted-v0)

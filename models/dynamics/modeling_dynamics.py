@@ -1,0 +1,334 @@
+"""The learned dynamics ensemble: K multi-step MLPs evaluated in one batched pass.
+
+Each member maps the last ``n_obs_steps`` states (with their step-to-step changes and a few
+relative positions) and an action chunk ``a[t .. t+F-1]`` to the whole future ``s[t+1 .. t+F]`` at once (D-MPC's multi-step dynamics, with a regression MLP in
+place of a diffusion model). It predicts normalised residuals ``s[t+1+j] - s[t]``; entries the
+state layout marks as fixed (presence flags, absent objects, a goal) are copied, not predicted.
+Members differ by initialisation and by a bootstrap resample of the training windows; their
+weights are stacked ``[K, in, out]`` and applied with ``torch.baddbmm``, so the whole ensemble
+costs one batched matmul per layer (PETS, arXiv 1805.12114).
+
+Example::
+
+    from forethought.models.dynamics import DynamicsEnsemble
+
+    dynamics = DynamicsEnsemble.from_pretrained("models/pretrained/dynamics-pushblocks")
+    states = dynamics.rollout(obs_history, actions)    # [K, n, F, S] for actions[n, F, A]
+    mean, spread = states.mean(0), states.std(0)        # prediction and disagreement
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from forethought.models.dynamics.processor_dynamics import NORMALIZER_FILE, DynamicsNormalizer
+from forethought.sim.dataset import atomic_path
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def _constructor_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``DynamicsEnsemble`` arguments from a config dict (JSON lists back to tuples, diffusers' ``_`` keys dropped)."""
+    kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
+    kwargs["passthrough_dims"] = tuple(kwargs.get("passthrough_dims", ()))
+    for key in ("presence_groups", "relative_pairs"):
+        kwargs[key] = tuple(tuple(g) for g in kwargs.get(key, ()))
+    return kwargs
+
+
+class EnsembleMLP(nn.Module):
+    """``K`` independent MLPs ``x[K, B, in] -> [K, B, out]`` with stacked weights ``[K, in, out]``.
+
+    Hidden layers are Linear -> LayerNorm (no affine) -> SiLU. The last layer starts small, so
+    an untrained member predicts residuals near zero (copy-last).
+    """
+
+    def __init__(self, ensemble_size: int, in_dim: int, hidden_dim: int, num_layers: int, out_dim: int) -> None:
+        super().__init__()
+        dims = [in_dim] + [hidden_dim] * num_layers + [out_dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+            bound = 1.0 / math.sqrt(d_in)  # nn.Linear's default, drawn per member
+            scale = 0.1 if i == len(dims) - 2 else 1.0
+            self.weights.append(nn.Parameter(torch.empty(ensemble_size, d_in, d_out).uniform_(-bound, bound) * scale))
+            self.biases.append(nn.Parameter(torch.empty(ensemble_size, 1, d_out).uniform_(-bound, bound) * scale))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x[K, B, in]`` (or ``[1, B, in]``, shared by all members) -> ``[K, B, out]``."""
+        K = self.weights[0].shape[0]
+        h = x.expand(K, -1, -1)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w)  # [K, B, d_out]
+            if i < last:
+                h = F.silu(F.layer_norm(h, h.shape[-1:]))
+        return h
+
+
+class DynamicsEnsemble(ModelMixin, ConfigMixin):
+    """``rollout(state, actions[n, F, A]) -> states[K, n, F, S]``: an ensemble of multi-step dynamics.
+
+    Args:
+        state_dim: ``S``, width of one state (16 for PushBlocks, 10 for Reacher-v5).
+        action_dim: ``A``, width of one action.
+        horizon: ``F``, steps predicted per call (and the longest action chunk accepted).
+        n_obs_steps: states the model is conditioned on, oldest first.
+        ensemble_size: ``K``, independent members.
+        hidden_dim, num_layers: width and number of hidden layers of each member's MLP.
+        passthrough_dims: state entries copied from the current state (``StateLayout``).
+        presence_groups: ``(flag, d1, ...)`` per object slot; ``d1, ...`` are copied while the
+            object is absent (``flag < 0.5``).
+        relative_pairs: ``(a, b)`` pairs; ``s[t][a] - s[t][b]`` is an extra input.
+        action_low, action_high: the env's action box (informational: ``rollout`` does not clamp,
+            so that planners can probe the model outside it).
+        env_id: the gymnasium id of the training data.
+    """
+
+    config_name = CONFIG_FILE
+
+    @register_to_config
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        horizon: int = 16,
+        n_obs_steps: int = 2,
+        ensemble_size: int = 5,
+        hidden_dim: int = 160,
+        num_layers: int = 3,
+        passthrough_dims: tuple[int, ...] = (),
+        presence_groups: tuple[tuple[int, ...], ...] = (),
+        relative_pairs: tuple[tuple[int, int], ...] = (),
+        action_low: tuple[float, ...] | None = None,
+        action_high: tuple[float, ...] | None = None,
+        env_id: str | None = None,
+    ) -> None:
+        super().__init__()
+        for name, v in (("state_dim", state_dim), ("action_dim", action_dim), ("horizon", horizon),
+                        ("n_obs_steps", n_obs_steps), ("ensemble_size", ensemble_size), ("hidden_dim", hidden_dim),
+                        ("num_layers", num_layers)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"dynamics {name} must be a positive integer, got {v!r}")
+        dims = [d for g in (*presence_groups, *relative_pairs) for d in g] + list(passthrough_dims)
+        if any(not isinstance(d, int) or not 0 <= d < state_dim for d in dims):
+            raise ValueError(f"passthrough_dims, presence_groups and relative_pairs must index the state "
+                             f"(0..{state_dim - 1}), got {list(passthrough_dims)}, {[list(g) for g in presence_groups]} "
+                             f"and {[list(p) for p in relative_pairs]}")
+        if any(len(g) < 2 for g in presence_groups):
+            raise ValueError(f"each presence group needs a flag and at least one gated entry, got {presence_groups}")
+        if any(len(p) != 2 for p in relative_pairs):
+            raise ValueError(f"relative_pairs must be (a, b) pairs, got {relative_pairs}")
+        fixed = torch.zeros(state_dim, dtype=torch.bool)
+        fixed[list(passthrough_dims)] = True
+        self.register_buffer("fixed", fixed, persistent=False)  # [S] always copied
+        gates = torch.zeros(len(presence_groups), state_dim, dtype=torch.bool)
+        for i, g in enumerate(presence_groups):
+            gates[i, list(g[1:])] = True
+        self.register_buffer("gates", gates, persistent=False)  # [P, S] copied while slot i is absent
+        self.register_buffer("flags", torch.tensor([g[0] for g in presence_groups], dtype=torch.long),
+                             persistent=False)  # [P]
+        self.register_buffer("relative", torch.tensor(relative_pairs, dtype=torch.long).reshape(-1, 2),
+                             persistent=False)  # [R, 2]
+        in_dim = (2 * n_obs_steps - 1) * state_dim + len(relative_pairs) + horizon * action_dim
+        self.core = EnsembleMLP(ensemble_size, in_dim, hidden_dim, num_layers, horizon * state_dim)
+        self.normalizer: DynamicsNormalizer | None = None
+
+    # ---- sizes -------------------------------------------------------------------------------
+
+    @property
+    def ensemble_size(self) -> int:
+        return int(self.config.ensemble_size)
+
+    @property
+    def horizon(self) -> int:
+        return int(self.config.horizon)
+
+    @property
+    def state_dim(self) -> int:
+        return int(self.config.state_dim)
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.config.action_dim)
+
+    @property
+    def n_obs_steps(self) -> int:
+        return int(self.config.n_obs_steps)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def member(self, k: int) -> DynamicsEnsemble:
+        """A one-member ensemble holding a copy of member ``k`` (same normaliser)."""
+        if not 0 <= k < self.ensemble_size:
+            raise ValueError(f"member must lie in 0..{self.ensemble_size - 1}, got {k}")
+        one = type(self)(**{**self.init_kwargs(), "ensemble_size": 1})
+        one.load_state_dict({n: p[k : k + 1] for n, p in self.state_dict().items()})
+        one.normalizer = self.normalizer
+        return one.to(self.fixed.device)
+
+    def init_kwargs(self) -> dict[str, Any]:
+        """The constructor arguments of this ensemble (its ``config.json`` without diffusers' keys)."""
+        return _constructor_kwargs(self.config)
+
+    # ---- math core ---------------------------------------------------------------------------
+
+    def copy_mask(self, state: Tensor) -> Tensor:
+        """``bool[..., S]``: entries of ``state[..., S]`` that are copied rather than predicted."""
+        mask = self.fixed.expand_as(state)
+        if len(self.flags):
+            absent = state[..., self.flags] < 0.5  # [..., P]
+            mask = mask | (absent.unsqueeze(-1) & self.gates).any(-2)
+        return mask
+
+    def features(self, obs_history: Tensor) -> dict[str, Tensor]:
+        """Unnormalised inputs from ``obs_history[..., n_obs, S]``: ``state`` (the history),
+        ``velocity[..., n_obs - 1, S]`` (its step-to-step changes), ``relative[..., R]``."""
+        current = obs_history[..., -1, :]
+        return {"state": obs_history, "velocity": obs_history[..., 1:, :] - obs_history[..., :-1, :],
+                "relative": current[..., self.relative[:, 0]] - current[..., self.relative[:, 1]]}
+
+    def predict_deltas(self, obs_history: Tensor, actions: Tensor) -> Tensor:
+        """Normalised residuals ``[K, B, F, S]`` for ``obs_history[K|1, B, n_obs, S]`` and
+        ``actions[K|1, B, F, A]`` (env units)."""
+        if self.normalizer is None:
+            raise ValueError("this DynamicsEnsemble has no normaliser: load it with from_pretrained or train it")
+        norm = self.normalizer
+        feats = self.features(obs_history)
+        x = torch.cat([norm.normalize("state", feats["state"]).flatten(-2),  # [K|1, B, n_obs * S]
+                       norm.normalize("velocity", feats["velocity"]).flatten(-2),  # [K|1, B, (n_obs - 1) * S]
+                       norm.normalize("relative", feats["relative"]),  # [K|1, B, R]
+                       norm.normalize("action", actions).flatten(-2)], dim=-1)  # [K|1, B, F * A]
+        out = self.core(x)  # [K, B, F * S]
+        return out.unflatten(-1, (self.horizon, self.state_dim))
+
+    def predict(self, obs_history: Tensor, actions: Tensor) -> Tensor:
+        """States ``s[t+1 .. t+F]`` ``[K, B, F, S]`` (env units) for ``obs_history[K|1, B, n_obs, S]`` and
+        ``actions[K|1, B, F, A]``; copied entries hold the current value."""
+        current = obs_history[..., -1:, :]  # [K|1, B, 1, S]
+        deltas = self.predict_deltas(obs_history, actions)  # [K, B, F, S]
+        states = current + self.normalizer.unnormalize("delta", deltas)
+        return torch.where(self.copy_mask(current), current, states)
+
+    def compute_loss(self, batch: Mapping[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
+        """Masked MSE of normalised residuals for one batch per member.
+
+        ``obs_history[K, B, n_obs, S]``, ``actions[K, B, F, A]``, ``future_states[K, B, F, S]`` and
+        ``future_valid[K, B, F]`` (False past the episode end); copied entries are not scored.
+        """
+        obs, future, valid = batch["obs_history"], batch["future_states"], batch["future_valid"]
+        pred = self.predict_deltas(obs, batch["actions"])
+        target = self.normalizer.normalize("delta", future - obs[..., -1:, :])
+        keep = valid.unsqueeze(-1) & ~self.copy_mask(obs[..., -1, :]).unsqueeze(-2)  # [K, B, F, S]
+        err = (pred - target).square() * keep
+        return err.sum() / keep.sum().clamp_min(1)
+
+    # ---- inference API -----------------------------------------------------------------------
+
+    def _check(self, x: Any, name: str) -> Tensor:
+        t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
+        if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
+            raise ValueError(f"{name} must hold numbers, got dtype {t.dtype}")
+        t = t.to(device=self.fixed.device, dtype=torch.float32)
+        bad = ~torch.isfinite(t)
+        if bad.any():
+            raise ValueError(f"{name} contains NaN or inf (first at index {torch.nonzero(bad)[0].tolist()}): "
+                             "refusing to roll it out")
+        return t
+
+    @torch.inference_mode()
+    def rollout(self, state: np.ndarray | Tensor, actions: np.ndarray | Tensor) -> Tensor:
+        """Imagined futures of every member for every action chunk.
+
+        Args:
+            state: the current state ``[S]`` (repeated as the history) or the last
+                ``[n_obs_steps, S]`` states, oldest first; env units.
+            actions: ``[n, F', A]`` chunks starting at the current step, ``F' <= horizon``; env units.
+                A chunk shorter than ``horizon`` is padded with its last action internally.
+
+        Returns:
+            ``states[K, n, F', S]`` (float32, env units): ``s[t+1 .. t+F']`` per member and chunk.
+        """
+        S, A, H, o = self.state_dim, self.action_dim, self.horizon, self.n_obs_steps
+        hist = self._check(state, "state")
+        if hist.shape == (S,):
+            hist = hist.expand(o, S)
+        if hist.shape != (o, S):
+            raise ValueError(f"state must have shape [{S}] or [n_obs_steps={o}, {S}], got {list(hist.shape)}")
+        act = self._check(actions, "actions")
+        if act.dim() != 3 or act.shape[0] < 1 or act.shape[1] < 1 or act.shape[2] != A:
+            raise ValueError(f"actions must have shape [n, F, {A}] with n, F >= 1, got {list(act.shape)}")
+        f = act.shape[1]
+        if f > H:
+            raise ValueError(f"actions have {f} steps but this model predicts at most horizon = {H}: "
+                             "split the chunk or retrain with a longer horizon")
+        if f < H:
+            act = torch.cat([act, act[:, -1:].expand(-1, H - f, -1)], dim=1)
+        n = act.shape[0]
+        return self.predict(hist.expand(1, n, o, S), act.unsqueeze(0))[:, :, :f].float()
+
+    # ---- persistence -------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:  # type: ignore[override]
+        """Write ``config.json``, ``model.safetensors`` and ``normalizer.safetensors`` (each atomically)."""
+        if self.normalizer is None:
+            raise ValueError("cannot save a DynamicsEnsemble without its normaliser")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / CONFIG_FILE) as tmp:
+            tmp.write_text(self.to_json_string())
+        weights = {k: v.detach().cpu().float().contiguous() for k, v in self.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_file(weights, str(tmp), metadata={"format": "pt"})
+        self.normalizer.save(directory / NORMALIZER_FILE)
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls, directory: str | os.PathLike[str], device: str | torch.device = "cpu"
+    ) -> DynamicsEnsemble:
+        """Load an ensemble saved by ``save_pretrained``, in eval mode; every error names the offending path."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ValueError(f"no dynamics checkpoint at {directory}: the directory does not exist "
+                             "(train one with `forethought train dynamics` or use models/pretrained/dynamics-*)")
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise ValueError(f"missing {path.name} in dynamics checkpoint {directory}: expected {path}")
+        try:
+            raw = json.loads(config_path.read_text())
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            model = cls(**_constructor_kwargs(raw))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"corrupt or invalid dynamics config {config_path}: {e}") from e
+        model.normalizer = DynamicsNormalizer.load(directory / NORMALIZER_FILE, model.state_dim, model.action_dim,
+                                                   model.horizon, len(model.relative))
+        try:
+            state = load_file(str(weights_path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ValueError(f"corrupt dynamics weights {weights_path}: {e}") from e
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"dynamics weights {weights_path} do not match {config_path}: {e}") from e
+        bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
+        if bad:
+            raise ValueError(f"dynamics weights {weights_path} hold NaN or inf in {bad[:3]}: the checkpoint is corrupt")
+        return model.to(device).eval()

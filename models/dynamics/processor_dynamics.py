@@ -1,0 +1,106 @@
+"""Normalisation of the dynamics ensemble: states, actions and multi-step residuals.
+
+Statistics live beside the weights (``normalizer.safetensors``) and are checked by key, shape and
+value on load, so a checkpoint with missing or mismatched statistics refuses to run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from forethought.sim.dataset import atomic_path
+
+NORMALIZER_FILE = "normalizer.safetensors"
+NORMALIZER_FORMAT = "forethought-dynamics-meanstd-v1"
+STAT_KEYS: tuple[str, ...] = ("state", "velocity", "relative", "action", "delta")
+MIN_STD = 1e-6
+"""A feature with a smaller spread (a constant, a copied entry) is only centred, not scaled."""
+
+
+class DynamicsNormalizer:
+    """Mean/std normalisation of the model's inputs and outputs.
+
+    Keys: ``state[..., S]``; ``velocity[..., S]``, the step-to-step change ``s[t] - s[t-1]``;
+    ``relative[..., R]``, the ``relative_pairs`` differences; ``action[..., A]``; and
+    ``delta[..., F, S]``, where ``delta[:, j] = s[t+1+j] - s[t]`` is the residual the model
+    predicts, with its own statistics per horizon step ``j`` since later steps move further.
+    """
+
+    def __init__(self, stats: Mapping[str, Tensor]) -> None:
+        """``stats``: ``{"state.mean": [S], "state.std": [S], ..., "delta.mean": [F, S], "delta.std": [F, S]}``."""
+        expected = {f"{k}.{s}" for k in STAT_KEYS for s in ("mean", "std")}
+        if set(stats) != expected:
+            raise ValueError(f"dynamics normaliser stats must have exactly the keys {sorted(expected)}, got {sorted(stats)}")
+        self.stats = {k: torch.as_tensor(v, dtype=torch.float32).detach().clone() for k, v in stats.items()}
+        for key in STAT_KEYS:
+            mean, std = self.stats[f"{key}.mean"], self.stats[f"{key}.std"]
+            if mean.shape != std.shape:
+                raise ValueError(f"normaliser {key} mean/std shapes differ: {tuple(mean.shape)} vs {tuple(std.shape)}")
+            if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
+                raise ValueError(f"normaliser {key} stats contain NaN or inf")
+            if (std < 0).any():
+                raise ValueError(f"normaliser {key}.std is negative")
+        self._std = {k: torch.where(self.stats[f"{k}.std"] < MIN_STD, 1.0, self.stats[f"{k}.std"]) for k in STAT_KEYS}
+
+    @classmethod
+    def fit(cls, features: Mapping[str, np.ndarray], valid: Mapping[str, np.ndarray]) -> DynamicsNormalizer:
+        """Statistics of ``features[key][N, ...]`` over the rows where ``valid[key][N, ...]`` (a
+        prefix of the feature's shape) is True; a key missing from ``valid`` uses every row."""
+        stats = {}
+        for key in STAT_KEYS:
+            x = np.asarray(features[key], np.float64)
+            w = np.asarray(valid.get(key, np.ones(len(x), bool)), np.float64)
+            w = w.reshape(w.shape + (1,) * (x.ndim - w.ndim))
+            count = np.maximum(w.sum(0), 1.0)
+            mean = (x * w).sum(0) / count
+            stats[f"{key}.mean"] = torch.from_numpy(mean)
+            stats[f"{key}.std"] = torch.from_numpy(np.sqrt(((x - mean) ** 2 * w).sum(0) / count))
+        return cls(stats)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self.stats[f"{key}.mean"].shape)
+
+    def normalize(self, key: str, x: Tensor) -> Tensor:
+        """``x`` in env units -> zero mean, unit spread (over the fitted data)."""
+        return (x - self.stats[f"{key}.mean"].to(x)) / self._std[key].to(x)
+
+    def unnormalize(self, key: str, x: Tensor) -> Tensor:
+        """Inverse of ``normalize``."""
+        return x * self._std[key].to(x) + self.stats[f"{key}.mean"].to(x)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the stats to the safetensors file ``path`` (atomically)."""
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in self.stats.items()}, str(tmp), metadata={"format": NORMALIZER_FORMAT})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], state_dim: int, action_dim: int, horizon: int,
+             relative_dim: int) -> DynamicsNormalizer:
+        """Read stats from ``path`` and check them against the model's sizes; errors name the file."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"missing normaliser statistics {path}: a dynamics checkpoint keeps them beside its "
+                             "weights (re-save it with save_pretrained or retrain)")
+        try:
+            stats = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ValueError(f"corrupt normaliser statistics {path}: {e}") from e
+        try:
+            norm = cls(stats)
+        except ValueError as e:
+            raise ValueError(f"invalid normaliser statistics {path}: {e}") from e
+        want = {"state": (state_dim,), "velocity": (state_dim,), "relative": (relative_dim,), "action": (action_dim,),
+                "delta": (horizon, state_dim)}
+        for key, shape in want.items():
+            if norm.shape(key) != shape:
+                raise ValueError(f"normaliser statistics {path} have {key} shape {list(norm.shape(key))} but the "
+                                 f"model's config needs {list(shape)}: the stats belong to another model")
+        return norm
