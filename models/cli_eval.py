@@ -7,9 +7,13 @@ Examples::
     forethought eval --policy proposer --model models/pretrained/proposer-reacher \\
         --env forethought/Reacher-v5 --seeds 0-49 --json
     forethought eval --policy expert --env forethought/Reacher-v5 --seeds 0-49 --video videos/
+    forethought eval --policy dmpc --planner ssr --model models/pretrained/proposer-pushblocks \\
+        --dynamics models/pretrained/dynamics-pushblocks --env forethought/PushBlocks-v0 \\
+        --env-kwargs '{"n_blocks": 1}' --skill push --seeds 0-49 --inference-steps 5
 
 With ``--json`` the last line printed is one JSON object with ``success_rate``, ``ci_low``,
-``ci_high``, ``episodes``, ``mean_return``, ``step_ms_median`` and the per-episode results.
+``ci_high``, ``episodes``, ``mean_return``, ``step_ms_median``, the per-episode results and, for
+planning policies, ``replan_ms_median`` and ``replan_ms_p90``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+import forethought.models.control.policy  # noqa: F401  (registers dmpc)
 import forethought.models.world_model.eval_policy  # noqa: F401  (registers latent-cem, latent-mppi)
 from forethought.models.evaluation import (
     POLICIES,
@@ -40,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = __doc__.splitlines()[0]
     parser.add_argument("--policy", required=True, help=f"registered policy: {', '.join(sorted(POLICIES))}")
     parser.add_argument("--model", type=Path, help="checkpoint directory of a learned policy")
+    parser.add_argument("--planner", choices=("ssr", "mppi", "cem", "oracle"),
+                        help="--policy dmpc: D-MPC SSR (default), proposal-seeded MPPI, plain CEM, or the oracle")
+    parser.add_argument("--dynamics", metavar="DIR|oracle",
+                        help="--policy dmpc: dynamics checkpoint directory, or 'oracle' (a copy of the simulator)")
+    parser.add_argument("--proposer", type=Path, metavar="DIR", help="--policy dmpc: proposer checkpoint (as --model)")
     parser.add_argument("--env", required=True, help="gymnasium env id, e.g. forethought/PushBlocks-v0")
     parser.add_argument("--seeds", default="0-49", help="episode seeds: 0-49 (default), or a list 0,5,10-12")
     parser.add_argument("--env-kwargs", help='JSON kwargs for gymnasium.make, e.g. \'{"n_blocks": 1}\'')
@@ -72,13 +82,17 @@ def run(args: argparse.Namespace) -> int:
             if not sep or not key:
                 raise ValueError(f"--policy-option must be KEY=VALUE, got {item!r}")
             options[key] = value
+        if (args.planner or args.dynamics or args.proposer) and args.policy != "dmpc":
+            raise ValueError("--planner, --dynamics and --proposer only apply to --policy dmpc")
+        if args.proposer is not None and args.model is not None and args.proposer != args.model:
+            raise ValueError("--proposer and --model name different checkpoints: pass one of them")
         probe = gym.make(args.env, **env_kwargs)
         obs_dim, act_dim = int(np.prod(probe.observation_space.shape)), int(np.prod(probe.action_space.shape))
         probe.close()
-        spec = PolicySpec(model=args.model, env_id=args.env, observation_dim=obs_dim, action_dim=act_dim,
-                          device=args.device, num_inference_steps=args.inference_steps,
+        spec = PolicySpec(model=args.proposer or args.model, env_id=args.env, observation_dim=obs_dim,
+                          action_dim=act_dim, device=args.device, num_inference_steps=args.inference_steps,
                           action_steps=args.action_steps, use_goal=not args.no_goal,
-                          options=options)
+                          options=options, planner=args.planner, dynamics=args.dynamics)
         policy = build_policy(args.policy, spec)
         report = evaluate(policy, args.env, seeds, policy_name=args.policy, env_kwargs=env_kwargs,
                           skills=args.skill, task=task, video_dir=args.video)

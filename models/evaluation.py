@@ -32,7 +32,12 @@ from forethought.sim.scene import BLOCK_NAMES
 
 
 class Policy(Protocol):
-    """What the harness drives: ``reset`` once per episode, then ``act`` once per env step."""
+    """What the harness drives: ``reset`` once per episode, then ``act`` once per env step.
+
+    Optional: ``bind_env(env)`` is called once with the env the harness steps (the oracle planner
+    reads the live simulation through it), and a ``replan_ms`` list of planning times (ms) is
+    summarised as the report's replan latency.
+    """
 
     def reset(self, task: dict[str, Any] | None, seed: int) -> None:
         """Start an episode with plan step ``task``; ``seed`` makes any sampling reproducible."""
@@ -54,6 +59,8 @@ class PolicySpec:
         action_steps: actions executed per proposed chunk (``None``: the model's default).
         use_goal: give the policy the task as its goal (otherwise it acts goal-free).
         options: extra ``--policy-option KEY=VALUE`` settings for a policy.
+        planner: ``dmpc`` only: the planner (``ssr``, ``mppi``, ``cem``, ``oracle``).
+        dynamics: ``dmpc`` only: a dynamics checkpoint directory, or ``"oracle"``.
     """
 
     model: Path | None
@@ -65,6 +72,8 @@ class PolicySpec:
     action_steps: int | None = None
     use_goal: bool = True
     options: dict[str, str] = field(default_factory=dict)
+    planner: str | None = None
+    dynamics: str | None = None
 
 
 POLICIES: dict[str, Callable[[PolicySpec], Policy]] = {}
@@ -199,6 +208,9 @@ class EvalReport:
     step_ms_median: float
     step_ms_mean: float
     per_episode: list[EpisodeResult]
+    replans: int = 0
+    replan_ms_median: float | None = None
+    replan_ms_p90: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,6 +247,9 @@ def evaluate(
     if video_dir is not None:
         kwargs["render_mode"] = "rgb_array"
     env = gym.make(env_id, **kwargs)
+    if hasattr(policy, "bind_env"):
+        policy.bind_env(env)
+    replans_before = len(getattr(policy, "replan_ms", ()))
     results: list[EpisodeResult] = []
     step_ms: list[float] = []
     try:
@@ -267,11 +282,15 @@ def evaluate(
     k, n = sum(r.success for r in results), len(results)
     lo, hi = wilson_interval(k, n)
     returns = np.array([r.episode_return for r in results])
+    replan_ms = list(getattr(policy, "replan_ms", ()))[replans_before:]
     return EvalReport(
         env=env_id, policy=policy_name, episodes=n, successes=k, success_rate=k / n, ci_low=lo, ci_high=hi,
         mean_return=float(returns.mean()), std_return=float(returns.std()),
         mean_steps=float(np.mean([r.steps for r in results])),
         step_ms_median=float(np.median(step_ms)), step_ms_mean=float(np.mean(step_ms)), per_episode=results,
+        replans=len(replan_ms),
+        replan_ms_median=float(np.median(replan_ms)) if replan_ms else None,
+        replan_ms_p90=float(np.percentile(replan_ms, 90)) if replan_ms else None,
     )
 
 
@@ -292,12 +311,16 @@ def build_policy(name: str, spec: PolicySpec) -> Policy:
 
 def format_report(report: EvalReport) -> str:
     """Human-readable summary lines."""
-    return (
+    text = (
         f"{report.policy} on {report.env}: success {report.successes}/{report.episodes} = "
         f"{report.success_rate:.2f} (95% CI {report.ci_low:.2f}-{report.ci_high:.2f}), "
         f"mean return {report.mean_return:.3f} (std {report.std_return:.3f}), mean steps {report.mean_steps:.1f}, "
         f"policy step median {report.step_ms_median:.2f} ms (mean {report.step_ms_mean:.2f} ms)"
     )
+    if report.replan_ms_median is not None:
+        text += (f", {report.replans} replans: median {report.replan_ms_median:.1f} ms, "
+                 f"p90 {report.replan_ms_p90:.1f} ms")
+    return text
 
 
 def json_object(text: str | None, flag: str) -> dict[str, Any] | None:

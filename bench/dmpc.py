@@ -1,0 +1,264 @@
+"""D-MPC numbers: success and replan latency of the planners, and the keep-out (new reward) experiment.
+
+1. **Success and latency** (``--experiments push1 push2 reach reacher``): PushBlocks 1-block
+   push, 2-block push (incl. "next to" targets), 1-block reach, and Reacher-v5, over ``--seeds``
+   (default 0-49; PushBlocks tasks drawn from the seed as ``forethought eval --skill`` does), one
+   row per ``--rows`` entry:
+   ``proposer`` (the diffusion proposer alone, executing m of 16), ``cem`` (plain CEM on the
+   learned dynamics), ``ssr`` (D-MPC), ``mppi`` (D-MPC + MPPI), ``oracle`` (SSR rolled out in a
+   copy of the simulator). Every planner gets the same number of rollouts per replan,
+   ``--samples`` N: SSR N proposals; MPPI N/2 proposals + 1 round of N/2; CEM 4 rounds of N/4.
+   Replan latency is the wall time of one planning call (the proposer's: one ``propose``).
+2. **Keep-out** (``--experiments keepout``): PushBlocks 1-block reach with a disc of radius
+   ``--keepout-radius`` centred on the straight path from the pusher's start to the target
+   (episodes whose path is at least ``4 * radius`` long, the first N such seeds from 0): the
+   rate of episodes in which the pusher's centre enters the disc, and success, for the proposer
+   alone (unchanged) against D-MPC whose objective gains the keep-out term (no retraining); half
+   of D-MPC's proposals are goal-free there (``--keepout-goal-fraction``), since goal-conditioned
+   ones all take the straight path.
+
+Load averages before and after are printed: other jobs on a shared machine inflate latencies.
+
+    MUJOCO_GL=egl nice -n 10 .venv/bin/python bench/dmpc.py --experiments push1 keepout \\
+        [--rows proposer cem ssr mppi oracle] [--seeds 0-49] [--samples 64] [--inference-steps 5] \\
+        [--action-steps 8] [--threads 1] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import forethought.sim  # noqa: F401  (registers the forethought/* envs)
+from forethought.models.control.objectives import KeepOut
+from forethought.models.control.policy import DMPCPolicy
+from forethought.models.evaluation import (
+    PolicySpec,
+    ProposerPolicy,
+    evaluate,
+    parse_seeds,
+    task_for_seed,
+    wilson_interval,
+)
+from forethought.runtime import apply_defaults
+from forethought.sim import scene
+
+PUSH_ID, REACHER_ID = "forethought/PushBlocks-v0", "forethought/Reacher-v5"
+EXPERIMENTS: dict[str, tuple[str, str, dict[str, Any], list[str] | None]] = {
+    # name: (label, env, env kwargs, skills)
+    "push1": ("PushBlocks 1-block push", PUSH_ID, {"n_blocks": 1}, ["push"]),
+    "push2": ("PushBlocks 2-block push", PUSH_ID, {"n_blocks": 2}, ["push"]),
+    "reach": ("PushBlocks 1-block reach", PUSH_ID, {"n_blocks": 1}, ["reach"]),
+    "reacher": ("Reacher-v5", REACHER_ID, {}, None),
+}
+ROWS = ("proposer", "cem", "ssr", "mppi", "oracle")
+ROW_LABELS = {"proposer": "proposer alone", "cem": "CEM, learned dynamics", "ssr": "D-MPC SSR",
+              "mppi": "D-MPC + MPPI", "oracle": "oracle (SSR in a MuJoCo copy)"}
+
+
+class TimedProposer(ProposerPolicy):
+    """The proposer alone, timing the steps that sample a new chunk (its replans)."""
+
+    def __init__(self, spec: PolicySpec) -> None:
+        super().__init__(spec)
+        self.replan_ms: list[float] = []
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        replans = not self.proposer._action_queue
+        t0 = time.perf_counter()
+        action = super().act(obs)
+        if replans:
+            self.replan_ms.append((time.perf_counter() - t0) * 1e3)
+        return action
+
+
+def budget(row: str, samples: int) -> dict[str, str]:
+    """``--policy-option`` settings giving every planner ``samples`` rollouts per replan."""
+    if row == "mppi":
+        return {"samples": str(samples // 2), "iterations": "1", "elites": str(max(2, samples // 8))}
+    if row == "cem":
+        return {"samples": str(samples // 4), "iterations": "4", "elites": str(max(2, samples // 16))}
+    return {"samples": str(samples)}
+
+
+def make_policy(row: str, env_id: str, args: argparse.Namespace, options: dict[str, str] | None = None) -> Any:
+    which = "reacher" if env_id == REACHER_ID else "pushblocks"
+    proposer, dynamics = getattr(args, f"{which}_proposer"), getattr(args, f"{which}_dynamics")
+    probe = gym.make(env_id)
+    dims = int(probe.observation_space.shape[0]), int(probe.action_space.shape[0])
+    probe.close()
+    spec = PolicySpec(model=proposer, env_id=env_id, observation_dim=dims[0], action_dim=dims[1],
+                      num_inference_steps=args.inference_steps, action_steps=args.action_steps,
+                      options={**budget(row, args.samples), **(options or {})},
+                      planner=row, dynamics=None if row in ("oracle", "proposer") else str(dynamics))
+    if row == "proposer":
+        spec.options = {}
+        return TimedProposer(spec)
+    if row != "oracle" and not Path(dynamics).is_dir():
+        raise FileNotFoundError(f"no dynamics checkpoint at {dynamics}: pass --{which}-dynamics DIR")
+    return DMPCPolicy(spec)
+
+
+def summary(row: str, successes: int, n: int, steps: float, replan_ms: list[float], **extra: Any) -> dict[str, Any]:
+    lo, hi = wilson_interval(successes, n)
+    return {"row": row, "successes": successes, "episodes": n, "success_rate": successes / n, "ci_low": lo,
+            "ci_high": hi, "mean_steps": steps, "replans": len(replan_ms),
+            "replan_ms_median": float(np.median(replan_ms)) if replan_ms else None,
+            "replan_ms_p90": float(np.percentile(replan_ms, 90)) if replan_ms else None, **extra}
+
+
+def success_table(name: str, args: argparse.Namespace, seeds: list[int]) -> list[dict[str, Any]]:
+    label, env_id, kwargs, skills = EXPERIMENTS[name]
+    rows = []
+    for row in args.rows:
+        t0 = time.perf_counter()
+        policy = make_policy(row, env_id, args)
+        report = evaluate(policy, env_id, seeds, policy_name=row, env_kwargs=kwargs, skills=skills)
+        rows.append(summary(row, report.successes, report.episodes, report.mean_steps,
+                            list(policy.replan_ms), wall_s=time.perf_counter() - t0))
+        print(f"{label}: {row} {report.successes}/{report.episodes}", file=sys.stderr, flush=True)
+    return rows
+
+
+def keepout_episodes(seeds_needed: int, radius: float) -> list[tuple[int, dict[str, Any], KeepOut]]:
+    """The first ``seeds_needed`` seeds (from 0) whose straight pusher path is at least ``4 * radius`` long,
+    with their reach task and a disc of ``radius`` on the path's midpoint."""
+    env = gym.make(PUSH_ID, n_blocks=1)
+    out = []
+    seed = 0
+    while len(out) < seeds_needed:
+        task = task_for_seed(env, seed, ["reach"], None)
+        obs, _ = env.reset(seed=seed, options={"task": task})
+        start, goal = obs[scene.PUSHER_POS].astype(np.float64), scene.target_xy(task, obs)
+        if np.linalg.norm(goal - start) >= 4 * radius:
+            mid = (start + goal) / 2
+            out.append((seed, task, KeepOut("circle", (float(mid[0]), float(mid[1])), (radius,))))
+        seed += 1
+    env.close()
+    return out
+
+
+def keepout_table(args: argparse.Namespace, n: int) -> dict[str, Any]:
+    episodes = keepout_episodes(n, args.keepout_radius)
+    zone_option = {"keepout_weight": str(args.keepout_weight), "goal_fraction": str(args.keepout_goal_fraction)}
+    cases = [("proposer", "proposer", None)] + [(f"{r} + keep-out", r, zone_option) for r in args.keepout_rows]
+    rows = []
+    for label, row, options in cases:
+        policy = make_policy(row, PUSH_ID, args, options)
+        env = gym.make(PUSH_ID, n_blocks=1)
+        if hasattr(policy, "bind_env"):
+            policy.bind_env(env)
+        successes = violations = 0
+        steps: list[int] = []
+        for seed, task, zone in episodes:
+            obs, info = env.reset(seed=seed, options={"task": task})
+            policy.reset(task, seed)
+            if options is not None:
+                policy.set_keepouts((zone,))
+            violated, done, t = zone.contains(obs[scene.PUSHER_POS]), False, 0
+            while not done:
+                obs, _, terminated, truncated, info = env.step(policy.act(obs))
+                violated |= zone.contains(obs[scene.PUSHER_POS])
+                done, t = terminated or truncated, t + 1
+            successes += bool(info["is_success"])
+            violations += violated
+            steps.append(t)
+        env.close()
+        lo, hi = wilson_interval(violations, len(episodes))
+        rows.append(summary(label, successes, len(episodes), float(np.mean(steps)), list(policy.replan_ms),
+                            violations=violations, violation_rate=violations / len(episodes),
+                            violation_ci=[lo, hi]))
+        print(f"keep-out: {label} {successes}/{len(episodes)}, {violations} violations", file=sys.stderr, flush=True)
+    return {"seeds": [e[0] for e in episodes], "radius": args.keepout_radius, "rows": rows}
+
+
+def load_average() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    out = [f"Command: `{results['command']}`", "",
+           f"Machine: {results['machine']}; torch {results['torch']}, {results['threads']} thread(s); load average "
+           f"(1/5/15 min) {results['load_before']} before, {results['load_after']} after; "
+           f"wall {results['wall_s']:.0f} s.",
+           f"Budget: {results['samples']} rollouts per replan, {results['inference_steps']} DDIM steps, "
+           f"m = {results['action_steps']} actions executed per replan.", ""]
+    for name, rows in results["tables"].items():
+        out += [f"**{EXPERIMENTS[name][0]}** (seeds {results['seeds']})", "",
+                "| row | success | 95% CI (Wilson) | mean steps | replan ms median | replan ms p90 |",
+                "|---|---|---|---|---|---|"]
+        for r in rows:
+            med = "–" if r["replan_ms_median"] is None else f"{r['replan_ms_median']:.0f}"
+            p90 = "–" if r["replan_ms_p90"] is None else f"{r['replan_ms_p90']:.0f}"
+            out.append(f"| {ROW_LABELS[r['row']]} | {r['successes']}/{r['episodes']} = {r['success_rate']:.2f} | "
+                       f"{r['ci_low']:.2f}-{r['ci_high']:.2f} | {r['mean_steps']:.1f} | {med} | {p90} |")
+        out.append("")
+    if results["keepout"]:
+        k = results["keepout"]
+        out += [f"**Keep-out** (PushBlocks 1-block reach, disc of radius {k['radius']} m on the straight path; "
+                f"the first {len(k['seeds'])} qualifying seeds, {k['seeds'][0]}..{k['seeds'][-1]})", "",
+                "| row | violations | 95% CI | success | 95% CI | replan ms median | p90 |",
+                "|---|---|---|---|---|---|---|"]
+        for r in k["rows"]:
+            med = "–" if r["replan_ms_median"] is None else f"{r['replan_ms_median']:.0f}"
+            p90 = "–" if r["replan_ms_p90"] is None else f"{r['replan_ms_p90']:.0f}"
+            out.append(f"| {r['row']} | {r['violations']}/{r['episodes']} = {r['violation_rate']:.2f} | "
+                       f"{r['violation_ci'][0]:.2f}-{r['violation_ci'][1]:.2f} | {r['successes']}/{r['episodes']} = "
+                       f"{r['success_rate']:.2f} | {r['ci_low']:.2f}-{r['ci_high']:.2f} | {med} | {p90} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    apply_defaults()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", nargs="+", default=["push1", "keepout"], choices=[*EXPERIMENTS, "keepout"])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
+    parser.add_argument("--keepout-rows", nargs="+", default=["ssr"], choices=("ssr", "mppi", "oracle"),
+                        help="planners run with the keep-out objective (the proposer alone is always run)")
+    parser.add_argument("--pushblocks-proposer", type=Path, default=Path("models/pretrained/proposer-pushblocks"))
+    parser.add_argument("--pushblocks-dynamics", type=Path, default=Path("models/pretrained/dynamics-pushblocks"))
+    parser.add_argument("--reacher-proposer", type=Path, default=Path("models/pretrained/proposer-reacher"))
+    parser.add_argument("--reacher-dynamics", type=Path, default=Path("models/pretrained/dynamics-reacher"))
+    parser.add_argument("--seeds", default="0-49")
+    parser.add_argument("--samples", type=int, default=64, help="rollouts per replan, every planner (default 64)")
+    parser.add_argument("--inference-steps", type=int, default=5, help="proposer DDIM steps (default 5)")
+    parser.add_argument("--action-steps", type=int, default=8, help="actions executed per replan (default 8)")
+    parser.add_argument("--keepout-radius", type=float, default=0.04, help="keep-out disc radius, m (default 0.04)")
+    parser.add_argument("--keepout-weight", type=float, default=1.0, help="objective weight per step inside")
+    parser.add_argument("--keepout-goal-fraction", type=float, default=0.5,
+                        help="keep-out runs: share of goal-conditioned proposals, the rest goal-free (default 0.5)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args()
+    if args.samples < 16:
+        raise SystemExit("--samples must be at least 16 (CEM splits it into 4 rounds of samples / 4)")
+    torch.set_num_threads(args.threads)
+    seeds = parse_seeds(args.seeds)
+    t0 = time.perf_counter()
+    results: dict[str, Any] = {
+        "command": " ".join(shlex.quote(a) for a in ["bench/dmpc.py", *sys.argv[1:]]),
+        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(),
+        "torch": torch.__version__, "threads": args.threads, "seeds": args.seeds, "samples": args.samples,
+        "inference_steps": args.inference_steps, "action_steps": args.action_steps, "load_before": load_average(),
+        "tables": {name: success_table(name, args, seeds) for name in args.experiments if name != "keepout"},
+        "keepout": keepout_table(args, len(seeds)) if "keepout" in args.experiments else None,
+    }
+    results.update(load_after=load_average(), wall_s=time.perf_counter() - t0)
+    print(markdown(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

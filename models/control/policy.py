@@ -1,0 +1,191 @@
+"""``forethought eval --policy dmpc``: D-MPC and its baselines as a harness policy.
+
+The policy keeps the last observations, and whenever its queue of actions is empty it plans a
+chunk (``--planner``), queues the first ``action_steps`` (m) actions and replans after them. The
+objective is built from the episode's plan step (``Objective.from_step``); the wall time of each
+replan is kept in ``replan_ms`` (the harness reports its median and p90).
+
+| ``--planner`` | proposals | search | dynamics |
+|---|---|---|---|
+| ``ssr`` | N = ``samples`` from ``--model``/``--proposer`` | sample, score, rank | ``--dynamics DIR`` |
+| ``mppi`` | ``samples`` | + ``iterations`` MPPI rounds | ``--dynamics DIR`` |
+| ``cem`` | none (Gaussian prior) | ``iterations`` CEM rounds | ``--dynamics DIR`` |
+| ``oracle`` | as ``search`` (default ssr) | as ``search`` | a copy of the live MuJoCo sim |
+
+``--dynamics oracle`` gives any planner the oracle. Default budgets use 64 rollouts per replan:
+ssr 64 x 1, mppi 32 x 2, cem 16 x 4.
+
+Example::
+
+    forethought eval --policy dmpc --planner ssr --model models/pretrained/proposer-pushblocks \\
+        --dynamics models/pretrained/dynamics-pushblocks --env forethought/PushBlocks-v0 \\
+        --env-kwargs '{"n_blocks": 1}' --skill push --seeds 0-49 --inference-steps 5 --json
+
+``--policy-option`` keys: ``samples``, ``iterations``, ``elites``, ``temperature``, ``init_std``,
+``min_std``, ``horizon``, ``goal_fraction`` (share of goal-conditioned proposals, default 1)
+(planner); ``beta``, ``energy_weight``, ``keepout`` (``circle:x,y,r`` or ``rect:x,y,hx,hy``,
+several joined by ``;``), ``keepout_weight``, ``running_weight``,
+``terminal_weight``, ``margin``, ``shaping_weight`` (objective); ``search`` (``ssr|mppi|cem``, for
+the oracle). ``--action-steps`` sets m (default 8), ``--inference-steps`` the proposer's DDIM
+steps, ``--no-goal`` goal-free proposals (the objective still uses the task).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from forethought.models.control.objectives import PUSH_BLOCKS_ID, KeepOut, Objective
+from forethought.models.control.oracle import OracleDynamics
+from forethought.models.control.planners import CEMPlanner, MPPIPlanner, Planner, PlannerConfig, SSRPlanner
+from forethought.models.evaluation import PolicySpec, register_policy
+from forethought.sim import scene
+
+PLANNERS = ("ssr", "mppi", "cem", "oracle")
+DEFAULT_BUDGETS: dict[str, dict[str, int]] = {
+    "ssr": {"samples": 64, "iterations": 0},
+    "mppi": {"samples": 32, "iterations": 1, "elites": 6},
+    "cem": {"samples": 16, "iterations": 4, "elites": 4},
+}
+"""Per search: 64 rollouts per replan each."""
+PLANNER_KEYS = {"samples": int, "iterations": int, "elites": int, "horizon": int, "temperature": float,
+                "init_std": float, "min_std": float, "goal_fraction": float}
+OBJECTIVE_KEYS = {"beta": float, "energy_weight": float, "keepout_weight": float, "running_weight": float,
+                  "terminal_weight": float, "margin": float, "shaping_weight": float}
+OTHER_KEYS = ("keepout", "search")
+
+
+def _parse_options(options: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """``--policy-option`` strings -> (planner settings, objective terms, oracle search)."""
+    unknown = sorted(set(options) - set(PLANNER_KEYS) - set(OBJECTIVE_KEYS) - set(OTHER_KEYS))
+    if unknown:
+        valid = sorted([*PLANNER_KEYS, *OBJECTIVE_KEYS, *OTHER_KEYS])
+        raise ValueError(f"unknown --policy-option {unknown} for dmpc: valid keys are {valid}")
+    planner: dict[str, Any] = {}
+    terms: dict[str, Any] = {}
+    for key, value in options.items():
+        kind = PLANNER_KEYS.get(key) or OBJECTIVE_KEYS.get(key)
+        if kind is None:
+            continue
+        try:
+            (planner if key in PLANNER_KEYS else terms)[key] = kind(value)
+        except ValueError:
+            raise ValueError(f"--policy-option {key}={value!r} must be a {kind.__name__}") from None
+    if options.get("keepout"):
+        terms["keepouts"] = tuple(KeepOut.parse(z) for z in options["keepout"].split(";") if z.strip())
+    search = options.get("search")
+    if search is not None and search not in DEFAULT_BUDGETS:
+        raise ValueError(f"--policy-option search={search!r}: valid searches are {sorted(DEFAULT_BUDGETS)}")
+    return planner, terms, search
+
+
+class DMPCPolicy:
+    """A ``forethought.models.evaluation.Policy`` that plans with a D-MPC planner (module docstring)."""
+
+    def __init__(self, spec: PolicySpec) -> None:
+        name = spec.planner or "ssr"
+        if name not in PLANNERS:
+            raise ValueError(f"--planner {name!r}: valid planners are {list(PLANNERS)}")
+        planner_opts, self.terms, search = _parse_options(dict(spec.options))
+        if search is not None and name != "oracle" and spec.dynamics != "oracle":
+            raise ValueError("--policy-option search=... only applies to the oracle "
+                             "(--planner oracle or --dynamics oracle)")
+        oracle = name == "oracle" or spec.dynamics == "oracle"
+        search = search or ("ssr" if name == "oracle" else name)
+        self.env_id = spec.env_id
+        probe = gym.make(spec.env_id)
+        low, high = probe.action_space.low, probe.action_space.high
+        probe.close()
+
+        proposer = None
+        if search != "cem":
+            if spec.model is None:
+                raise ValueError(f"--planner {name} samples proposals: pass --model DIR (or --proposer DIR), "
+                                 "a proposer checkpoint such as models/pretrained/proposer-pushblocks")
+            from forethought.models.modeling_proposer import DiffusionProposer
+
+            proposer = DiffusionProposer.from_pretrained(spec.model, device=spec.device)
+            c = proposer.config
+            if c.obs_dim != spec.observation_dim or c.action_dim != spec.action_dim:
+                raise ValueError(f"proposer {spec.model} has observation/action widths {c.obs_dim}/{c.action_dim}, "
+                                 f"{spec.env_id} has {spec.observation_dim}/{spec.action_dim}")
+            if spec.num_inference_steps is not None:
+                c.check_inference_steps(spec.num_inference_steps)
+        if oracle:
+            horizon = planner_opts.get("horizon") or (proposer.config.horizon if proposer is not None else 16)
+            self.dynamics: Any = OracleDynamics(horizon=horizon)
+        else:
+            if spec.dynamics is None:
+                raise ValueError(f"--planner {name} rolls candidates through learned dynamics: pass --dynamics DIR "
+                                 "(e.g. models/pretrained/dynamics-pushblocks) or --dynamics oracle")
+            from forethought.models.dynamics import DynamicsEnsemble
+
+            self.dynamics = DynamicsEnsemble.from_pretrained(spec.dynamics, device=spec.device).eval()
+            if (self.dynamics.state_dim, self.dynamics.action_dim) != (spec.observation_dim, spec.action_dim):
+                raise ValueError(f"dynamics {spec.dynamics} has state/action widths {self.dynamics.state_dim}/"
+                                 f"{self.dynamics.action_dim}, {spec.env_id} has "
+                                 f"{spec.observation_dim}/{spec.action_dim}")
+        budget = {**DEFAULT_BUDGETS[search], **planner_opts}
+        config = PlannerConfig(**budget, action_steps=spec.action_steps or 8, use_goal=spec.use_goal,
+                               num_inference_steps=spec.num_inference_steps)
+        if search == "cem":
+            self.planner: Planner = CEMPlanner(self.dynamics, low, high, config)
+        else:
+            self.planner = (SSRPlanner if search == "ssr" else MPPIPlanner)(proposer, self.dynamics, low, high, config)
+        if config.action_steps > self.planner.horizon:
+            raise ValueError(f"--action-steps {config.action_steps} exceeds the plan horizon {self.planner.horizon}")
+        n_obs = max(getattr(self.planner, "n_obs_steps", 1), self.dynamics.n_obs_steps)
+        self._history: deque[np.ndarray] = deque(maxlen=n_obs)
+        self._queue: deque[np.ndarray] = deque()
+        self.task: dict[str, Any] | None = None
+        self.objective: Objective | None = None
+        self.keepouts: tuple[KeepOut, ...] = tuple(self.terms.pop("keepouts", ()))
+        self.replan_ms: list[float] = []
+        """Wall time (ms) of every replan since construction."""
+
+    def bind_env(self, env: gym.Env) -> None:
+        """Called by the harness with the env it steps: the oracle rolls out from its live state."""
+        if isinstance(self.dynamics, OracleDynamics):
+            self.dynamics.bind(env)
+
+    def reset(self, task: dict[str, Any] | None, seed: int) -> None:
+        if task is None:
+            raise ValueError("--policy dmpc scores futures against the task: do not pass --no-goal without a task "
+                             "(--no-goal only makes the proposals goal-free)")
+        self.task = dict(task)
+        self.objective = None
+        self._history.clear()
+        self._queue.clear()
+        self.planner.reset(seed)
+
+    def set_keepouts(self, zones: tuple[KeepOut, ...]) -> None:
+        """Replace the keep-out zones (before the episode's first action)."""
+        self.keepouts = tuple(zones)
+        self.objective = None
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.task is None:
+            raise ValueError("call reset(task, seed) before act")
+        x = np.asarray(obs, dtype=np.float32).reshape(-1)
+        if not np.all(np.isfinite(x)):
+            first = int(np.flatnonzero(~np.isfinite(x))[0])
+            raise ValueError(f"observation contains NaN or inf (first at index {first}): refusing to plan on it")
+        if self.objective is None:
+            blocks = scene.present_blocks(x) if self.env_id == PUSH_BLOCKS_ID else None
+            self.objective = Objective.from_step(self.task, blocks, env_id=self.env_id, keepouts=self.keepouts,
+                                                 **self.terms)
+        self._history.append(x)
+        if not self._queue:
+            history = np.stack(list(self._history))
+            t0 = time.perf_counter()
+            chunk = self.planner.plan(history, self.objective, goal=self.task)
+            self.replan_ms.append((time.perf_counter() - t0) * 1e3)
+            self._queue.extend(chunk[: self.planner.config.action_steps])
+        return np.clip(self._queue.popleft(), self.planner.low.numpy(), self.planner.high.numpy()).astype(np.float32)
+
+
+register_policy("dmpc")(DMPCPolicy)

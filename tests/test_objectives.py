@@ -1,0 +1,124 @@
+"""Objectives built from plan steps: values on hand-made states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from forethought.models.control.objectives import REACHER_ID, KeepOut, Objective
+from forethought.sim import scene
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+PUSH = {"skill": "push", "object": "red_block", "target": "left"}
+
+
+def pushblocks_states(pusher: tuple[float, float], red: tuple[float, float],
+                      green: tuple[float, float] | None = None, steps: int = 4) -> torch.Tensor:
+    """``states[steps, S]``: the same PushBlocks observation repeated (red present, green optional)."""
+    obs = np.zeros(scene.OBS_DIM, dtype=np.float32)
+    obs[scene.PUSHER_POS] = pusher
+    for name, xy in (("red_block", red), ("green_block", green)):
+        if xy is not None:
+            s = scene.block_slice(name).start
+            obs[s : s + 3] = (1.0, *xy)
+    return torch.from_numpy(np.tile(obs, (steps, 1)))
+
+
+def cost(objective: Objective, states: torch.Tensor) -> float:
+    return float(objective.cost(states, torch.zeros(states.shape[0], 2)))
+
+
+def test_push_to_region_is_zero_inside_and_grows_with_distance() -> None:
+    objective = Objective.from_step(PUSH, ("red_block",), shaping_weight=0.0)
+    left = scene.REGIONS["left"].center
+    assert cost(objective, pushblocks_states((0.2, 0.2), left)) == 0.0
+    far = [cost(objective, pushblocks_states((0.2, 0.2), (left[0] + dx, 0.0))) for dx in (0.1, 0.2, 0.3)]
+    assert 0 < far[0] < far[1] < far[2]
+    # a block inside the region but within the safety margin of its edge still costs a little
+    edge = (left[0] + scene.REGIONS["left"].half[0] - 0.002, 0.0)
+    assert 0 < cost(objective, pushblocks_states((0.2, 0.2), edge)) < 0.05
+
+
+def test_push_shaping_prefers_the_pusher_behind_the_block() -> None:
+    objective = Objective.from_step(PUSH, ("red_block",))
+    block = (0.0, 0.0)  # target "left" is at -x, so "behind" is at +x
+    behind = cost(objective, pushblocks_states((0.04, 0.0), block))
+    in_front = cost(objective, pushblocks_states((-0.04, 0.0), block))
+    assert behind < in_front
+
+
+def test_push_next_to_a_block() -> None:
+    step = {"skill": "push", "object": "red_block", "target": "green_block"}
+    objective = Objective.from_step(step, scene.scene_description(("red_block", "green_block")), shaping_weight=0.0)
+    assert cost(objective, pushblocks_states((0.2, 0.2), (0.0, 0.0), green=(0.05, 0.0))) == 0.0
+    near, far = (cost(objective, pushblocks_states((0.2, 0.2), (0.0, 0.0), green=(d, 0.0))) for d in (0.1, 0.2))
+    assert 0 < near < far
+    with pytest.raises(ValueError, match="green_block"):
+        Objective.from_step(step, ("red_block",))  # green is not in this scene
+
+
+def test_reach_point_and_region() -> None:
+    point = Objective.from_step({"skill": "reach", "target": [0.1, 0.1]}, ("red_block",))
+    assert cost(point, pushblocks_states((0.1, 0.1), (0.0, 0.0))) == 0.0
+    assert cost(point, pushblocks_states((0.1, 0.2), (0.0, 0.0))) == pytest.approx(0.3, abs=1e-6)  # 1x mean + 2x final
+    region = Objective.from_step({"skill": "reach", "target": "top_right"}, ("red_block",))
+    assert cost(region, pushblocks_states((0.2, 0.2), (0.0, 0.0))) == 0.0
+
+
+def test_terminal_weight_counts_the_last_step_more() -> None:
+    objective = Objective.from_step({"skill": "reach", "target": [0.0, 0.0]}, ("red_block",))
+    early = pushblocks_states((0.0, 0.0), (0.1, 0.1))
+    early[:2, 0] = 0.1  # away at the start, at the point at the end
+    late = pushblocks_states((0.0, 0.0), (0.1, 0.1))
+    late[2:, 0] = 0.1  # at the point at the start, away at the end
+    assert cost(objective, early) < cost(objective, late)
+
+
+def test_keepout_penalty_is_positive_inside_and_zero_outside() -> None:
+    zone = KeepOut.parse("circle:0.1,0.0,0.03")
+    objective = Objective.from_step({"skill": "reach", "target": [0.2, 0.0]}, ("red_block",), keepouts=(zone,))
+    plain = Objective.from_step({"skill": "reach", "target": [0.2, 0.0]}, ("red_block",))
+    inside, outside = pushblocks_states((0.1, 0.01), (-0.1, -0.1)), pushblocks_states((0.1, 0.1), (-0.1, -0.1))
+    assert cost(objective, inside) - cost(plain, inside) > 0
+    assert cost(objective, outside) == cost(plain, outside)
+    assert objective.violated(inside[0].numpy()) and not objective.violated(outside[0].numpy())
+    rect = KeepOut.parse("rect:0,0,0.05,0.02")
+    assert rect.contains(np.array([0.04, 0.01])) and not rect.contains(np.array([0.0, 0.03]))
+    for bad in ("circle:0,0", "square:0,0,1", "circle:0,0,-1", "rect:0,0,a,b"):
+        with pytest.raises(ValueError):
+            KeepOut.parse(bad)
+
+
+def test_keepout_guards_the_pushed_block_too() -> None:
+    zone = KeepOut("circle", (0.0, 0.0), (0.03,))
+    objective = Objective.from_step(PUSH, ("red_block",), keepouts=(zone,))
+    assert objective.violated(pushblocks_states((0.2, 0.2), (0.0, 0.01))[0].numpy())
+
+
+def test_energy_term_and_ensemble_pessimism() -> None:
+    step = {"skill": "reach", "target": [0.0, 0.0]}
+    objective = Objective.from_step(step, ("red_block",), energy_weight=1.0, beta=1.0)
+    states = pushblocks_states((0.0, 0.0), (0.1, 0.1))
+    still, jerky = torch.zeros(4, 2), torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.0, 0.0], [0.1, 0.0]])
+    assert float(objective.cost(states, jerky)) > float(objective.cost(states, still)) == 0.0
+    agree = torch.stack([states, states])[:, None]  # [K=2, n=1, F, S]
+    disagree = agree.clone()
+    disagree[1, ..., 0] += 0.1
+    mean_only = Objective.from_step(step, ("red_block",))
+    c_mean = float(mean_only.score(disagree, still[None]))
+    assert float(objective.score(disagree, still[None])) > c_mean > float(objective.score(agree, still[None])) == 0.0
+
+
+def test_reacher_objective_reads_the_fingertip_from_the_observation() -> None:
+    objective = Objective.from_step({"skill": "reach", "target": [0.1, 0.05]}, env_id=REACHER_ID)
+    obs = torch.zeros(3, 10)
+    obs[:, 4:6] = torch.tensor([0.1, 0.05])  # goal
+    assert cost(objective, obs) == 0.0  # fingertip - goal = 0
+    obs[:, 8] = 0.02
+    assert cost(objective, obs) == pytest.approx(0.06, abs=1e-6)
+    with pytest.raises(ValueError, match="Reacher"):
+        Objective.from_step({"skill": "push", "object": "red_block", "target": "left"}, env_id=REACHER_ID)
+    with pytest.raises(ValueError, match="no objective"):
+        Objective.from_step(PUSH, env_id="Hopper-v5")
