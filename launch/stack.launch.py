@@ -20,7 +20,8 @@ from forethought.launch.describe import graph_launch_description
 
 ARGUMENTS = {
     "command": ("command", str, "natural-language task planned at start-up"),
-    "policy": ("policy", str, "controller policy: proposer, dmpc, expert, ..."),
+    "policy": ("policy", str, "controller policy: dmpc, proposer, expert, ..."),
+    "planner": ("planner", str, "dmpc planner: ssr, mppi or cem"),
     "policy_options": ("policy_options", str, "JSON object of extra policy options"),
     "mode": ("mode", str, "planner decoding mode: ar, sd or ssd"),
     "video": ("video_path", str, "MP4/GIF written when sim_node exits; empty: none"),

@@ -44,15 +44,18 @@ from rclpy.node import Node  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
+import forethought.models.control.policy  # noqa: E402,F401  (registers dmpc)
 from forethought.models.evaluation import PolicySpec, build_policy  # noqa: E402
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.runtime import pretrained_dir  # noqa: E402
 from forethought.sim import scene  # noqa: E402
 
 PARAMS = {
-    "policy": ("proposer", "harness policy name: proposer, dmpc, expert, ..."),
+    "policy": ("dmpc", "harness policy name: dmpc, proposer, expert, ..."),
     "task": ("", "initial JSON plan step; empty: wait for a goal"),
     "model": (str(pretrained_dir() / "proposer-pushblocks"), "checkpoint directory of the policy; empty: none"),
+    "planner": ("ssr", "dmpc only: ssr, mppi or cem (the oracle needs a simulator copy, not available here)"),
+    "dynamics": (str(pretrained_dir() / "dynamics-pushblocks"), "dmpc only: dynamics ensemble directory"),
     "policy_options": ("{}", "JSON object of extra policy options (forethought eval --policy-option KEY=VALUE)"),
     "num_inference_steps": (0, "diffusion sampling steps; 0: the model's default"),
     "action_steps": (0, "actions executed per chunk before replanning; 0: the model's default"),
@@ -88,7 +91,11 @@ class PolicyController(Node):
             num_inference_steps=p["num_inference_steps"] or None,
             action_steps=p["action_steps"] or None,
             options=parse_options(p["policy_options"]),
+            planner=p["planner"] if p["policy"] == "dmpc" else None,
+            dynamics=p["dynamics"] if p["policy"] == "dmpc" else None,
         )
+        if spec.planner == "oracle" or spec.dynamics == "oracle":
+            raise ValueError("the oracle planner rolls out in a copy of the simulator; a ROS controller has none")
         try:
             self.policy = build_policy(p["policy"], spec)
         except (OSError, FileNotFoundError) as e:
