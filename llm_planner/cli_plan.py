@@ -61,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
 
 def _stats_line(stats: dict) -> str:
     keys = ("mode", "new_tokens", "tok_per_s", "tpot_ms", "acceptance_length", "hit_rate", "target_forwards_per_token", "draft_slack_ms")
-    parts = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k in keys if stats.get(k) is not None]
+    parts = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k in keys if (v := stats.get(k)) is not None]
     return "stats: " + " ".join(parts) + "".join(f"\nwarning: {w}" for w in stats.get("warnings", []))

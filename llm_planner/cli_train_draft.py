@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from . import commands
-from .training import Example, Progress, cosine_lr, encode, length_batches, masked_loss, pad_batch
+from .training import Example, Progress, cosine_lr, encode, length_batches, masked_loss, pad_batch, portable_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,16 +129,6 @@ def train(args: argparse.Namespace) -> None:
         for f in Path(tmp).iterdir():  # each file lands whole: a crash never leaves a half-written one
             os.replace(f, out / f.name)
     print(f"draft written to {out}", flush=True)
-
-
-def portable_settings(args: argparse.Namespace) -> dict[str, object]:
-    """The training arguments, with paths inside the installed package written relative to the repository."""
-    from .planner import pretrained_dir
-
-    root = str(pretrained_dir())
-    settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("command", "model")}
-    return {k: "models/pretrained" + v[len(root):] if isinstance(v, str) and v.startswith(root) else v
-            for k, v in settings.items()}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,7 +2,9 @@
 
 The adapter covers the top ``--layers`` decoder layers only, so the frozen bottom of the network
 runs once per example (hidden states cached, no gradient) and each epoch back-propagates through
-the top layers alone: this is what makes training fit minutes on a 2-core CPU.
+the top layers alone: this is what makes training fit minutes on a 2-core CPU. The loss is the
+cross-entropy under the scene's plan grammar (``training.masked_loss``), as decoding sees it, and
+``--init-from`` continues training an adapter of the same shape.
 
 Example (the shipped adapter; see models/pretrained/planner-lora-smollm2/README.md)::
 
@@ -12,16 +14,22 @@ Example (the shipped adapter; see models/pretrained/planner-lora-smollm2/README.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from .lora import LoraConfig, add_lora, save_adapter
+from .grammar import GrammarConstraint, token_strings
+from .lora import WEIGHTS, LoraConfig, add_lora, load_config, save_adapter
 from .models import SMOLLM2_GGUF, ModelSpec
-from .training import Progress, cosine_lr, encode, length_batches, masked_loss, pad_batch, training_rows
+from .schema import SCENES, plan_dfa
+from .training import (Progress, cosine_lr, encode, grammar_masks, length_batches, masked_loss, pad_batch, portable_settings,
+                       training_rows)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--init-from", default=None, help="adapter to start from (same layers and rank); default: a fresh one")
 
 
 class _Layers:
@@ -70,6 +79,9 @@ def train(args: argparse.Namespace) -> None:
                         base=SMOLLM2_GGUF if args.target == "smollm2" else args.target, prompt_style="compact")
     rows = training_rows(args.generated, args.seed)
     examples = [encode(tok, r["command"], r["scene"], r["plan"], config.prompt_style) for r in rows]
+    tokens, eos = token_strings(tok), {int(tok.eos_token_id)}
+    constraints = {scene: GrammarConstraint(plan_dfa(blocks), tokens, eos, lm.vocab_size) for scene, blocks in SCENES.items()}
+    masks = [grammar_masks(e, constraints[r["scene"]]) for e, r in zip(examples, rows)]
     print(f"{len(examples)} examples, {sum(len(e.ids) for e in examples)} tokens; LoRA on layers {split}..{n_layers - 1}", flush=True)
 
     # 1. Frozen bottom: hidden states after layer split-1, once per example.
@@ -86,6 +98,8 @@ def train(args: argparse.Namespace) -> None:
 
     # 2. Train the adapter on the top layers.
     params = add_lora(model, config)
+    if args.init_from:
+        _load_factors(model, config, args.init_from)
     top = _Layers(model, split, n_layers, final_norm=True)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     per_epoch = (len(examples) + args.batch_size - 1) // args.batch_size
@@ -102,7 +116,8 @@ def train(args: argparse.Namespace) -> None:
                 hidden[b, : len(examples[i].ids)] = cached[i]
             for g in opt.param_groups:
                 g["lr"] = cosine_lr(step, total, args.lr)
-            loss = masked_loss(top(attention, hidden=hidden), labels, model.lm_head)
+            allowed = torch.stack([m for i in idx for m in masks[i]])  # [N, V], label order
+            loss = masked_loss(top(attention, hidden=hidden), labels, model.lm_head, allowed)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -110,7 +125,27 @@ def train(args: argparse.Namespace) -> None:
             step += 1
     model.eval()
     save_adapter(model, config, args.out)
+    settings = Path(args.out) / "train_args.json"
+    partial = settings.with_name(".train_args.json.partial")
+    partial.write_text(json.dumps(portable_settings(args), indent=2) + "\n")
+    os.replace(partial, settings)
     print(f"adapter written to {args.out}", flush=True)
+
+
+def _load_factors(model: nn.Module, config: LoraConfig, directory: str) -> None:
+    """Copy the LoRA factors of the adapter in ``directory`` into ``model`` (prepared by ``add_lora`` with ``config``)."""
+    from safetensors.torch import load_file
+
+    saved = load_config(directory)
+    if (saved.rank, saved.layers, saved.modules, saved.prompt_style) != (config.rank, config.layers, config.modules, config.prompt_style):
+        raise ValueError(f"--init-from {directory}: rank {saved.rank}, layers {saved.layers} do not match --rank {config.rank}, "
+                         f"layers {config.layers}")
+    tensors = load_file(f"{directory}/{WEIGHTS}")
+    with torch.no_grad():
+        for path in config.paths():
+            module = model.get_submodule(path)
+            module.lora_a.copy_(tensors[f"{path}.lora_a"])
+            module.lora_b.copy_(tensors[f"{path}.lora_b"] * saved.scale / config.scale)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ the blue one") and unsatisfiable commands (absent blocks, unknown targets, unsup
 gibberish). The split is by phrasing template: the held-out split draws every verb, noun, region
 phrase, "next to" phrase, multi-step template, point template, absent colour, unknown target,
 unsupported action and gibberish line from lists the train split never uses, so accuracy on it
-measures generalisation, not memory. ``generate({"train": n}, seed)`` makes more training rows.
+measures generalisation, not memory. ``generate({"augmented": n}, seed)`` makes more training rows
+from the train phrasings and further train-only synonyms.
 
 Regenerate the shipped file (deterministic for a seed)::
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ REGION_WORDS = {
 }
 NEXT_TO = {"train": ("next to", "beside"), "heldout": ("alongside", "up against")}
 THEN = {"train": ("first {a}, then {b}", "{a} and then {b}"), "heldout": ("{a}. after that, {b}",)}
-POINT = {"train": "the point ({x}, {y})", "heldout": "the position ({x}, {y})"}
+POINT = {"train": ("the point ({x}, {y})",), "heldout": ("the position ({x}, {y})",)}
 UNSUPPORTED = {
     "train": ("pick up the {c} block", "throw the {c} block off the table", "paint the {c} block blue"),
     "heldout": ("stack the {c} block on top of the others", "lift the {c} block", "rotate the {c} block"),
@@ -51,6 +53,42 @@ GIBBERISH = {
     "train": ("asdf qwer zxcv", "blorp the snargle", "the the the", "what is the weather like"),
     "heldout": ("???", "zzzz qqqq", "tell me a joke", "hello there"),
 }
+
+# "augmented": the train phrasings plus more synonyms of the same kinds, none of them a held-out
+# word, for generated training rows only (``generate({"augmented": n})``, labelled split "train").
+# The shipped labelled file does not use them.
+ABSENT_COLORS["augmented"] = ABSENT_COLORS["train"] + ("grey", "brown", "cyan", "magenta", "gold", "silver")
+PUSH_VERBS["augmented"] = PUSH_VERBS["train"] + ("drag", "shift", "send", "take", "steer")
+NOUNS["augmented"] = NOUNS["train"] + ("piece", "object", "square")
+REACH["augmented"] = REACH["train"] + ("travel to", "send the pusher to", "navigate to", "move the end effector to", "tap")
+REGION_WORDS["augmented"] = {
+    region: phrases + extra
+    for (region, phrases), extra in zip(REGION_WORDS["train"].items(), (
+        ("the middle of the table", "the table's center"), ("the far left", "the left edge"), ("the far right", "the right edge"),
+        ("the top-left corner", "the northwest corner"), ("the top-right corner", "the northeast corner"),
+        ("the bottom-left corner", "the southwest corner"), ("the bottom-right corner", "the southeast corner"),
+    ))
+}
+NEXT_TO["augmented"] = NEXT_TO["train"] + ("near", "close to", "adjacent to", "by")
+THEN["augmented"] = THEN["train"] + ("{a}, then {b}", "{a}. then {b}", "{a}, afterwards {b}", "{a}. next, {b}", "first {a}. second, {b}")
+POINT["augmented"] = POINT["train"] + ("the coordinates ({x}, {y})", "x {x}, y {y}", "({x}, {y})")
+UNSUPPORTED["augmented"] = UNSUPPORTED["train"] + ("grab the {c} block", "break the {c} block", "flip the {c} block upside down",
+                                                   "hide the {c} block", "weigh the {c} block")
+UNKNOWN_TARGETS["augmented"] = UNKNOWN_TARGETS["train"] + ("the door", "the window", "the bedroom", "the ceiling", "the parking lot")
+# Cumulative shares of single, multi, absent, unknown-target, unsupported (the rest: gibberish) per split:
+# augmented rows carry more multi-step commands, whose second step the model tends to drop.
+KIND_MIX = {"train": (0.45, 0.7, 0.8, 0.87, 0.94), "heldout": (0.45, 0.7, 0.8, 0.87, 0.94), "augmented": (0.35, 0.7, 0.8, 0.87, 0.94)}
+GIBBERISH["augmented"] = GIBBERISH["train"] + ("lorem ipsum dolor", "banana banana", "what time is it", "sing me a song", "!!!",
+                                               "good morning", "...", "qwerty uiop")
+
+
+def lexicon() -> set[str]:
+    """The domain's words for typo correction (``normalize.Normalizer``): every word of the train and
+    augmented phrasings (gibberish lines aside), the colours and the region names; never a held-out word."""
+    tables = [PUSH_VERBS, NOUNS, REACH, NEXT_TO, THEN, POINT, ABSENT_COLORS, UNSUPPORTED, UNKNOWN_TARGETS]
+    texts = [t for table in tables for t in table["augmented"]] + list(COLORS.values())
+    texts += [t for phrases in REGION_WORDS["augmented"].values() for t in phrases] + [r.replace("_", " ") for r in REGION_WORDS["train"]]
+    return {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
 
 
 def _typo(text: str, rng: random.Random) -> str:
@@ -82,7 +120,8 @@ def _push(obj: str, target: str, split: str, rng: random.Random, blocks: tuple[s
 def _reach(split: str, rng: random.Random) -> tuple[str, dict]:
     if rng.random() < 0.25:
         x, y = (round(rng.randint(-27, 27) / 100, 2) for _ in range(2))
-        return f"{rng.choice(REACH[split])} {POINT[split].format(x=x, y=y)}", {"skill": "reach", "target": [x, y]}
+        point = POINT[split][0] if len(POINT[split]) == 1 else rng.choice(POINT[split])  # one template: no draw, as when first shipped
+        return f"{rng.choice(REACH[split])} {point.format(x=x, y=y)}", {"skill": "reach", "target": [x, y]}
     region = rng.choice(list(REGION_WORDS[split]))
     return f"{rng.choice(REACH[split])} {rng.choice(REGION_WORDS[split][region])}", {"skill": "reach", "target": region}
 
@@ -96,7 +135,11 @@ def _step(split: str, rng: random.Random, blocks: tuple[str, ...]) -> tuple[str,
 
 
 def generate(n_per_split: dict[str, int] | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """Rows ``{"command", "scene", "plan", "split", "kind"}``; every plan passes ``validate_plan``."""
+    """Rows ``{"command", "scene", "plan", "split", "kind"}``; every plan passes ``validate_plan``.
+
+    ``n_per_split`` maps ``"train"``, ``"heldout"`` or ``"augmented"`` (train phrasings and more
+    synonyms, rows labelled ``"train"``) to a row count.
+    """
     n_per_split = n_per_split or {"train": 240, "heldout": 120}
     rng = random.Random(seed)
     rows, seen = [], set()
@@ -105,23 +148,26 @@ def generate(n_per_split: dict[str, int] | None = None, seed: int = 0) -> list[d
         while count < n:
             scene = rng.choice(list(SCENES))
             blocks = SCENES[scene]
-            r = rng.random()
-            if r < 0.45:
+            r, mix = rng.random(), KIND_MIX[split]
+            if r < mix[0]:
                 text, step = _step(split, rng, blocks)
                 plan, kind = {"steps": [step]}, "single"
-            elif r < 0.7:
+            elif r < mix[1]:
                 (a, s1), (b, s2) = _step(split, rng, blocks), _step(split, rng, blocks)
                 text, plan, kind = rng.choice(THEN[split]).format(a=a, b=b), {"steps": [s1, s2]}, "multi"
-            elif r < 0.8:
+            elif r < mix[2]:
                 absent = [c for c in COLORS if c not in blocks]
                 color = rng.choice([COLORS[c] for c in absent] + list(ABSENT_COLORS[split]))
-                text = f"{rng.choice(PUSH_VERBS[split])} the {color} block to {rng.choice(REGION_WORDS[split]['left'])}"
+                # Train and held-out rows always say "to the left"; augmented ones name any region, so that
+                # the colour, not the region, is what signals the refusal.
+                region = rng.choice(list(REGION_WORDS[split])) if split == "augmented" else "left"
+                text = f"{rng.choice(PUSH_VERBS[split])} the {color} block to {rng.choice(REGION_WORDS[split][region])}"
                 plan, kind = refusal("object not in scene"), "absent"
-            elif r < 0.87:
+            elif r < mix[3]:
                 obj = rng.choice(blocks)
                 text = f"{rng.choice(PUSH_VERBS[split])} {_block(obj, split, rng)} to {rng.choice(UNKNOWN_TARGETS[split])}"
                 plan, kind = refusal("unknown target"), "unknown_target"
-            elif r < 0.94:
+            elif r < mix[4]:
                 text, plan, kind = rng.choice(UNSUPPORTED[split]).format(c=COLORS[rng.choice(blocks)]), refusal("unsupported action"), "unsupported"
             else:
                 text, plan, kind = rng.choice(GIBBERISH[split]), refusal("unclear command"), "gibberish"
@@ -130,7 +176,8 @@ def generate(n_per_split: dict[str, int] | None = None, seed: int = 0) -> list[d
             if (text, scene) in seen:
                 continue
             seen.add((text, scene))
-            rows.append({"command": text, "scene": scene, "plan": validate_plan(plan, blocks), "split": split, "kind": kind})
+            rows.append({"command": text, "scene": scene, "plan": validate_plan(plan, blocks),
+                         "split": "train" if split == "augmented" else split, "kind": kind})
             count += 1
     return rows
 

@@ -1,7 +1,9 @@
 """The SSD draft in its own spawned process, one torch thread, commanded over a ``Pipe``.
 
-Messages (parent → child): ``("start", prompt, seed, constraint | None)`` (``None`` keeps the
-previous constraint), ``("propose", SpecRequest)``, ``("exit",)``. Child → parent:
+Messages (parent → child): ``("start", prompt, seed, key, constraint | None)``, ``("propose", SpecRequest)``,
+``("exit",)``. A constraint crosses the pipe once: the child keeps every one it was sent under its
+``key`` (with the masks it has computed for it) and the parent sends ``None`` for a key already sent,
+so alternating scenes never rebuild masks in the child. Child → parent:
 ``("ready", vocab_size)``, ``("proposal", Proposal)``, ``("error", text)``.
 
 After sending each proposal the child pre-drafts the next round's branches while the parent
@@ -21,8 +23,6 @@ from .models import ModelSpec
 from .speculate_types import Proposal, SpecRequest, TokenConstraint
 from .speculator import DraftSpeculator, Speculator, SpeculatorConfig
 
-_UNCHANGED = "unchanged"
-
 
 class DraftProcessError(RuntimeError):
     """The draft process died, timed out or failed; the engine finishes without it."""
@@ -36,7 +36,7 @@ def _worker(conn: Any, spec: ModelSpec, config: SpeculatorConfig, parent_pid: in
         model = spec.load()
         conn.send(("ready", model.vocab_size))
         drafter = DraftSpeculator(model, config)
-        constraint = None
+        constraints: dict[int, TokenConstraint | None] = {}
         while True:
             if not conn.poll(1.0):
                 if os.getppid() != parent_pid:
@@ -46,10 +46,10 @@ def _worker(conn: Any, spec: ModelSpec, config: SpeculatorConfig, parent_pid: in
             if msg[0] == "exit":
                 return
             if msg[0] == "start":
-                _, prompt, seed, new_constraint = msg
-                if not isinstance(new_constraint, str):
-                    constraint = new_constraint
-                drafter.start(prompt, seed, constraint)
+                _, prompt, seed, key, new_constraint = msg
+                if key not in constraints:
+                    constraints[key] = new_constraint
+                drafter.start(prompt, seed, constraints[key])
             elif msg[0] == "propose":
                 conn.send(("proposal", drafter.propose(msg[1])))
                 if config.predraft:
@@ -98,7 +98,7 @@ class ProcessSpeculator(Speculator):
         self.proc.start()
         child.close()
         self._finalizer = weakref.finalize(self, _shutdown, self.proc, self.conn, 2.0)
-        self._constraint: TokenConstraint | None = None
+        self._sent: dict[int, TokenConstraint | None] = {}  # key -> constraint (kept alive so that ids stay unique)
         self.vocab_size = int(self._receive("ready", startup_timeout_s)[1])
 
     @property
@@ -131,10 +131,10 @@ class ProcessSpeculator(Speculator):
             raise DraftProcessError(f"draft process is gone ({type(e).__name__})") from e
 
     def start(self, prompt: list[int], seed: int, constraint: TokenConstraint | None) -> None:
-        # The constraint (a grammar with its token trie) is pickled only when it changes.
-        payload = _UNCHANGED if constraint is self._constraint else constraint
-        self._send(("start", list(prompt), seed, payload))
-        self._constraint = constraint
+        key = id(constraint)
+        payload = None if key in self._sent else constraint
+        self._send(("start", list(prompt), seed, key, payload))
+        self._sent[key] = constraint
 
     def propose(self, request: SpecRequest) -> Proposal:
         self._send(("propose", request))

@@ -4,13 +4,19 @@
 - ``"compact"``: one short system line naming the scene's blocks, then the command. The shipped
   LoRA adapter is trained with it (its ``adapter_config.json`` names the style), which keeps
   training sequences and the prefill short.
+
+``prompt_ids`` normalises the command first (``normalize.Normalizer``: lower case, single typos of
+domain words corrected), at training and at planning time alike.
 """
 
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
+from .commands import lexicon
+from .normalize import Normalizer
 from .schema import REFUSALS, describe_scene
 
 SYSTEM = (
@@ -53,9 +59,16 @@ def chat_messages(command: str, present: tuple[str, ...], style: str = "fewshot"
     return messages
 
 
+@lru_cache(maxsize=4)
+def normalizer(tokenizer: Any) -> Normalizer:
+    """The command normaliser for ``tokenizer``'s vocabulary and the planner's domain lexicon (built once per tokenizer)."""
+    return Normalizer.from_tokenizer(tokenizer, lexicon())
+
+
 def prompt_ids(tokenizer: Any, command: str, present: tuple[str, ...], style: str = "fewshot") -> list[int]:
-    """Token ids of the chat prompt, ending with the assistant turn's header."""
-    ids = tokenizer.apply_chat_template(chat_messages(command, present, style), add_generation_prompt=True, tokenize=True)
+    """Token ids of the chat prompt for the normalised ``command``, ending with the assistant turn's header."""
+    messages = chat_messages(normalizer(tokenizer)(command), present, style)
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "input_ids"):
         ids = ids["input_ids"]
     return list(ids)

@@ -5,35 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-import pytest
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
 from forethought.llm_planner import cli_generate, cli_plan
 from forethought.llm_planner.schema import validate_plan
-
-CHAT_TEMPLATE = (
-    "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n'}}{% endfor %}"
-    "{% if add_generation_prompt %}{{'<|im_start|>assistant\n'}}{% endif %}"
-)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(['{"steps": [{"skill": "push", "object": "red_block", "target": "left"}]}'] * 10, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", chat_template=CHAT_TEMPLATE)
-    fast.save_pretrained(path)
-    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                      num_key_value_heads=1, max_position_embeddings=2048, initializer_range=0.3, eos_token_id=fast.eos_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    return str(path)
 
 
 def run_verb(module, argv: list[str]) -> int:
@@ -67,3 +40,12 @@ def test_plan_file_prints_one_valid_json_object_per_line(model_dir, tmp_path, ca
     for line in lines:
         obj = json.loads(line)
         assert validate_plan(obj["plan"], ("red_block",)) == obj["plan"] and "stats" in obj
+
+
+def test_plan_prints_the_plan_and_a_stats_line(model_dir, capsys):
+    assert run_verb(cli_plan, ["push the red block left", "--target", model_dir, "--draft", model_dir, "--mode", "sd",
+                               "--scene", "pushblocks-1"]) == 0
+    out = capsys.readouterr().out
+    plan_text, _, stats = out.rpartition("stats: ")
+    assert validate_plan(json.loads(plan_text), ("red_block",)) == json.loads(plan_text)
+    assert "mode=sd" in stats and "acceptance_length=" in stats

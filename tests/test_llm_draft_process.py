@@ -8,25 +8,14 @@ import time
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from forethought.llm_planner.draft_process import ProcessSpeculator
 from forethought.llm_planner.engine import Engine, EngineConfig
 from forethought.llm_planner.models import HFLanguageModel, ModelSpec
 
 
-def tiny_llama(seed: int, vocab: int = 96) -> tuple[LlamaConfig, LlamaForCausalLM]:
-    cfg = LlamaConfig(
-        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.3, tie_word_embeddings=False,
-        bos_token_id=None, eos_token_id=None, pad_token_id=None,
-    )
-    torch.manual_seed(seed)
-    return cfg, LlamaForCausalLM(cfg).eval()
-
-
 @pytest.fixture(scope="module")
-def models():
+def models(tiny_llama):
     cfg, target = tiny_llama(0)
     state = {k: v + 0.01 * torch.randn_like(v) for k, v in target.state_dict().items()}
     return target, ModelSpec(config=cfg, state_dict=state)
@@ -97,7 +86,7 @@ def test_stalled_draft_times_out_and_shutdown_is_bounded(models):
             pass
 
 
-def test_vocabulary_mismatch_is_refused():
+def test_vocabulary_mismatch_is_refused(tiny_llama):
     _, target = tiny_llama(0, vocab=96)
     _, other = tiny_llama(1, vocab=64)
     with pytest.raises(ValueError, match="share a vocabulary"):

@@ -26,16 +26,6 @@ VOCAB = 96
 PROMPTS = [[5, 17, 33, 2, 9], [40], [7, 7, 7, 1, 80, 3, 61, 22]]
 
 
-def tiny_llama(seed: int, vocab: int = VOCAB) -> tuple[LlamaConfig, LlamaForCausalLM]:
-    cfg = LlamaConfig(
-        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.3, tie_word_embeddings=False,
-        bos_token_id=None, eos_token_id=None, pad_token_id=None,
-    )
-    torch.manual_seed(seed)
-    return cfg, LlamaForCausalLM(cfg).eval()
-
-
 def noisy_copy(model: LlamaForCausalLM, cfg: LlamaConfig, noise: float, seed: int) -> LlamaForCausalLM:
     copy = LlamaForCausalLM(cfg).eval()
     copy.load_state_dict(model.state_dict())
@@ -46,18 +36,12 @@ def noisy_copy(model: LlamaForCausalLM, cfg: LlamaConfig, noise: float, seed: in
     return copy
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: OpenMP threads only contend on a loaded machine (softmax took ~7 ms with 2)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def pair():
-    cfg, target = tiny_llama(0)
+def pair(tiny_llama):
+    cfg, target = tiny_llama(0, vocab=VOCAB)
     draft = noisy_copy(target, cfg, 0.01, seed=1)
     return cfg, target, draft
 

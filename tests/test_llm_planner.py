@@ -1,4 +1,4 @@
-"""Plan schema, grammar mask and planner robustness, with a small byte-level BPE tokenizer and random tiny models."""
+"""Plan schema, grammar mask and planner robustness, with a small byte-level BPE tokenizer and random tiny models (conftest)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,11 @@ import json
 import random
 
 import pytest
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from forethought.llm_planner.engine import Engine, EngineConfig
 from forethought.llm_planner.grammar import GrammarConstraint, token_strings
-from forethought.llm_planner.models import HFLanguageModel
-from forethought.llm_planner.planner import Planner, clean_command
-from forethought.llm_planner.prompts import EXAMPLES
+from forethought.llm_planner.planner import clean_command
 from forethought.llm_planner.schema import REFUSALS, plan_dfa, plan_to_text, refusal, validate_plan
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n'}}{% endfor %}"
-    "{% if add_generation_prompt %}{{'<|im_start|>assistant\n'}}{% endif %}"
-)
 PLANS = [
     {"steps": [{"skill": "push", "object": "red_block", "target": "left"}]},
     {"steps": [{"skill": "push", "object": "blue_block", "target": "green_block"}, {"skill": "reach", "target": [0.12, -0.27]}]},
@@ -29,31 +19,8 @@ PLANS = [
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    corpus = [plan_to_text(p) for p in PLANS] * 20 + [c for c, _ in EXAMPLES] * 5
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(corpus, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", bos_token="<|im_start|>", chat_template=CHAT_TEMPLATE)
-
-
-@pytest.fixture(scope="module")
 def constraint(tokenizer):
     return GrammarConstraint(plan_dfa(), token_strings(tokenizer), {tokenizer.eos_token_id})
-
-
-def tiny_llama(vocab: int, seed: int) -> LlamaForCausalLM:
-    cfg = LlamaConfig(
-        vocab_size=vocab, hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, initializer_range=0.3, tie_word_embeddings=False,
-        bos_token_id=None, eos_token_id=None, pad_token_id=None,
-    )
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(cfg).eval()
 
 
 def test_validate_plan_rejects_what_the_scene_lacks():
@@ -128,22 +95,6 @@ def test_clean_command():
     assert clean_command("   ") == ""
     with pytest.raises(ValueError, match="str or bytes"):
         clean_command(3)
-
-
-@pytest.fixture(scope="module")
-def planners(tokenizer):
-    vocab = len(tokenizer)
-    target = tiny_llama(vocab, 0)
-    draft = tiny_llama(vocab, 0)
-    with torch.no_grad():
-        for p in draft.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    t, d = HFLanguageModel(target), HFLanguageModel(draft)
-    out = {}
-    for mode in ("ar", "sd", "ssd"):
-        engine = Engine(t, EngineConfig(mode=mode, k=3, draft_process=False), draft=None if mode == "ar" else d)
-        out[mode] = Planner(tokenizer, engine, max_new_tokens=120)
-    return out
 
 
 HOSTILE = [

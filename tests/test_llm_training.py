@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,6 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from forethought.llm_planner import commands
 from forethought.llm_planner.lora import CONFIG, WEIGHTS, LoraConfig, add_lora, load_config, merge_adapter, save_adapter
 from forethought.llm_planner.training import Example, encode, pad_batch, training_rows
-
-from test_llm_cli import model_dir  # noqa: F401  (fixtures)
-from test_llm_planner import planners, tiny_llama, tokenizer  # noqa: F401
 
 
 def small_llama(seed: int) -> LlamaForCausalLM:
@@ -71,7 +69,7 @@ def test_lora_errors_are_clear(tmp_path):
         merge_adapter(shallow, tmp_path)
 
 
-def test_pad_batch_labels_predict_the_plan_and_eos(tokenizer):  # noqa: F811
+def test_pad_batch_labels_predict_the_plan_and_eos(tokenizer):
     plan = {"steps": [{"skill": "reach", "target": "left"}]}
     short = encode(tokenizer, "go left", "pushblocks-1", plan, "compact")
     long = encode(tokenizer, "please go to the left side now", "pushblocks-3", plan, "fewshot")
@@ -94,7 +92,7 @@ def test_training_rows_never_contain_a_held_out_command():
     assert len({(r["command"], r["scene"]) for r in rows}) == len(rows)
 
 
-def test_plan_batch_equals_engine_greedy(planners):  # noqa: F811
+def test_plan_batch_equals_engine_greedy(planners):
     planner = planners["ar"]
     rows = commands.load("heldout")[:6] + commands.load("train")[:4]
     items = [(r["command"], r["scene"]) for r in rows] + [("", "pushblocks-1")]
@@ -147,44 +145,18 @@ def test_shipped_draft_and_adapter_fit_the_embedded_target():
 
 def test_command_set_held_out_templates_are_disjoint_from_train():
     for table in (commands.PUSH_VERBS, commands.NOUNS, commands.REACH, commands.NEXT_TO, commands.THEN, commands.ABSENT_COLORS,
-                  commands.UNSUPPORTED, commands.UNKNOWN_TARGETS, commands.GIBBERISH):
-        assert not set(table["train"]) & set(table["heldout"])
-    assert commands.POINT["train"] != commands.POINT["heldout"]
+                  commands.UNSUPPORTED, commands.UNKNOWN_TARGETS, commands.GIBBERISH, commands.POINT):
+        assert set(table["train"]) <= set(table["augmented"])
+        assert not set(table["augmented"]) & set(table["heldout"])
+    assert commands.REGION_WORDS["augmented"].keys() == commands.REGION_WORDS["heldout"].keys()
     train = {r["command"] for r in commands.load("train")}
     assert not train & {r["command"] for r in commands.load("heldout")}
 
 
-@pytest.fixture(scope="module")
-def tiny_adapter(model_dir, tmp_path_factory):  # noqa: F811
-    """A (random, non-zero) compact-style adapter for the tiny target of test_llm_cli."""
-    from transformers import AutoModelForCausalLM
+def test_augmented_training_rows_and_lexicon_use_no_held_out_word():
+    from forethought.llm_planner.training import held_out_words
 
-    path = tmp_path_factory.mktemp("adapter")
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    config = LoraConfig(rank=2, alpha=2, layers=[0], modules=["self_attn.q_proj"], prompt_style="compact")
-    add_lora(model, config)
-    with torch.no_grad():
-        model.model.layers[0].self_attn.q_proj.lora_b.normal_(0, 0.1)
-    save_adapter(model, config, path)
-    return str(path)
-
-
-def test_train_draft_writes_a_small_fp16_draft_that_speculates_exactly(model_dir, tiny_adapter, tmp_path):  # noqa: F811
-    from forethought.llm_planner import cli_train_draft
-    from forethought.llm_planner.engine import EngineConfig
-    from forethought.llm_planner.planner import Planner
-
-    out = tmp_path / "draft"
-    argv = ["--out", str(out), "--target", model_dir, "--adapter", tiny_adapter, "--commands", "24", "--hidden", "16",
-            "--layers", "1", "--heads", "2", "--epochs", "2", "--batch-size", "8", "--threads", "1"]
-    assert cli_train_draft.main(argv) == 0
-    weights = load_file(str(out / "model.safetensors"))
-    assert {t.dtype for t in weights.values()} == {torch.float16}
-    assert "lm_head.weight" not in weights  # tied to the input embeddings
-    assert json.loads((out / "train_args.json").read_text())["commands"] == 24
-    plans = {}
-    for mode in ("ar", "sd"):
-        with Planner.load(model_dir, str(out), EngineConfig(mode=mode, k=3), adapter=tiny_adapter) as planner:
-            assert planner.prompt_style == "compact"
-            plans[mode] = [planner.plan(c, "pushblocks-2").tokens for c in ("push the red block left", "go to the centre")]
-    assert plans["ar"] == plans["sd"]
+    held = held_out_words()
+    assert {"nudge", "brick", "upper", "lower", "centre", "alongside", "after", "position", "joke"} <= held
+    assert not held & {w for r in training_rows(400, seed=3) for w in re.findall(r"[a-z]+", r["command"])}
+    assert not held & commands.lexicon()
