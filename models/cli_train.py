@@ -56,7 +56,8 @@ def build_proposer_run(
     """Everything ``train`` needs for a proposer: model, batch sampler, train config, run config.
 
     Windows are anchored at every step of the ``sources`` episodes; actions start at the
-    current step (``a[t .. t+F-1]``, edge-padded at the episode end, as LeRobot pads).
+    current step (``a[t .. t+F-1]``, edge-padded at the episode end, as LeRobot pads) and are the
+    expert's noise-free labels (``expert_action``; the executed actions in older data sets).
     """
     preset = get_preset(preset_name)
     ds = Dataset.load(data)
@@ -74,7 +75,7 @@ def build_proposer_run(
         **preset.model,
     )
     train_config = TrainConfig.from_dict({**preset.train, "seed": seed, **(overrides or {})})
-    w = ds.windows(config.n_obs_steps, config.horizon, future=1, sources=sources)
+    w = ds.windows(config.n_obs_steps, config.horizon, future=1, sources=sources, action_column="expert_action")
     if len(w) == 0:
         raise ValueError(f"{data}: no steps from sources {sources}; the data set has sources {sorted(set(ds.sources))}")
     S, A = config.obs_dim, config.action_dim
@@ -110,13 +111,13 @@ def build_proposer_run(
 def warm_start(model: DiffusionProposer, init_from: str | Path) -> None:
     """Copy the U-Net weights and the normaliser of the proposer saved in ``init_from`` into ``model``.
 
-    The saved config must equal ``model.config`` (same data layout, goal vocabulary and sizes);
-    the saved normaliser replaces the freshly fitted one so the weights see the inputs they were
-    trained on.
+    The saved config must equal ``model.config`` (same data layout, goal vocabulary and sizes) up
+    to ``env_id``, so that a proposer can be re-cloned on data from a changed world; the saved
+    normaliser replaces the freshly fitted one so the weights see the inputs they were trained on.
     """
     src = DiffusionProposer.from_pretrained(init_from)
-    if src.config.to_dict() != model.config.to_dict():
-        a, b = src.config.to_dict(), model.config.to_dict()
+    a, b = ({k: v for k, v in c.to_dict().items() if k != "env_id"} for c in (src.config, model.config))
+    if a != b:
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         raise ValueError(f"--init-from {init_from}: its config differs from this run's in {diff}")
     model.unet.load_state_dict(src.unet.state_dict(), strict=True)
@@ -186,6 +187,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, model: str, presets: 
         parser.add_argument("--init-from", type=Path,
                             help="warm-start from the weights and normaliser saved in this directory "
                                  "(a fresh run with its own optimiser, schedule and EMA)")
+    if model == "dynamics":
+        parser.add_argument("--ensemble-size", type=int, help="override the preset's number of members K")
+        parser.add_argument("--weight-decay", type=float, help="override the preset's AdamW weight decay")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     sources = ["expert", "play"] if model == "dynamics" else ["expert"]  # dynamics need broad action coverage
     parser.add_argument("--sources", nargs="+", default=sources, choices=SOURCES,

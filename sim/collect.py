@@ -26,7 +26,10 @@ How episodes are made (all of it reproducible from ``--seed S``):
 - **Expert episodes** (``source = "expert"``) run ``make_expert(env_id)`` with epsilon-noise:
   ``a = clip(expert(obs, task) + N(0, sigma^2), low, high)`` with
   ``sigma = EPS * (high - low) / 2`` per action dimension, i.e. ``--noise`` is the noise std as a
-  fraction of half the action range (0.1 on PushBlocks' +-0.27 m box is 2.7 cm).
+  fraction of half the action range (0.1 on PushBlocks' +-0.27 m box is 2.7 cm). The noisy
+  action is executed and stored as ``action``; the expert's own action in the state reached is
+  stored as ``expert_action``. Imitation trains on the latter, as DART does (Laskey et al.
+  2017): the noise makes the data visit off-course states, the labels say how to recover.
 - **Play episodes** (``source = "play"``) ignore the task: the action follows random waypoints in
   the action box, moving linearly to each over 3-12 steps and then holding it for 0-4 steps, so
   the data covers free motion, contacts and states no expert visits. On PushBlocks the first
@@ -171,26 +174,31 @@ def _command(env_id: str, episodes: int, noise: float, play_fraction: float, see
 def _record_episode(
     env: gym.Env,
     obs: np.ndarray,
-    policy: Callable[[np.ndarray, Mapping[str, Any]], np.ndarray],
+    policy: Callable[[np.ndarray, Mapping[str, Any]], tuple[np.ndarray, np.ndarray]],
     low: np.ndarray,
     high: np.ndarray,
     limit: int,
     source: str,
 ) -> Episode:
-    """Step ``env`` from the reset observation ``obs`` with ``policy(obs, task)`` (actions clipped to
-    ``[low, high]``) until it terminates or truncates, or for ``limit`` steps (the last then marked
-    truncated)."""
-    observations, actions, rewards, terms, truncs, successes, tasks = [obs], [], [], [], [], [], []
+    """Step ``env`` from the reset observation ``obs`` until it terminates or truncates, or for
+    ``limit`` steps (the last then marked truncated).
+
+    ``policy(obs, task) -> (executed, label)``: the action sent to ``env.step`` and the noise-free
+    action recorded as ``expert_action`` (DART labels); both are clipped to ``[low, high]``.
+    """
+    observations, actions, labels, rewards, terms, truncs, successes, tasks = [obs], [], [], [], [], [], [], []
     task: dict[str, Any] = {}
     dtype = env.action_space.dtype
     for t in range(limit):
         current = getattr(env.unwrapped, "task", None) or {}
         if current != task:  # keep one dict object per distinct task (cheap to encode)
             task = dict(current)
-        a = np.clip(policy(obs, task), low, high).astype(dtype)
+        executed, label = policy(obs, task)
+        a = np.clip(executed, low, high).astype(dtype)
         obs, reward, terminated, truncated, info = env.step(a)
         observations.append(obs)
         actions.append(a)
+        labels.append(np.clip(label, low, high))
         rewards.append(reward)
         terms.append(terminated)
         truncs.append(truncated or (t == limit - 1 and not terminated))
@@ -201,6 +209,7 @@ def _record_episode(
     return Episode(
         observation=np.asarray(observations, np.float32),
         action=np.asarray(actions, np.float32),
+        expert_action=np.asarray(labels, np.float32),
         reward=np.asarray(rewards, np.float32),
         terminated=terms,
         truncated=truncs,
@@ -304,13 +313,17 @@ def collect(
             if is_play[i]:
                 play = PlayPolicy(env_id, low, high, ep_rng)
                 play.reset(obs)
-                policy = play.act
+
+                def policy(o: np.ndarray, task: Mapping[str, Any], play: PlayPolicy = play) -> tuple[np.ndarray, np.ndarray]:
+                    a = play.act(o, task)
+                    return a, a
             else:
                 expert.reset()
 
-                def policy(o: np.ndarray, task: Mapping[str, Any], rng: np.random.Generator = ep_rng) -> np.ndarray:
+                def policy(o: np.ndarray, task: Mapping[str, Any],
+                           rng: np.random.Generator = ep_rng) -> tuple[np.ndarray, np.ndarray]:
                     a = np.asarray(expert.act(o, task), np.float64)
-                    return a + rng.normal(size=a.shape) * sigma if noise > 0 else a
+                    return (a + rng.normal(size=a.shape) * sigma if noise > 0 else a), a
 
             recorded.append(_record_episode(env, obs, policy, low, high, limit, "play" if is_play[i] else "expert"))
             bar.update(1)

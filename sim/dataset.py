@@ -22,6 +22,7 @@ Columns (``S`` = observation size, ``A`` = action size, ``T`` = steps in the epi
 | ``frame_index`` | int32 | step ``t`` = 0, 1, ..., ``T - 1`` within the episode |
 | ``observation`` | fixed_size_list<float32>[S] | ``s_t``, the observation the action was chosen from |
 | ``action`` | fixed_size_list<float32>[A] | ``a_t``, the action sent to ``env.step`` (after noise and clipping) |
+| ``expert_action`` | fixed_size_list<float32>[A] | the expert's own, noise-free action in ``s_t`` (DART labels for imitation); equals ``action`` in play episodes. Optional: files without it read it as ``action`` |
 | ``next_observation`` | fixed_size_list<float32>[S] | ``s_{t+1}``, returned by that step; equals the next row's ``observation`` |
 | ``reward`` | float32 | reward returned by that step |
 | ``terminated`` | bool | ``terminated`` returned by that step |
@@ -80,13 +81,17 @@ FORMAT_VERSION = 1
 METADATA_KEY = b"forethought"
 SOURCES: tuple[str, ...] = ("expert", "play")
 
-_LIST_COLUMNS = ("observation", "action", "next_observation")
+_LIST_COLUMNS = ("observation", "action", "expert_action", "next_observation")
+ACTION_COLUMNS: tuple[str, ...] = ("action", "expert_action")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("expert_action",)
+"""Columns older files may lack; the reader fills them in (``expert_action`` from ``action``)."""
 _BOOL_COLUMNS = ("terminated", "truncated", "is_success")
 COLUMNS: tuple[str, ...] = (
     "episode_index",
     "frame_index",
     "observation",
     "action",
+    "expert_action",
     "next_observation",
     "reward",
     "terminated",
@@ -165,6 +170,7 @@ class Episode:
         observation: ``float32[T + 1, S]``: states ``s_0 .. s_T``; ``s_T`` is the state after the
             last action (the final row's ``next_observation`` on disk).
         action: ``float32[T, A]``: ``a_t`` taken in ``s_t``.
+        expert_action: ``float32[T, A]``: the expert's noise-free action in ``s_t`` (default: ``action``).
         reward: ``float32[T]``.
         terminated, truncated, is_success: ``bool[T]``, as returned by ``env.step``.
         task: ``T`` plan-step dicts, the one active at each step (a single dict is broadcast).
@@ -174,6 +180,7 @@ class Episode:
 
     observation: np.ndarray
     action: np.ndarray
+    expert_action: np.ndarray | None = None
     reward: np.ndarray | None = None
     terminated: np.ndarray | None = None
     truncated: np.ndarray | None = None
@@ -193,7 +200,12 @@ class Episode:
                 f"episode observation must be [T + 1, S] = [{T + 1}, S] (states s_0..s_T, the last one "
                 f"after the final action), got shape {self.observation.shape}"
             )
-        for name in ("observation", "action"):
+        self.expert_action = (self.action.copy() if self.expert_action is None
+                              else np.asarray(self.expert_action, dtype=np.float32))
+        if self.expert_action.shape != self.action.shape:
+            raise ValueError(f"episode expert_action must have the action's shape {self.action.shape}, "
+                             f"got {self.expert_action.shape}")
+        for name in ("observation", "action", "expert_action"):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"episode {name} contains NaN or inf")
         self.reward = np.zeros(T, np.float32) if self.reward is None else np.asarray(self.reward, np.float32)
@@ -272,6 +284,7 @@ def episodes_to_table(
         "frame_index": pa.array((np.arange(num_steps) - np.repeat(starts, lengths)).astype(np.int32)),
         "observation": _fixed_list(np.concatenate([e.observation[:-1] for e in eps])),
         "action": _fixed_list(np.concatenate([e.action for e in eps])),
+        "expert_action": _fixed_list(np.concatenate([e.expert_action for e in eps])),
         "next_observation": _fixed_list(np.concatenate([e.observation[1:] for e in eps])),
         "reward": pa.array(np.concatenate([e.reward for e in eps])),
         **{c: pa.array(np.concatenate([getattr(e, c) for e in eps])) for c in _BOOL_COLUMNS},
@@ -356,7 +369,7 @@ def _read_table(path: Path) -> tuple[pa.Table, dict[str, Any]]:
             f"{path}: format_version {version} is newer than this forethought reads "
             f"({FORMAT_VERSION}); upgrade forethought"
         )
-    missing = [c for c in COLUMNS if c not in table.column_names]
+    missing = [c for c in COLUMNS if c not in table.column_names and c not in OPTIONAL_COLUMNS]
     if missing:
         raise DatasetError(f"{path}: missing columns {missing}; a data set has columns {list(COLUMNS)}")
     for key in ("num_episodes", "num_steps", "obs_dim", "act_dim"):
@@ -409,7 +422,7 @@ class Dataset:
         path: the file it was read from (``None`` when built in memory).
         metadata: the file's ``forethought`` metadata dict.
         states: ``float32[N + E, S]``: each episode's ``T + 1`` states, episode after episode.
-        action: ``float32[N, A]``; ``reward``: ``float32[N]``; ``terminated``, ``truncated``,
+        action: ``float32[N, A]``; ``expert_action``: ``float32[N, A]`` (noise-free labels); ``reward``: ``float32[N]``; ``terminated``, ``truncated``,
             ``is_success``: ``bool[N]``; ``episode_index``, ``frame_index``, ``task_index``:
             ``int32[N]`` (one row per step, ``N`` steps in all).
         tasks: the distinct plan steps; ``sources``: one ``"expert"``/``"play"`` per episode.
@@ -444,7 +457,10 @@ class Dataset:
         obs = _column_values(table, "observation", S, label)
         nxt = _column_values(table, "next_observation", S, label)
         self.action = _column_values(table, "action", A, label)
-        for name, arr in (("observation", obs), ("next_observation", nxt), ("action", self.action)):
+        self.expert_action = (_column_values(table, "expert_action", A, label)
+                              if "expert_action" in table.column_names else self.action)
+        for name, arr in (("observation", obs), ("next_observation", nxt), ("action", self.action),
+                          ("expert_action", self.expert_action)):
             if not np.all(np.isfinite(arr)):
                 raise DatasetError(f"{label}: column {name!r} contains NaN or inf")
         last = self.episode_start[1:] - 1
@@ -484,7 +500,7 @@ class Dataset:
         if np.any((src[1:] != src[:-1]) & (np.diff(ep) == 0)):
             raise DatasetError(f"{label}: source changes within an episode")
         self.sources: tuple[str, ...] = tuple(src[starts].tolist())
-        for arr in (self.states, self.action, self.reward, self.task_index, self.episode_index, self.frame_index,
+        for arr in (self.states, self.action, self.expert_action, self.reward, self.task_index, self.episode_index, self.frame_index,
                     self.terminated, self.truncated, self.is_success, self.episode_start):
             arr.flags.writeable = False
 
@@ -548,6 +564,7 @@ class Dataset:
         return Episode(
             observation=self.states[a + e : b + e + 1].copy(),
             action=self.action[a:b].copy(),
+            expert_action=self.expert_action[a:b].copy(),
             reward=self.reward[a:b].copy(),
             terminated=self.terminated[a:b].copy(),
             truncated=self.truncated[a:b].copy(),
@@ -593,6 +610,7 @@ class Dataset:
         future: int = 16,
         *,
         action_start: int = 0,
+        action_column: str = "action",
         index: np.ndarray | Sequence[int] | None = None,
         sources: Iterable[str] | None = None,
         episodes: Sequence[int] | None = None,
@@ -601,13 +619,17 @@ class Dataset:
 
         See ``Windows`` for the layout. ``action_start`` shifts the action chunk: 0 (default)
         starts at the current step as MPC needs; ``1 - n_obs_steps`` gives Diffusion Policy's and
-        LeRobot's convention (actions aligned with the observation history). All index arithmetic
+        LeRobot's convention (actions aligned with the observation history). ``action_column`` picks
+        the chunk's source: ``"action"`` (what was executed: dynamics) or ``"expert_action"`` (the
+        expert's noise-free labels, DART-style: imitation). All index arithmetic
         is vectorised and deterministic; a torch ``Dataset`` can call this with one or a batch of
         rows from ``anchors()``.
         """
         for name, v in (("n_obs_steps", n_obs_steps), ("horizon", horizon), ("future", future)):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if action_column not in ACTION_COLUMNS:
+            raise ValueError(f"action_column must be one of {list(ACTION_COLUMNS)}, got {action_column!r}")
         if index is None:
             rows = self.anchors(sources, episodes)
         else:
@@ -630,7 +652,7 @@ class Dataset:
         # actions a[t+ks .. t+ks+H-1], clamped to [0, T-1]
         k = t[:, None] + action_start + np.arange(horizon)[None]  # [B, H]
         valid = (k >= 0) & (k < T[:, None])
-        actions = self.action[start[:, None] + np.clip(k, 0, T[:, None] - 1)]
+        actions = getattr(self, action_column)[start[:, None] + np.clip(k, 0, T[:, None] - 1)]
 
         # future states s[t+1 .. t+F], clamped at s_T
         k = t[:, None] + 1 + np.arange(future)[None]  # [B, F]
@@ -661,6 +683,7 @@ class Dataset:
         seed: int = 0,
         drop_last: bool = False,
         action_start: int = 0,
+        action_column: str = "action",
         sources: Iterable[str] | None = None,
         episodes: Sequence[int] | None = None,
     ) -> Iterator[Windows]:
@@ -672,7 +695,8 @@ class Dataset:
             rows = np.random.default_rng(seed).permutation(rows)
         stop = len(rows) - (len(rows) % batch_size if drop_last else 0)
         for i in range(0, stop, batch_size):
-            yield self.windows(n_obs_steps, horizon, future, action_start=action_start, index=rows[i : i + batch_size])
+            yield self.windows(n_obs_steps, horizon, future, action_start=action_start, action_column=action_column,
+                               index=rows[i : i + batch_size])
 
 
 def read_dataset(path: str | os.PathLike[str]) -> Dataset:

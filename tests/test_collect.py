@@ -107,6 +107,17 @@ def test_noise_and_play_are_reproducible(tmp_path: Path) -> None:
                 resid.append(ep.action[t] - clean)
     std = float(np.std(resid))
     assert 0.5 * 0.2 * 0.27 < std < 1.5 * 0.2 * 0.27
+    # DART labels: expert_action is the expert's own action in the state reached, executed or not
+    for ep in ds.episodes():
+        expert.reset()
+        for t in range(len(ep)):
+            clean = expert.act(ep.observation[t], ep.task[t])
+            if ep.source == "expert":
+                np.testing.assert_allclose(ep.expert_action[t], clean, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(ep.expert_action[t], ep.action[t])
+    expert_rows = np.isin(ds.episode_index, [e for e, s in enumerate(ds.sources) if s == "expert"])
+    assert np.abs(ds.expert_action[expert_rows] - ds.action[expert_rows]).max() > 0.01
 
 
 def test_collect_cli_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -108,6 +108,28 @@ def test_file_is_plain_parquet_with_documented_columns(data_file: Path) -> None:
     assert meta["env_id"] == "Test-v0"
 
 
+def test_expert_action_labels_round_trip_and_older_files(data_file: Path, tmp_path: Path) -> None:
+    """``expert_action`` (DART labels) round-trips, feeds windows on request, and defaults to ``action``."""
+    eps = make_episodes()
+    for e in eps:
+        e.expert_action = e.action + 0.5
+    path = write_dataset(tmp_path / "labels.parquet", eps, META)
+    ds = read_dataset(path)
+    np.testing.assert_array_equal(ds.expert_action, ds.action + 0.5)
+    w, wl = ds.windows(2, 4, 3), ds.windows(2, 4, 3, action_column="expert_action")
+    np.testing.assert_array_equal(wl.actions, w.actions + 0.5)
+    with pytest.raises(ValueError, match="action_column"):
+        ds.windows(2, 4, 3, action_column="reward")
+    # a file written before the column existed: labels are the executed actions
+    old = tmp_path / "old.parquet"
+    table = pq.read_table(data_file)
+    pq.write_table(table.drop_columns(["expert_action"]), old)
+    ds_old = read_dataset(old)
+    np.testing.assert_array_equal(ds_old.expert_action, ds_old.action)
+    with pytest.raises(ValueError, match="expert_action must have the action's shape"):
+        Episode(observation=np.zeros((4, S)), action=np.zeros((3, A)), expert_action=np.zeros((2, A)))
+
+
 def test_episode_validation() -> None:
     with pytest.raises(ValueError, match=r"\[T \+ 1, S\]"):
         Episode(observation=np.zeros((3, S)), action=np.zeros((3, A)))
