@@ -153,6 +153,19 @@ def test_tiny_training_halves_the_loss(pushblocks_data: Path, tmp_path: Path) ->
     assert DynamicsEnsemble.from_pretrained(out).ensemble_size == 3
 
 
+def test_ensemble_size_and_weight_decay_overrides(pushblocks_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "single"
+    rc = cli_main(["train", "dynamics", "--data", str(pushblocks_data), "--config", "tiny", "--out", str(out),
+                   "--threads", "1", "--steps", "20", "--ensemble-size", "1", "--weight-decay", "0.5"])
+    assert rc == 0
+    model = DynamicsEnsemble.from_pretrained(out)
+    assert model.ensemble_size == 1
+    run = json.loads((out / "train_config.json").read_text())
+    assert "--ensemble-size 1" in run["command"] and "--weight-decay 0.5" in run["command"]
+    states = model.rollout(Dataset.load(pushblocks_data).states[:2], torch.zeros(3, model.horizon, model.action_dim))
+    assert states.shape[:2] == (1, 3) and torch.isfinite(states).all()
+
+
 @pytest.mark.parametrize("kind", ["far outside the action box", "random noise chunks"])
 def test_disagreement_is_larger_out_of_distribution(shipped: DynamicsEnsemble, pushblocks_data: Path,
                                                     kind: str) -> None:

@@ -47,6 +47,7 @@ STATE_LAYOUTS: dict[str, StateLayout] = {
     PUSH_BLOCKS_ID: _pushblocks_layout(),
     REACHER_ID: StateLayout(passthrough_dims=(4, 5)),  # goal_x, goal_y
 }
+STATE_LAYOUTS["forethought/PushBlocksShifted-v0"] = STATE_LAYOUTS[PUSH_BLOCKS_ID]  # same observation
 """env id -> the layout of its observation; envs not listed predict every entry."""
 
 

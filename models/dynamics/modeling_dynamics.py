@@ -242,7 +242,7 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
     # ---- inference API -----------------------------------------------------------------------
 
     def _check(self, x: Any, name: str) -> Tensor:
-        t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
+        t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x))  # a copy: inputs may be read-only
         if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
             raise ValueError(f"{name} must hold numbers, got dtype {t.dtype}")
         t = t.to(device=self.fixed.device, dtype=torch.float32)

@@ -93,9 +93,14 @@ def _data_metadata(ds: Dataset) -> dict[str, Any]:
 
 
 def build_dynamics_run(
-    data: str | Path, preset_name: str, sources: list[str], seed: int, overrides: dict[str, Any] | None = None
+    data: str | Path, preset_name: str, sources: list[str], seed: int, overrides: dict[str, Any] | None = None,
+    model_overrides: dict[str, Any] | None = None,
 ) -> tuple[DynamicsEnsemble, Callable[[np.random.Generator], Batch], TrainConfig, dict[str, Any], list[int]]:
-    """Model, batch sampler, train config, run config and the held-out episodes of one training run."""
+    """Model, batch sampler, train config, run config and the held-out episodes of one training run.
+
+    ``overrides`` replace the preset's training settings, ``model_overrides`` its model sizes
+    (e.g. ``{"ensemble_size": 1}``).
+    """
     preset = get_preset(preset_name)
     ds = Dataset.load(data)
     meta = ds.metadata
@@ -108,7 +113,7 @@ def build_dynamics_run(
     model = DynamicsEnsemble(
         state_dim=ds.obs_dim, action_dim=ds.act_dim, passthrough_dims=layout.passthrough_dims,
         presence_groups=layout.presence_groups, relative_pairs=layout.relative_pairs, action_low=meta.get("action_low"),
-        action_high=meta.get("action_high"), env_id=meta.get("env_id"), **preset.model,
+        action_high=meta.get("action_high"), env_id=meta.get("env_id"), **{**preset.model, **(model_overrides or {})},
     )
     windows, obs_valid = window_tensors(ds, model, sources, train_eps)
     model.normalizer = fit_normalizer(model, windows, obs_valid)
@@ -146,13 +151,15 @@ def summary_line(diag: dict[str, Any]) -> str:
 
 def train_dynamics(args: argparse.Namespace) -> TrainResult:
     """``forethought train dynamics`` (the arguments of ``forethought.models.cli_train``)."""
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("device", args.device))
-                 if v is not None}
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("device", args.device),
+                                   ("weight_decay", args.weight_decay)) if v is not None}
+    model_overrides = {} if args.ensemble_size is None else {"ensemble_size": args.ensemble_size}
     model, sample_batch, train_config, run_config, val_eps = build_dynamics_run(
-        args.data, args.config, args.sources, args.seed, overrides)
+        args.data, args.config, args.sources, args.seed, overrides, model_overrides)
     command = ["forethought", "train", "dynamics", "--data", str(args.data), "--config", args.config,
                "--out", str(args.out), "--seed", str(args.seed), "--sources", *args.sources]
-    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device)):
+    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device),
+                        ("--weight-decay", args.weight_decay), ("--ensemble-size", args.ensemble_size)):
         if value is not None:
             command += [flag, str(value)]
     run_config["command"] = shlex.join(command)
