@@ -30,6 +30,12 @@ How episodes are made (all of it reproducible from ``--seed S``):
   action is executed and stored as ``action``; the expert's own action in the state reached is
   stored as ``expert_action``. Imitation trains on the latter, as DART does (Laskey et al.
   2017): the noise makes the data visit off-course states, the labels say how to recover.
+- **Disturbances** (``--disturb P``): each expert episode, with probability ``P``, hands the
+  executed action to a play segment (see below) for 4-12 steps, starting at a step drawn in
+  0..40, while ``expert_action`` keeps recording the expert's choice. Small noise never knocks a
+  block the wrong way or leaves the pusher on the far side of it; these segments do, and the
+  labels show the recovery (the scripted expert re-plans from any state). Their draws come from
+  ``default_rng([S, i, 1])``, so ``--disturb 0`` leaves every other draw as it was.
 - **Play episodes** (``source = "play"``) ignore the task: the action follows random waypoints in
   the action box, moving linearly to each over 3-12 steps and then holding it for 0-4 steps, so
   the data covers free motion, contacts and states no expert visits. On PushBlocks the first
@@ -153,15 +159,38 @@ class PlayPolicy:
         return self._last.copy()
 
 
+class _Disturbance:
+    """With probability ``p``, replaces the executed action by a play segment for 4-12 steps,
+    starting at a step drawn in 0..40 (module docstring, "Disturbances")."""
+
+    def __init__(self, env_id: str, low: np.ndarray, high: np.ndarray, rng: np.random.Generator, p: float) -> None:
+        active = p > 0 and rng.random() < p
+        self.start = int(rng.integers(0, 41)) if active else -1
+        self.stop = self.start + int(rng.integers(4, 13)) if active else -1
+        self.play = PlayPolicy(env_id, low, high, rng, move_steps=(3, 6), hold_steps=(0, 1)) if active else None
+        self.t = 0
+
+    def override(self, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
+        t, self.t = self.t, self.t + 1
+        if self.play is None or not self.start <= t < self.stop:
+            return action
+        if t == self.start:
+            self.play.reset(obs)
+        return self.play.act(obs)
+
+
 # --------------------------------------------------------------------------------------------
 # Collection
 
 
 def _command(env_id: str, episodes: int, noise: float, play_fraction: float, seed: int, out: Path,
-             env_kwargs: Mapping[str, Any] | None, n_blocks: int | None, max_steps: int | None) -> str:
+             env_kwargs: Mapping[str, Any] | None, n_blocks: int | None, max_steps: int | None,
+             disturb: float = 0.0) -> str:
     """The ``forethought collect`` command line that reproduces a call."""
     argv = ["forethought", "collect", "--env", env_id, "--episodes", str(episodes), "--noise", repr(float(noise)),
             "--play-fraction", repr(float(play_fraction)), "--seed", str(seed), "--out", str(out)]
+    if disturb > 0:
+        argv += ["--disturb", repr(float(disturb))]
     if n_blocks is not None:
         argv += ["--n-blocks", str(n_blocks)]
     if env_kwargs:
@@ -231,6 +260,7 @@ def collect(
     *,
     n_blocks: int | None = None,
     max_steps: int | None = None,
+    disturb: float = 0.0,
 ) -> Path:
     """Record ``episodes`` episodes of ``env_id`` into the parquet file ``out`` and return its path.
 
@@ -246,6 +276,7 @@ def collect(
         n_blocks: PushBlocks only: blocks per episode; ``None`` draws 1..3 per episode (unless
             ``env_kwargs`` fixes ``n_blocks``).
         max_steps: cut episodes after this many steps (marked truncated); default: the env's limit.
+        disturb: probability that an expert episode gets one play-driven disturbance (0..1).
     """
     if not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
@@ -253,6 +284,8 @@ def collect(
         raise ValueError(f"noise must be a finite fraction >= 0 of half the action range, got {noise!r}")
     if not (0.0 <= play_fraction <= 1.0):
         raise ValueError(f"play_fraction must lie in [0, 1], got {play_fraction!r}")
+    if not (0.0 <= disturb <= 1.0):
+        raise ValueError(f"disturb must lie in [0, 1], got {disturb!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if max_steps is not None and max_steps < 1:
@@ -319,11 +352,13 @@ def collect(
                     return a, a
             else:
                 expert.reset()
+                disturbance = _Disturbance(env_id, low, high, np.random.default_rng([seed, i, 1]), disturb)
 
-                def policy(o: np.ndarray, task: Mapping[str, Any],
-                           rng: np.random.Generator = ep_rng) -> tuple[np.ndarray, np.ndarray]:
+                def policy(o: np.ndarray, task: Mapping[str, Any], rng: np.random.Generator = ep_rng,
+                           disturbance: _Disturbance = disturbance) -> tuple[np.ndarray, np.ndarray]:
                     a = np.asarray(expert.act(o, task), np.float64)
-                    return (a + rng.normal(size=a.shape) * sigma if noise > 0 else a), a
+                    executed = a + rng.normal(size=a.shape) * sigma if noise > 0 else a
+                    return disturbance.override(o, executed), a
 
             recorded.append(_record_episode(env, obs, policy, low, high, limit, "play" if is_play[i] else "expert"))
             bar.update(1)
@@ -354,6 +389,7 @@ def collect(
         "seed": int(seed),
         "noise": float(noise),
         "play_fraction": float(play_fraction),
+        "disturb": float(disturb),
         "n_blocks": meta_n_blocks,
         "max_steps": int(limit),
         "obs_labels": list(getattr(env.unwrapped, "obs_labels", None) or OBS_LABELS.get(env_id) or []) or None,
@@ -361,7 +397,8 @@ def collect(
         "action_high": high.tolist(),
         "dt": float(getattr(env.unwrapped, "dt", 0.0)) or None,
         "stats": stats,
-        "command": _command(env_id, episodes, noise, play_fraction, seed, out, env_kwargs, n_blocks, max_steps),
+        "command": _command(env_id, episodes, noise, play_fraction, seed, out, env_kwargs, n_blocks, max_steps,
+                            disturb),
         "forethought_version": _version(),
     }
     path = write_dataset(out, recorded, metadata)
@@ -397,6 +434,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="expert action noise std, as a fraction of half the action range (default 0)")
     parser.add_argument("--play-fraction", type=float, default=0.0,
                         help="probability that an episode is random smooth play instead of expert (default 0)")
+    parser.add_argument("--disturb", type=float, default=0.0,
+                        help="probability that an expert episode gets a 4-12 step play disturbance, its labels "
+                             "still the expert's (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="episode i uses env seed SEED + i (default 0)")
     parser.add_argument("--out", type=Path, required=True, help="output .parquet file (written atomically)")
     parser.add_argument("--n-blocks", type=int, default=None,
@@ -422,6 +462,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             n_blocks=args.n_blocks,
             max_steps=args.max_steps,
+            disturb=args.disturb,
         )
     except ValueError as e:
         print(f"forethought collect: error: {e}", file=sys.stderr)

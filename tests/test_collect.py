@@ -120,6 +120,30 @@ def test_noise_and_play_are_reproducible(tmp_path: Path) -> None:
     assert np.abs(ds.expert_action[expert_rows] - ds.action[expert_rows]).max() > 0.01
 
 
+def test_disturbances_execute_play_but_keep_expert_labels(tmp_path: Path) -> None:
+    kw = dict(progress=False, max_steps=60, n_blocks=1)
+    plain = read_dataset(collect(ENV, 4, 0.0, 0.0, 3, tmp_path / "plain.parquet", **kw))
+    ds = read_dataset(collect(ENV, 4, 0.0, 0.0, 3, tmp_path / "dist.parquet", disturb=1.0, **kw))
+    assert ds.metadata["disturb"] == 1.0 and "--disturb 1.0" in ds.metadata["command"]
+    expert = make_expert(ENV)
+    for e, ep in enumerate(ds.episodes()):
+        rng = np.random.default_rng([3, e, 1])
+        rng.random()
+        start = int(rng.integers(0, 41))
+        stop = start + int(rng.integers(4, 13))
+        expert.reset()
+        for t in range(len(ep)):
+            np.testing.assert_allclose(ep.expert_action[t], expert.act(ep.observation[t], ep.task[t]), atol=1e-6)
+        differs = np.abs(ep.action - ep.expert_action).max(axis=1) > 1e-6
+        assert not differs[:start].any() and not differs[stop:].any()  # noise 0: only the segment differs
+        assert start >= len(ep) or differs[start:stop].any()
+        assert e > 0 or start < len(ep)  # this seed disturbs the first episode inside its length
+    # without disturbances the same seed gives the noise-free expert episodes
+    assert np.array_equal(plain.action, plain.expert_action)
+    with pytest.raises(ValueError, match="disturb must lie in"):
+        collect(ENV, 1, 0.0, 0.0, 3, tmp_path / "bad.parquet", disturb=1.5, **kw)
+
+
 def test_collect_cli_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli.parquet"
     argv = ["collect", "--env", ENV, "--episodes", "2", "--noise", "0.1", "--seed", "0", "--out", str(out), "--max-steps", "5"]
