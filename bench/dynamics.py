@@ -54,7 +54,7 @@ def machine() -> str:
 
 def rollout_ms(model: DynamicsEnsemble, ds: Dataset) -> float:
     """Median wall time (ms) of ``rollout`` for ``ROLLOUT_SAMPLES`` chunks of the full horizon."""
-    w = ds.windows(model.n_obs_steps, model.horizon, future=1, index=list(range(ROLLOUT_SAMPLES)))
+    w = ds.windows(model.n_obs_steps, model.max_horizon, future=1, index=list(range(ROLLOUT_SAMPLES)))
     state, actions = torch.from_numpy(w.obs_history[0]), torch.from_numpy(w.actions)
     model.rollout(state, actions)  # warm-up
     times = []
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nscored windows per horizon: " + "; ".join(f"{m}: " + ", ".join(str(n[m][k]) for k in HORIZONS)
                                                       for m in n))
     if "rollout_ms" in result:
-        print(f"rollout of {ROLLOUT_SAMPLES} chunks x {model.horizon} steps x {model.ensemble_size} members: "
+        print(f"rollout of {ROLLOUT_SAMPLES} chunks x {model.max_horizon} steps x {model.ensemble_size} members: "
               f"{result['rollout_ms']:.2f} ms (median of {ROLLOUT_CALLS})")
     print(f"\ncommand: `{command}`\nmachine: {result['machine']}")
     if args.json is not None:

@@ -190,6 +190,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, model: str, presets: 
     if model == "dynamics":
         parser.add_argument("--ensemble-size", type=int, help="override the preset's number of members K")
         parser.add_argument("--weight-decay", type=float, help="override the preset's AdamW weight decay")
+        parser.add_argument("--horizon", type=int, help="override the steps predicted per network call")
+        parser.add_argument("--rollout-horizon", type=int,
+                            help="longest chunk a rollout takes, chaining calls beyond --horizon (default: --horizon)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     sources = ["expert", "play"] if model == "dynamics" else ["expert"]  # dynamics need broad action coverage
     parser.add_argument("--sources", nargs="+", default=sources, choices=SOURCES,

@@ -115,7 +115,7 @@ def test_save_load_round_trip(tiny: DynamicsEnsemble, tmp_path: Path) -> None:
     (_state(), np.zeros((4, 16, 3)), r"actions must have shape \[n, F, 2\]"),
     (_state(), np.zeros((16, 2)), r"actions must have shape"),
     (_state(), np.zeros((0, 16, 2)), r"actions must have shape"),
-    (_state(), np.zeros((2, 17, 2)), r"at most horizon = 16"),
+    (_state(), np.zeros((2, 17, 2)), r"rolls out at most 16"),
     (np.full(16, np.nan), _chunks(), r"state contains NaN"),
     (_state(), np.full((2, 16, 2), np.inf), r"actions contains NaN or inf"),
 ])
@@ -151,6 +151,32 @@ def test_tiny_training_halves_the_loss(pushblocks_data: Path, tmp_path: Path) ->
     assert summary["final_loss"] < 0.5 * summary["first_loss"], summary
     assert (out / "diagnostics.json").is_file()
     assert DynamicsEnsemble.from_pretrained(out).ensemble_size == 3
+
+
+def test_chained_rollout_continues_each_member_from_its_own_prediction(pushblocks_data: Path) -> None:
+    """``horizon=2, rollout_horizon=5``: three network calls, the last padded, members kept apart."""
+    model, *_ = build_dynamics_run(pushblocks_data, "tiny", ["expert", "play"], seed=0,
+                                   model_overrides={"horizon": 2, "rollout_horizon": 5})
+    model.eval()
+    assert (model.horizon, model.max_horizon) == (2, 5)
+    for p in model.parameters():  # make every member predict motion, and differently
+        torch.nn.init.normal_(p, std=0.3, generator=torch.Generator().manual_seed(p.numel()))
+    hist = torch.from_numpy(Dataset.load(pushblocks_data).states[:2].copy())
+    actions = torch.linspace(-0.2, 0.2, 5 * 2).reshape(1, 5, 2).expand(3, 5, 2).clone()
+    with torch.no_grad():
+        states = model.rollout(hist, actions)  # [K, 3, 5, S]
+        h = hist.expand(1, 3, 2, -1)
+        first = model.predict(h, actions[None, :, 0:2])  # [K, 3, 2, S]
+        second = model.predict(first, actions[None, :, 2:4])
+        third = model.predict(second, torch.cat([actions[None, :, 4:5]] * 2, dim=2))
+    expected = torch.cat([first, second, third[:, :, :1]], dim=2)
+    assert states.shape == (model.ensemble_size, 3, 5, scene.OBS_DIM)
+    torch.testing.assert_close(states, expected)
+    assert not torch.allclose(states[0], states[1])  # members differ, each continuing its own future
+    with pytest.raises(ValueError, match="rolls out at most 5"):
+        model.rollout(hist, torch.zeros(1, 6, 2))
+    with pytest.raises(ValueError, match="rollout_horizon"):
+        DynamicsEnsemble(state_dim=4, action_dim=2, horizon=4, rollout_horizon=2)
 
 
 def test_ensemble_size_and_weight_decay_overrides(pushblocks_data: Path, tmp_path: Path) -> None:

@@ -134,7 +134,8 @@ class Planner(ABC):
     @property
     def horizon(self) -> int:
         """Steps per planned chunk."""
-        return min(self.config.horizon or self.dynamics.horizon, self.dynamics.horizon)
+        longest = int(getattr(self.dynamics, "max_horizon", self.dynamics.horizon))
+        return min(self.config.horizon or longest, longest)
 
     def reset(self, seed: int = 0) -> None:
         """Start an episode: reseed the sampling noise, drop any warm start."""

@@ -73,20 +73,21 @@ PRESETS: dict[str, DynamicsPreset] = {
                "checkpoint_every": 50, "log_every": 25, "ema_max_decay": 0.99},
     ),
     "pushblocks": DynamicsPreset(
-        "PushBlocks (1-3 blocks, every task), 5 members x 3 hidden layers of 160 (about 2 MB float32)",
-        model={"ensemble_size": 5, "hidden_dim": 160, "num_layers": 3},
+        "PushBlocks (1-3 blocks, every task), 5 members x 3 hidden layers of 160 (about 2 MB float32), "
+        "4 steps per call chained to 16",
+        model={"ensemble_size": 5, "hidden_dim": 160, "num_layers": 3, "horizon": 4, "rollout_horizon": 16},
         train={"steps": 8000, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-2, "warmup_steps": 200,
                "checkpoint_every": 1000, "ema_max_decay": 0.999},
     ),
     "reacher": DynamicsPreset(
-        "Reacher-v5, 5 members x 3 hidden layers of 160 (about 2 MB float32)",
-        model={"ensemble_size": 5, "hidden_dim": 160, "num_layers": 3},
+        "Reacher-v5, 5 members x 3 hidden layers of 160 (about 2 MB float32), 4 steps per call chained to 16",
+        model={"ensemble_size": 5, "hidden_dim": 160, "num_layers": 3, "horizon": 4, "rollout_horizon": 16},
         train={"steps": 8000, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-2, "warmup_steps": 200,
                "checkpoint_every": 1000, "ema_max_decay": 0.999},
     ),
     "gpu": DynamicsPreset(
         "for a GPU host: 5 members x 4 hidden layers of 512, large batches; too big to ship",
-        model={"ensemble_size": 5, "hidden_dim": 512, "num_layers": 4},
+        model={"ensemble_size": 5, "hidden_dim": 512, "num_layers": 4, "horizon": 4, "rollout_horizon": 16},
         train={"steps": 50_000, "batch_size": 1024, "lr": 1e-3, "weight_decay": 1e-2, "warmup_steps": 1000,
                "checkpoint_every": 5000, "ema_max_decay": 0.999},
     ),

@@ -48,16 +48,17 @@ def kstep_errors(
     groups = ERROR_GROUPS.get(model.config.env_id or "")  # the model's state layout (a changed env shares it)
     if groups is None:
         groups = {"state": [(i, i, None) for i in range(ds.obs_dim)]}
-    if max(horizons) > model.horizon:
-        raise ValueError(f"horizons {list(horizons)} exceed the model's horizon {model.horizon}")
-    w = ds.windows(model.n_obs_steps, model.horizon, future=model.horizon, sources=sources, episodes=episodes)
-    sums = {kind: {g: np.zeros(model.horizon) for g in groups} for kind in ("model", "copy_last")}
-    counts = {g: np.zeros(model.horizon) for g in groups}
+    F = model.max_horizon
+    if max(horizons) > F:
+        raise ValueError(f"horizons {list(horizons)} exceed the model's rollout horizon {F}")
+    w = ds.windows(model.n_obs_steps, F, future=F, sources=sources, episodes=episodes)
+    sums = {kind: {g: np.zeros(F) for g in groups} for kind in ("model", "copy_last")}
+    counts = {g: np.zeros(F) for g in groups}
     device = model.fixed.device
     for i in range(0, len(w), batch_size):
         obs = torch.from_numpy(w.obs_history[i : i + batch_size]).to(device)  # [B, o, S]
         act = torch.from_numpy(w.actions[i : i + batch_size]).to(device)  # [B, F, A]
-        pred = model.predict(obs[None], act[None]).mean(0).cpu().numpy()  # [B, F, S]
+        pred = model.imagine(obs[None], act[None]).mean(0).cpu().numpy()  # [B, F, S]
         true = w.future_states[i : i + batch_size]  # [B, F, S]
         valid = w.future_valid[i : i + batch_size]  # [B, F]
         last = w.obs_history[i : i + batch_size, -1:, :]  # [B, 1, S]

@@ -86,7 +86,10 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
     Args:
         state_dim: ``S``, width of one state (16 for PushBlocks, 10 for Reacher-v5).
         action_dim: ``A``, width of one action.
-        horizon: ``F``, steps predicted per call (and the longest action chunk accepted).
+        horizon: ``H``, steps predicted per call of the network.
+        rollout_horizon: the longest action chunk ``rollout`` accepts (``None``: ``horizon``); longer
+            than ``horizon``, the network is chained: each call continues from the last predicted
+            states (``horizon=1`` is a one-step model rolled out autoregressively, as in PETS).
         n_obs_steps: states the model is conditioned on, oldest first.
         ensemble_size: ``K``, independent members.
         hidden_dim, num_layers: width and number of hidden layers of each member's MLP.
@@ -107,6 +110,7 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
         state_dim: int,
         action_dim: int,
         horizon: int = 16,
+        rollout_horizon: int | None = None,
         n_obs_steps: int = 2,
         ensemble_size: int = 5,
         hidden_dim: int = 160,
@@ -124,6 +128,9 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
                         ("num_layers", num_layers)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"dynamics {name} must be a positive integer, got {v!r}")
+        if rollout_horizon is not None and (not isinstance(rollout_horizon, int) or rollout_horizon < horizon):
+            raise ValueError(f"dynamics rollout_horizon must be None or an integer >= horizon ({horizon}), "
+                             f"got {rollout_horizon!r}")
         dims = [d for g in (*presence_groups, *relative_pairs) for d in g] + list(passthrough_dims)
         if any(not isinstance(d, int) or not 0 <= d < state_dim for d in dims):
             raise ValueError(f"passthrough_dims, presence_groups and relative_pairs must index the state "
@@ -156,7 +163,13 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
 
     @property
     def horizon(self) -> int:
+        """Steps the network predicts per call (its training windows)."""
         return int(self.config.horizon)
+
+    @property
+    def max_horizon(self) -> int:
+        """The longest chunk ``rollout`` accepts (chained calls beyond ``horizon``)."""
+        return int(self.config.rollout_horizon or self.config.horizon)
 
     @property
     def state_dim(self) -> int:
@@ -210,6 +223,8 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
         if self.normalizer is None:
             raise ValueError("this DynamicsEnsemble has no normaliser: load it with from_pretrained or train it")
         norm = self.normalizer
+        lead = torch.broadcast_shapes(obs_history.shape[:-2], actions.shape[:-2])  # [K|1, B]
+        obs_history, actions = obs_history.expand(*lead, *obs_history.shape[-2:]), actions.expand(*lead, *actions.shape[-2:])
         feats = self.features(obs_history)
         x = torch.cat([norm.normalize("state", feats["state"]).flatten(-2),  # [K|1, B, n_obs * S]
                        norm.normalize("velocity", feats["velocity"]).flatten(-2),  # [K|1, B, (n_obs - 1) * S]
@@ -225,6 +240,25 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
         deltas = self.predict_deltas(obs_history, actions)  # [K, B, F, S]
         states = current + self.normalizer.unnormalize("delta", deltas)
         return torch.where(self.copy_mask(current), current, states)
+
+    def imagine(self, obs_history: Tensor, actions: Tensor) -> Tensor:
+        """``predict`` for chunks of any length ``F <= max_horizon``: ``[K, B, F, S]``.
+
+        Calls the network on ``horizon``-step pieces of ``actions[K|1, B, F, A]`` (the last piece
+        padded with its final action), each member continuing from its own predicted states.
+        """
+        H, o, F = self.horizon, self.n_obs_steps, actions.shape[-2]
+        if F > self.max_horizon:
+            raise ValueError(f"actions have {F} steps but this model rolls out at most {self.max_horizon}")
+        hist, pieces = obs_history, []
+        for start in range(0, F, H):
+            piece = actions[..., start : start + H, :]
+            if piece.shape[-2] < H:
+                piece = torch.cat([piece, piece[..., -1:, :].expand(*piece.shape[:-2], H - piece.shape[-2], -1)], -2)
+            pred = self.predict(hist, piece)  # [K, B, H, S]
+            pieces.append(pred)
+            hist = torch.cat([hist.expand(*pred.shape[:-2], *hist.shape[-2:]), pred], dim=-2)[..., -o:, :]
+        return torch.cat(pieces, dim=-2)[..., :F, :]
 
     def compute_loss(self, batch: Mapping[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
         """Masked MSE of normalised residuals for one batch per member.
@@ -259,8 +293,8 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
         Args:
             state: the current state ``[S]`` (repeated as the history) or the last
                 ``[n_obs_steps, S]`` states, oldest first; env units.
-            actions: ``[n, F', A]`` chunks starting at the current step, ``F' <= horizon``; env units.
-                A chunk shorter than ``horizon`` is padded with its last action internally.
+            actions: ``[n, F', A]`` chunks starting at the current step, ``F' <= max_horizon``; env
+                units. A chunk is padded with its last action to a whole number of ``horizon`` steps.
 
         Returns:
             ``states[K, n, F', S]`` (float32, env units): ``s[t+1 .. t+F']`` per member and chunk.
@@ -275,13 +309,11 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
         if act.dim() != 3 or act.shape[0] < 1 or act.shape[1] < 1 or act.shape[2] != A:
             raise ValueError(f"actions must have shape [n, F, {A}] with n, F >= 1, got {list(act.shape)}")
         f = act.shape[1]
-        if f > H:
-            raise ValueError(f"actions have {f} steps but this model predicts at most horizon = {H}: "
-                             "split the chunk or retrain with a longer horizon")
-        if f < H:
-            act = torch.cat([act, act[:, -1:].expand(-1, H - f, -1)], dim=1)
+        if f > self.max_horizon:
+            raise ValueError(f"actions have {f} steps but this model rolls out at most {self.max_horizon}: "
+                             "split the chunk or retrain with a longer rollout_horizon")
         n = act.shape[0]
-        return self.predict(hist.expand(1, n, o, S), act.unsqueeze(0))[:, :, :f].float()
+        return self.imagine(hist.expand(1, n, o, S), act.unsqueeze(0)).float()
 
     # ---- persistence -------------------------------------------------------------------------
 

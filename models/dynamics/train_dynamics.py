@@ -153,13 +153,15 @@ def train_dynamics(args: argparse.Namespace) -> TrainResult:
     """``forethought train dynamics`` (the arguments of ``forethought.models.cli_train``)."""
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("device", args.device),
                                    ("weight_decay", args.weight_decay)) if v is not None}
-    model_overrides = {} if args.ensemble_size is None else {"ensemble_size": args.ensemble_size}
+    model_overrides = {k: v for k, v in (("ensemble_size", args.ensemble_size), ("horizon", args.horizon),
+                                         ("rollout_horizon", args.rollout_horizon)) if v is not None}
     model, sample_batch, train_config, run_config, val_eps = build_dynamics_run(
         args.data, args.config, args.sources, args.seed, overrides, model_overrides)
     command = ["forethought", "train", "dynamics", "--data", str(args.data), "--config", args.config,
                "--out", str(args.out), "--seed", str(args.seed), "--sources", *args.sources]
     for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device),
-                        ("--weight-decay", args.weight_decay), ("--ensemble-size", args.ensemble_size)):
+                        ("--weight-decay", args.weight_decay), ("--ensemble-size", args.ensemble_size),
+                        ("--horizon", args.horizon), ("--rollout-horizon", args.rollout_horizon)):
         if value is not None:
             command += [flag, str(value)]
     run_config["command"] = shlex.join(command)
