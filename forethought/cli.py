@@ -39,7 +39,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(prog="forethought", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"forethought {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="_verb", metavar="COMMAND")  # not "command": verbs take a --command / command
     for name, (module, help_line) in COMMANDS.items():
         p = sub.add_parser(name, help=help_line, description=help_line)
         p.set_defaults(_module=module)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(verb)
     args = parser.parse_args(argv)
-    if args.command is None:
+    if args._verb is None:
         parser.print_help()
         return 0
     module = importlib.import_module(args._module)
