@@ -17,11 +17,21 @@
    of D-MPC's proposals are goal-free there (``--keepout-goal-fraction``), since goal-conditioned
    ones all take the straight path.
 
+3. **Dynamics change** (``--experiments shift``): issue #4's adaptation protocol on the 1-block
+   push with D-MPC SSR. (1) Evaluate in the nominal env and in ``forethought/PushBlocksShifted-v0``
+   (block mass x3, friction x0.3, pusher gear x0.4) with the shipped models; (2) collect
+   ``--shift-episodes`` (<= 20) episodes in the changed env; (3) ``forethought adapt`` the
+   dynamics on them (proposer and objective frozen); (4) evaluate again. The share of lost
+   success recovered is ``(after - before) / (nominal - before)``. Controls on the same data:
+   dynamics trained from scratch, and the proposer re-cloned (fine-tuned) with the shipped
+   dynamics. Every step runs the ``forethought`` command it prints, in ``--workdir``.
+
 Load averages before and after are printed: other jobs on a shared machine inflate latencies.
 
     MUJOCO_GL=egl nice -n 10 .venv/bin/python bench/dmpc.py --experiments push1 keepout \\
         [--rows proposer cem ssr mppi oracle] [--seeds 0-49] [--samples 64] [--inference-steps 5] \\
         [--action-steps 8] [--threads 1] [--json results.json]
+    MUJOCO_GL=egl .venv/bin/python bench/dmpc.py --experiments shift --workdir runs/shift
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,6 +64,7 @@ from forethought.models.evaluation import (
 )
 from forethought.runtime import apply_defaults
 from forethought.sim import scene
+from forethought.sim.perturb import SHIFTED_ID
 
 PUSH_ID, REACHER_ID = "forethought/PushBlocks-v0", "forethought/Reacher-v5"
 EXPERIMENTS: dict[str, tuple[str, str, dict[str, Any], list[str] | None]] = {
@@ -183,6 +195,58 @@ def keepout_table(args: argparse.Namespace, n: int) -> dict[str, Any]:
     return {"seeds": [e[0] for e in episodes], "radius": args.keepout_radius, "rows": rows}
 
 
+def forethought(argv: list[str], threads: int) -> None:
+    """Run one ``forethought`` command (printed first), failing loudly."""
+    cmd = ["forethought", *argv, *(["--threads", str(threads)] if argv[0] in ("train", "adapt") else [])]
+    print("$ " + shlex.join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def shift_table(args: argparse.Namespace, seeds: list[int]) -> dict[str, Any]:
+    """The dynamics-change protocol (module docstring, item 3)."""
+    work = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "shifted.parquet"
+    adapted, scratch, recloned = work / "dynamics-adapted", work / "dynamics-scratch", work / "proposer-recloned"
+    if not data.exists():
+        forethought(["collect", "--env", SHIFTED_ID, "--episodes", str(args.shift_episodes), "--noise", "0.1",
+                     "--play-fraction", "0.5", "--seed", "500", "--out", str(data)], args.threads)
+    if not adapted.exists():
+        forethought(["adapt", "--model", str(args.pushblocks_dynamics), "--data", str(data), "--out", str(adapted),
+                     "--steps", str(args.adapt_steps), "--lr", str(args.adapt_lr)], args.threads)
+    if not scratch.exists():
+        forethought(["train", "dynamics", "--data", str(data), "--config", "pushblocks", "--out", str(scratch),
+                     "--steps", str(args.scratch_steps)], args.threads)
+    if not recloned.exists():
+        forethought(["train", "proposer", "--data", str(data), "--config", "pushblocks", "--out", str(recloned),
+                     "--init-from", str(args.pushblocks_proposer), "--steps", str(args.reclone_steps),
+                     "--lr", "3e-4", "--warmup-steps", "20"], args.threads)
+    cases = [  # label, env, row, proposer, dynamics
+        ("nominal env, shipped models", PUSH_ID, "ssr", None, None),
+        ("changed env, shipped models (before)", SHIFTED_ID, "ssr", None, None),
+        ("changed env, adapted dynamics (after)", SHIFTED_ID, "ssr", None, adapted),
+        ("control: dynamics from scratch on the same data", SHIFTED_ID, "ssr", None, scratch),
+        ("control: proposer re-cloned on the same data", SHIFTED_ID, "ssr", recloned, None),
+        ("proposer alone, nominal env", PUSH_ID, "proposer", None, None),
+        ("proposer alone, changed env", SHIFTED_ID, "proposer", None, None),
+    ]
+    rows = []
+    for label, env_id, row, proposer, dynamics in cases:
+        case_args = argparse.Namespace(**{**vars(args), "pushblocks_proposer": proposer or args.pushblocks_proposer,
+                                          "pushblocks_dynamics": dynamics or args.pushblocks_dynamics})
+        policy = make_policy(row, PUSH_ID, case_args)  # same task and observation; only the physics differ
+        report = evaluate(policy, env_id, seeds, policy_name=row, env_kwargs={"n_blocks": 1}, skills=["push"])
+        rows.append(summary(row, report.successes, report.episodes, report.mean_steps, list(policy.replan_ms),
+                            label=label))
+        print(f"shift: {label} {report.successes}/{report.episodes}", file=sys.stderr, flush=True)
+    nominal, before, after = (rows[i]["success_rate"] for i in range(3))
+    lost = nominal - before
+    return {"rows": rows, "workdir": str(work), "episodes": args.shift_episodes,
+            "recovered": (after - before) / lost if lost > 0 else None,
+            "recovered_scratch": (rows[3]["success_rate"] - before) / lost if lost > 0 else None,
+            "recovered_reclone": (rows[4]["success_rate"] - before) / lost if lost > 0 else None}
+
+
 def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
@@ -216,13 +280,26 @@ def markdown(results: dict[str, Any]) -> str:
             out.append(f"| {r['row']} | {r['violations']}/{r['episodes']} = {r['violation_rate']:.2f} | "
                        f"{r['violation_ci'][0]:.2f}-{r['violation_ci'][1]:.2f} | {r['successes']}/{r['episodes']} = "
                        f"{r['success_rate']:.2f} | {r['ci_low']:.2f}-{r['ci_high']:.2f} | {med} | {p90} |")
+    if results.get("shift"):
+        k = results["shift"]
+        pct = {key: "–" if k[key] is None else f"{100 * k[key]:.0f}%"
+               for key in ("recovered", "recovered_scratch", "recovered_reclone")}
+        out += ["", f"**Dynamics change** (1-block push, seeds {results['seeds']}; {k['episodes']} adaptation "
+                f"episodes in {k['workdir']})", "",
+                "| case | success | 95% CI | mean steps | replan ms median |", "|---|---|---|---|---|"]
+        for r in k["rows"]:
+            med = "–" if r["replan_ms_median"] is None else f"{r['replan_ms_median']:.0f}"
+            out.append(f"| {r['label']} | {r['successes']}/{r['episodes']} = {r['success_rate']:.2f} | "
+                       f"{r['ci_low']:.2f}-{r['ci_high']:.2f} | {r['mean_steps']:.1f} | {med} |")
+        out += ["", f"Lost success recovered: adapted dynamics {pct['recovered']}, dynamics from scratch "
+                f"{pct['recovered_scratch']}, proposer re-cloned {pct['recovered_reclone']}."]
     return "\n".join(out)
 
 
 def main() -> None:
     apply_defaults()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiments", nargs="+", default=["push1", "keepout"], choices=[*EXPERIMENTS, "keepout"])
+    parser.add_argument("--experiments", nargs="+", default=["push1", "keepout"], choices=[*EXPERIMENTS, "keepout", "shift"])
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--keepout-rows", nargs="+", default=["ssr"], choices=("ssr", "mppi", "oracle"),
                         help="planners run with the keep-out objective (the proposer alone is always run)")
@@ -238,6 +315,13 @@ def main() -> None:
     parser.add_argument("--keepout-weight", type=float, default=1.0, help="objective weight per step inside")
     parser.add_argument("--keepout-goal-fraction", type=float, default=0.5,
                         help="keep-out runs: share of goal-conditioned proposals, the rest goal-free (default 0.5)")
+    parser.add_argument("--workdir", type=Path, default=Path("runs/shift"),
+                        help="shift: where the adaptation data and models go (reused when present)")
+    parser.add_argument("--shift-episodes", type=int, default=20, help="shift: episodes collected (default 20)")
+    parser.add_argument("--adapt-steps", type=int, default=200, help="shift: `forethought adapt --steps`")
+    parser.add_argument("--adapt-lr", type=float, default=3e-5, help="shift: `forethought adapt --lr`")
+    parser.add_argument("--scratch-steps", type=int, default=2000, help="shift: from-scratch dynamics steps")
+    parser.add_argument("--reclone-steps", type=int, default=300, help="shift: proposer re-clone steps")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
@@ -251,8 +335,10 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(),
         "torch": torch.__version__, "threads": args.threads, "seeds": args.seeds, "samples": args.samples,
         "inference_steps": args.inference_steps, "action_steps": args.action_steps, "load_before": load_average(),
-        "tables": {name: success_table(name, args, seeds) for name in args.experiments if name != "keepout"},
+        "tables": {name: success_table(name, args, seeds) for name in args.experiments
+                   if name not in ("keepout", "shift")},
         "keepout": keepout_table(args, len(seeds)) if "keepout" in args.experiments else None,
+        "shift": shift_table(args, seeds) if "shift" in args.experiments else None,
     }
     results.update(load_after=load_average(), wall_s=time.perf_counter() - t0)
     print(markdown(results))
