@@ -1,9 +1,12 @@
 """The learned dynamics ensemble: K multi-step MLPs evaluated in one batched pass.
 
 Each member maps the last ``n_obs_steps`` states (with their step-to-step changes and a few
-relative positions) and an action chunk ``a[t .. t+F-1]`` to the whole future ``s[t+1 .. t+F]`` at once (D-MPC's multi-step dynamics, with a regression MLP in
-place of a diffusion model). It predicts normalised residuals ``s[t+1+j] - s[t]``; entries the
-state layout marks as fixed (presence flags, absent objects, a goal) are copied, not predicted.
+relative positions) and the actions ``a[t .. t+H-1]`` to the next ``H`` states ``s[t+1 .. t+H]`` at
+once (D-MPC's multi-step dynamics, with a regression MLP in place of a diffusion model). Longer
+chunks, up to ``rollout_horizon``, are rolled out by chaining calls, each member continuing from
+its own prediction; the shipped models predict H = 4 per call, chained to 16 (a 16-at-once model
+ranked D-MPC's proposals far worse). It predicts normalised residuals ``s[t+1+j] - s[t]``; entries
+the state layout marks as fixed (presence flags, absent objects, a goal) are copied, not predicted.
 Members differ by initialisation and by a bootstrap resample of the training windows; their
 weights are stacked ``[K, in, out]`` and applied with ``torch.baddbmm``, so the whole ensemble
 costs one batched matmul per layer (PETS, arXiv 1805.12114).
