@@ -24,7 +24,8 @@
    dynamics on them (proposer and objective frozen); (4) evaluate again. The share of lost
    success recovered is ``(after - before) / (nominal - before)``. Controls on the same data:
    dynamics trained from scratch, and the proposer re-cloned (fine-tuned) with the shipped
-   dynamics. Every step runs the ``forethought`` command it prints, in ``--workdir``.
+   dynamics. Every step runs the ``forethought`` command it prints, in ``--workdir``;
+   ``--shift-kwargs`` changes the shift (e.g. ``'{"gear_scale": 0.1, "mass_scale": 5.0}'``).
 
 Load averages before and after are printed: other jobs on a shared machine inflate latencies.
 
@@ -208,9 +209,11 @@ def shift_table(args: argparse.Namespace, seeds: list[int]) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     data = work / "shifted.parquet"
     adapted, scratch, recloned = work / "dynamics-adapted", work / "dynamics-scratch", work / "proposer-recloned"
+    change = json.loads(args.shift_kwargs)  # e.g. {"gear_scale": 0.1}: overrides the default change
     if not data.exists():
         forethought(["collect", "--env", SHIFTED_ID, "--episodes", str(args.shift_episodes), "--noise", "0.1",
-                     "--play-fraction", "0.5", "--seed", "500", "--out", str(data)], args.threads)
+                     "--play-fraction", "0.5", "--seed", "500", "--out", str(data),
+                     *(["--env-kwargs", json.dumps(change)] if change else [])], args.threads)
     if not adapted.exists():
         forethought(["adapt", "--model", str(args.pushblocks_dynamics), "--data", str(data), "--out", str(adapted),
                      "--steps", str(args.adapt_steps), "--lr", str(args.adapt_lr)], args.threads)
@@ -235,13 +238,14 @@ def shift_table(args: argparse.Namespace, seeds: list[int]) -> dict[str, Any]:
         case_args = argparse.Namespace(**{**vars(args), "pushblocks_proposer": proposer or args.pushblocks_proposer,
                                           "pushblocks_dynamics": dynamics or args.pushblocks_dynamics})
         policy = make_policy(row, PUSH_ID, case_args)  # same task and observation; only the physics differ
-        report = evaluate(policy, env_id, seeds, policy_name=row, env_kwargs={"n_blocks": 1}, skills=["push"])
+        kwargs = {"n_blocks": 1, **(change if env_id == SHIFTED_ID else {})}
+        report = evaluate(policy, env_id, seeds, policy_name=row, env_kwargs=kwargs, skills=["push"])
         rows.append(summary(row, report.successes, report.episodes, report.mean_steps, list(policy.replan_ms),
                             label=label))
         print(f"shift: {label} {report.successes}/{report.episodes}", file=sys.stderr, flush=True)
     nominal, before, after = (rows[i]["success_rate"] for i in range(3))
     lost = nominal - before
-    return {"rows": rows, "workdir": str(work), "episodes": args.shift_episodes,
+    return {"rows": rows, "workdir": str(work), "episodes": args.shift_episodes, "change": change,
             "recovered": (after - before) / lost if lost > 0 else None,
             "recovered_scratch": (rows[3]["success_rate"] - before) / lost if lost > 0 else None,
             "recovered_reclone": (rows[4]["success_rate"] - before) / lost if lost > 0 else None}
@@ -284,8 +288,8 @@ def markdown(results: dict[str, Any]) -> str:
         k = results["shift"]
         pct = {key: "–" if k[key] is None else f"{100 * k[key]:.0f}%"
                for key in ("recovered", "recovered_scratch", "recovered_reclone")}
-        out += ["", f"**Dynamics change** (1-block push, seeds {results['seeds']}; {k['episodes']} adaptation "
-                f"episodes in {k['workdir']})", "",
+        out += ["", f"**Dynamics change** {k['change'] or 'default'} (1-block push, seeds {results['seeds']}; "
+                f"{k['episodes']} adaptation episodes in {k['workdir']})", "",
                 "| case | success | 95% CI | mean steps | replan ms median |", "|---|---|---|---|---|"]
         for r in k["rows"]:
             med = "–" if r["replan_ms_median"] is None else f"{r['replan_ms_median']:.0f}"
@@ -318,6 +322,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("runs/shift"),
                         help="shift: where the adaptation data and models go (reused when present)")
     parser.add_argument("--shift-episodes", type=int, default=20, help="shift: episodes collected (default 20)")
+    parser.add_argument("--shift-kwargs", default="{}", metavar="JSON",
+                        help="shift: env kwargs of the changed env, e.g. '{\"gear_scale\": 0.1}' (default: its defaults)")
     parser.add_argument("--adapt-steps", type=int, default=200, help="shift: `forethought adapt --steps`")
     parser.add_argument("--adapt-lr", type=float, default=3e-5, help="shift: `forethought adapt --lr`")
     parser.add_argument("--scratch-steps", type=int, default=2000, help="shift: from-scratch dynamics steps")
