@@ -29,12 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 import forethought.sim  # noqa: F401  (registers the envs)
 from forethought.models.control.policy import DMPCPolicy
-from forethought.models.evaluation import PolicySpec, evaluate, parse_seeds, wilson_interval
+from forethought.models.evaluation import PolicySpec, evaluate, parse_seeds
 from forethought.runtime import apply_defaults
 from forethought.sim import scene
 from forethought.sim.dataset import Dataset, write_dataset

@@ -38,13 +38,14 @@ from forethought.models.processor_proposer import GoalEncoder, MinMaxNormalizer
 from forethought.models.training import TrainConfig, TrainResult, seed_everything, train
 from forethought.models.dynamics.train_dynamics import TRAINER as DYNAMICS_TRAINER
 from forethought.models.world_model.train_world_model import TRAINER as WORLD_MODEL_TRAINER
+from forethought.sim import task_env_id
 from forethought.sim.dataset import SOURCES, Dataset
 
 
 def goal_vocabulary(env_id: str | None) -> dict[str, Any]:
-    """Goal settings for data from ``env_id``: its fixed vocabulary, or no goal for other envs."""
-    if env_id in GOAL_VOCABULARIES:
-        return dict(GOAL_VOCABULARIES[env_id])
+    """Goal settings for data from ``env_id`` (or an env with its tasks): its fixed vocabulary, or no goal."""
+    if task_env_id(env_id) in GOAL_VOCABULARIES:
+        return dict(GOAL_VOCABULARIES[task_env_id(env_id)])
     print(f"note: no goal vocabulary for env {env_id!r} (known: {sorted(GOAL_VOCABULARIES)}); "
           "training a goal-free proposer", file=sys.stderr)
     return {"use_goal": False}

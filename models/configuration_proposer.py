@@ -223,7 +223,6 @@ GOAL_VOCABULARIES: dict[str, dict[str, Any]] = {
                                   "goal_region_xy": tuple(REGIONS[r].center for r in REGION_NAMES)},
     "forethought/Reacher-v5": {"goal_skills": ("reach",), "goal_objects": (), "goal_regions": (), "goal_region_xy": ()},
 }
-GOAL_VOCABULARIES["forethought/PushBlocksShifted-v0"] = GOAL_VOCABULARIES["forethought/PushBlocks-v0"]  # same tasks
 """Goal encoding vocabulary per env id: fixed, so that models trained on different subsets of an
 env's tasks share one encoding."""
 

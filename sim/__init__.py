@@ -29,4 +29,12 @@ def register_envs() -> None:
 
 
 register_envs()
-import forethought.sim.perturb  # noqa: E402,F401  (registers forethought/PushBlocksShifted-v0)
+from forethought.sim.perturb import SHIFTED_ID  # noqa: E402  (registers forethought/PushBlocksShifted-v0)
+
+SAME_TASKS_AS: dict[str, str] = {SHIFTED_ID: PUSH_BLOCKS_ID}
+"""Env id -> the env whose tasks, observation layout and expert it shares (only its physics differ)."""
+
+
+def task_env_id(env_id: str | None) -> str | None:
+    """The env id that fixes ``env_id``'s tasks and observation: itself, or the env it changes the physics of."""
+    return SAME_TASKS_AS.get(env_id or "", env_id)

@@ -81,7 +81,6 @@ FORMAT_VERSION = 1
 METADATA_KEY = b"forethought"
 SOURCES: tuple[str, ...] = ("expert", "play")
 
-_LIST_COLUMNS = ("observation", "action", "expert_action", "next_observation")
 ACTION_COLUMNS: tuple[str, ...] = ("action", "expert_action")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("expert_action",)
 """Columns older files may lack; the reader fills them in (``expert_action`` from ``action``)."""

@@ -122,3 +122,15 @@ def test_reacher_objective_reads_the_fingertip_from_the_observation() -> None:
         Objective.from_step({"skill": "push", "object": "red_block", "target": "left"}, env_id=REACHER_ID)
     with pytest.raises(ValueError, match="no objective"):
         Objective.from_step(PUSH, env_id="Hopper-v5")
+
+
+def test_an_env_with_changed_physics_shares_the_pushblocks_objective() -> None:
+    """``forethought/PushBlocksShifted-v0`` has PushBlocks' tasks: the same objective, the same costs."""
+    states = torch.zeros(2, scene.OBS_DIM)
+    states[:, :2] = torch.tensor([0.2, -0.1])
+    step = {"skill": "reach", "target": "left"}
+    shifted = Objective.from_step(step, env_id="forethought/PushBlocksShifted-v0")
+    nominal = Objective.from_step(step, env_id="forethought/PushBlocks-v0")
+    assert type(shifted) is type(nominal)
+    assert cost(nominal, states) > 0
+    assert cost(shifted, states) == pytest.approx(cost(nominal, states))

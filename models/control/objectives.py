@@ -37,11 +37,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from forethought.sim import scene
+from forethought.sim import scene, task_env_id
 
 PUSH_BLOCKS_ID = "forethought/PushBlocks-v0"
-PUSH_BLOCKS_IDS: tuple[str, ...] = (PUSH_BLOCKS_ID, "forethought/PushBlocksShifted-v0")
-"""Envs with PushBlocks' tasks and observation (the shifted one only changes the physics)."""
 REACHER_ID = "forethought/Reacher-v5"
 KEEPOUT_DEPTH_SCALE = 0.01
 """Penetration (m) that costs as much again as being inside a keep-out zone at all."""
@@ -184,8 +182,9 @@ class Objective(ABC):
             from forethought.sim.adapters import ReacherGoalEnv
 
             return ReacherObjective(ReacherGoalEnv.validate_task(step)["target"], **terms)
-        if env_id not in PUSH_BLOCKS_IDS:
-            raise ValueError(f"no objective for env {env_id!r}: supported envs are {[*PUSH_BLOCKS_IDS, REACHER_ID]}")
+        if task_env_id(env_id) != PUSH_BLOCKS_ID:
+            raise ValueError(f"no objective for env {env_id!r}: supported envs are {[PUSH_BLOCKS_ID, REACHER_ID]} "
+                             "and envs with their tasks")
         if scene_info is None:
             present: tuple[str, ...] = scene.BLOCK_NAMES
         elif isinstance(scene_info, Mapping):

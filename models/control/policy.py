@@ -39,11 +39,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from forethought.models.control.objectives import PUSH_BLOCKS_IDS, KeepOut, Objective
+from forethought.models.control.objectives import PUSH_BLOCKS_ID, KeepOut, Objective
 from forethought.models.control.oracle import OracleDynamics
 from forethought.models.control.planners import CEMPlanner, MPPIPlanner, Planner, PlannerConfig, SSRPlanner
 from forethought.models.evaluation import PolicySpec, register_policy
-from forethought.sim import scene
+from forethought.sim import scene, task_env_id
 
 PLANNERS = ("ssr", "mppi", "cem", "oracle")
 DEFAULT_BUDGETS: dict[str, dict[str, int]] = {
@@ -175,7 +175,7 @@ class DMPCPolicy:
             first = int(np.flatnonzero(~np.isfinite(x))[0])
             raise ValueError(f"observation contains NaN or inf (first at index {first}): refusing to plan on it")
         if self.objective is None:
-            blocks = scene.present_blocks(x) if self.env_id in PUSH_BLOCKS_IDS else None
+            blocks = scene.present_blocks(x) if task_env_id(self.env_id) == PUSH_BLOCKS_ID else None
             self.objective = Objective.from_step(self.task, blocks, env_id=self.env_id, keepouts=self.keepouts,
                                                  **self.terms)
         self._history.append(x)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from forethought.sim import scene
+from forethought.sim import scene, task_env_id
 
 PUSH_BLOCKS_ID = "forethought/PushBlocks-v0"
 REACHER_ID = "forethought/Reacher-v5"
@@ -47,13 +47,12 @@ STATE_LAYOUTS: dict[str, StateLayout] = {
     PUSH_BLOCKS_ID: _pushblocks_layout(),
     REACHER_ID: StateLayout(passthrough_dims=(4, 5)),  # goal_x, goal_y
 }
-STATE_LAYOUTS["forethought/PushBlocksShifted-v0"] = STATE_LAYOUTS[PUSH_BLOCKS_ID]  # same observation
 """env id -> the layout of its observation; envs not listed predict every entry."""
 
 
 def state_layout(env_id: str | None) -> StateLayout:
     """The layout for data from ``env_id`` (an all-predicted layout for unknown envs)."""
-    return STATE_LAYOUTS.get(env_id or "", StateLayout())
+    return STATE_LAYOUTS.get(task_env_id(env_id) or "", StateLayout())
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import torch
 
 from forethought.models.dynamics.configuration_dynamics import PUSH_BLOCKS_ID, REACHER_ID
 from forethought.models.dynamics.modeling_dynamics import DynamicsEnsemble
-from forethought.sim import scene
+from forethought.sim import scene, task_env_id
 from forethought.sim.dataset import Dataset
 
 HORIZONS: tuple[int, ...] = (1, 4, 8, 16)
@@ -45,7 +45,7 @@ def kstep_errors(
     Returns:
         ``{"model": {metric: {k: rmse}}, "copy_last": {...}, "count": {metric: {k: n}}}``.
     """
-    groups = ERROR_GROUPS.get(model.config.env_id or "")  # the model's state layout (a changed env shares it)
+    groups = ERROR_GROUPS.get(task_env_id(model.config.env_id) or "")  # the model's state layout
     if groups is None:
         groups = {"state": [(i, i, None) for i in range(ds.obs_dim)]}
     F = model.max_horizon
