@@ -8,15 +8,12 @@ mismatched statistics refuses to run instead of silently producing garbage (lero
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from forethought.sim.dataset import atomic_path
+from forethought.models.stats_file import read_stats, save_stats
 
 NORMALIZER_FILE = "normalizer.safetensors"
 NORMALIZER_FORMAT = "forethought-minmax-v1"
@@ -79,26 +76,12 @@ class MinMaxNormalizer:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the stats to the safetensors file ``path`` (atomically)."""
-        with atomic_path(path) as tmp:
-            save_file({k: v.contiguous() for k, v in self.stats.items()}, str(tmp), metadata={"format": NORMALIZER_FORMAT})
+        save_stats(path, self.stats, NORMALIZER_FORMAT)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], obs_dim: int, action_dim: int) -> MinMaxNormalizer:
         """Read stats from ``path`` and check them against the model's widths; errors name the file."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"missing normaliser statistics {path}: a proposer checkpoint keeps them beside its weights "
-                "(re-save it with save_pretrained or retrain)"
-            )
-        try:
-            stats = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise ValueError(f"corrupt normaliser statistics {path}: {e}") from e
-        try:
-            norm = cls(stats)
-        except ValueError as e:
-            raise ValueError(f"invalid normaliser statistics {path}: {e}") from e
+        norm = read_stats(path, "proposer", cls)
         for key, want in (("observation", obs_dim), ("action", action_dim)):
             if norm.width(key) != want:
                 raise ValueError(

@@ -125,17 +125,18 @@ def test_bad_rollout_inputs_raise(tiny: DynamicsEnsemble, state: np.ndarray, act
 
 
 def test_missing_or_corrupt_checkpoint_is_named(tiny: DynamicsEnsemble, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=str(tmp_path / "nowhere")):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
         DynamicsEnsemble.from_pretrained(tmp_path / "nowhere")
     for name, damage in (("model.safetensors", b"not a safetensors file"), ("config.json", b"{oops"),
-                         ("normalizer.safetensors", b"\x00" * 7), ("model.safetensors", None)):
+                         ("normalizer.safetensors", b"\x00" * 7), ("model.safetensors", None),
+                         ("normalizer.safetensors", None)):
         d = tmp_path / f"{name}-{damage is None}"
         tiny.save_pretrained(d)
         if damage is None:
             (d / name).unlink()
         else:
             (d / name).write_bytes(damage)
-        with pytest.raises(ValueError, match=str(d / name)):
+        with pytest.raises(FileNotFoundError if damage is None else ValueError, match=str(d / name)):
             DynamicsEnsemble.from_pretrained(d)
 
 

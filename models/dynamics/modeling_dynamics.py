@@ -340,12 +340,12 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
         """Load an ensemble saved by ``save_pretrained``, in eval mode; every error names the offending path."""
         directory = Path(directory)
         if not directory.is_dir():
-            raise ValueError(f"no dynamics checkpoint at {directory}: the directory does not exist "
+            raise FileNotFoundError(f"no dynamics checkpoint at {directory}: the directory does not exist "
                              "(train one with `forethought train dynamics` or use models/pretrained/dynamics-*)")
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         for path in (config_path, weights_path):
             if not path.is_file():
-                raise ValueError(f"missing {path.name} in dynamics checkpoint {directory}: expected {path}")
+                raise FileNotFoundError(f"missing {path.name} in dynamics checkpoint {directory}: expected {path}")
         try:
             raw = json.loads(config_path.read_text())
             if not isinstance(raw, dict):

@@ -7,16 +7,13 @@ value on load, so a checkpoint with missing or mismatched statistics refuses to 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from forethought.sim.dataset import atomic_path
+from forethought.models.stats_file import read_stats, save_stats
 
 NORMALIZER_FILE = "normalizer.safetensors"
 NORMALIZER_FORMAT = "forethought-dynamics-meanstd-v1"
@@ -78,25 +75,13 @@ class DynamicsNormalizer:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the stats to the safetensors file ``path`` (atomically)."""
-        with atomic_path(path) as tmp:
-            save_file({k: v.contiguous() for k, v in self.stats.items()}, str(tmp), metadata={"format": NORMALIZER_FORMAT})
+        save_stats(path, self.stats, NORMALIZER_FORMAT)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], state_dim: int, action_dim: int, horizon: int,
              relative_dim: int) -> DynamicsNormalizer:
         """Read stats from ``path`` and check them against the model's sizes; errors name the file."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"missing normaliser statistics {path}: a dynamics checkpoint keeps them beside its "
-                             "weights (re-save it with save_pretrained or retrain)")
-        try:
-            stats = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise ValueError(f"corrupt normaliser statistics {path}: {e}") from e
-        try:
-            norm = cls(stats)
-        except ValueError as e:
-            raise ValueError(f"invalid normaliser statistics {path}: {e}") from e
+        norm = read_stats(path, "dynamics", cls)
         want = {"state": (state_dim,), "velocity": (state_dim,), "relative": (relative_dim,), "action": (action_dim,),
                 "delta": (horizon, state_dim)}
         for key, shape in want.items():
