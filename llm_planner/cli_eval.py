@@ -67,13 +67,3 @@ def run(args: argparse.Namespace) -> int:
         for f in m["failures"][:15]:
             print(f"  FAIL [{f['scene']}] {f['command']!r}\n    want {json.dumps(f['want'])}\n    got  {json.dumps(f['got'])}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
