@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -35,7 +34,7 @@ import torch
 from forethought.models.configuration_proposer import GOAL_VOCABULARIES, PRESETS, ProposerConfig, get_preset
 from forethought.models.modeling_proposer import DiffusionProposer
 from forethought.models.processor_proposer import GoalEncoder, MinMaxNormalizer
-from forethought.models.training import TrainConfig, TrainResult, seed_everything, train
+from forethought.models.training import TrainConfig, TrainResult, data_metadata, run_command, seed_everything, train
 from forethought.models.dynamics.train_dynamics import TRAINER as DYNAMICS_TRAINER
 from forethought.models.world_model.train_world_model import TRAINER as WORLD_MODEL_TRAINER
 from forethought.sim import task_env_id
@@ -100,8 +99,7 @@ def build_proposer_run(
         "model": "proposer",
         "preset": preset_name,
         "data": str(data),
-        "data_metadata": {k: meta.get(k) for k in ("env_id", "env_kwargs", "num_episodes", "num_steps", "seed",
-                                                   "noise", "play_fraction", "command")},
+        "data_metadata": data_metadata(meta),
         "sources": list(sources),
         "windows": len(w),
         "proposer": config.to_dict(),
@@ -138,16 +136,11 @@ def train_proposer(args: argparse.Namespace) -> TrainResult:
     if init_from is not None:
         warm_start(model, init_from)
         run_config["init_from"] = str(init_from)
-    command = ["forethought", "train", "proposer", "--data", str(args.data), "--config", args.config,
-               "--out", str(args.out), "--seed", str(args.seed)]
-    if args.sources != ["expert"]:
-        command += ["--sources", *args.sources]
-    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device),
-                        ("--lr", args.lr), ("--warmup-steps", args.warmup_steps),
-                        ("--init-from", init_from)):
-        if value is not None:
-            command += [flag, str(value)]
-    run_config["command"] = shlex.join(command)
+    run_config["command"] = run_command(
+        ["forethought", "train", "proposer", "--data", str(args.data), "--config", args.config, "--out", str(args.out),
+         "--seed", str(args.seed)] + (["--sources", *args.sources] if args.sources != ["expert"] else []),
+        (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device), ("--lr", args.lr),
+         ("--warmup-steps", args.warmup_steps), ("--init-from", init_from)))
     print(f"proposer: {model.num_parameters:,} parameters ({model.num_parameters * 4 / 1e6:.2f} MB float32), "
           f"{run_config['windows']:,} windows from {args.data}")
     return train(model, sample_batch, train_config, args.out, run_config, resume=args.resume,

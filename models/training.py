@@ -29,12 +29,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -178,6 +179,25 @@ def save_loss_plot(losses: list[float], path: str | os.PathLike[str], title: str
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+DATA_METADATA_KEYS = ("env_id", "env_kwargs", "num_episodes", "num_steps", "seed", "noise", "play_fraction", "disturb",
+                      "command")
+"""What a run records of its data set's metadata (``forethought collect`` writes them)."""
+
+
+def data_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``DATA_METADATA_KEYS`` entries of a data set's metadata (``None`` where absent)."""
+    return {k: meta.get(k) for k in DATA_METADATA_KEYS}
+
+
+def run_command(words: Sequence[str], options: Iterable[tuple[str, Any]]) -> str:
+    """The shell command that reproduces a training run: ``words``, then each ``(flag, value)`` that is not ``None``."""
+    command = [*words]
+    for flag, value in options:
+        if value is not None:
+            command += [flag, str(value)]
+    return shlex.join(command)
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -31,7 +30,7 @@ from forethought.models.dynamics.configuration_dynamics import PRESETS, get_pres
 from forethought.models.dynamics.metrics import kstep_errors
 from forethought.models.dynamics.modeling_dynamics import DynamicsEnsemble
 from forethought.models.dynamics.processor_dynamics import DynamicsNormalizer
-from forethought.models.training import TrainConfig, TrainResult, seed_everything, train
+from forethought.models.training import TrainConfig, TrainResult, data_metadata, run_command, seed_everything, train
 from forethought.sim.dataset import Dataset, atomic_path
 
 VALIDATION_FRACTION = 0.1
@@ -87,9 +86,6 @@ def fit_normalizer(model: DynamicsEnsemble, windows: Batch, obs_valid: np.ndarra
     )
 
 
-def _data_metadata(ds: Dataset) -> dict[str, Any]:
-    return {k: ds.metadata.get(k) for k in ("env_id", "env_kwargs", "num_episodes", "num_steps", "seed", "noise",
-                                            "play_fraction", "command")}
 
 
 def build_dynamics_run(
@@ -122,7 +118,7 @@ def build_dynamics_run(
         "model": "dynamics",
         "preset": preset_name,
         "data": str(data),
-        "data_metadata": _data_metadata(ds),
+        "data_metadata": data_metadata(ds.metadata),
         "sources": list(sources),
         "train_episodes": len(train_eps),
         "validation_episodes": len(val_eps),
@@ -157,14 +153,12 @@ def train_dynamics(args: argparse.Namespace) -> TrainResult:
                                          ("rollout_horizon", args.rollout_horizon)) if v is not None}
     model, sample_batch, train_config, run_config, val_eps = build_dynamics_run(
         args.data, args.config, args.sources, args.seed, overrides, model_overrides)
-    command = ["forethought", "train", "dynamics", "--data", str(args.data), "--config", args.config,
-               "--out", str(args.out), "--seed", str(args.seed), "--sources", *args.sources]
-    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device),
-                        ("--weight-decay", args.weight_decay), ("--ensemble-size", args.ensemble_size),
-                        ("--horizon", args.horizon), ("--rollout-horizon", args.rollout_horizon)):
-        if value is not None:
-            command += [flag, str(value)]
-    run_config["command"] = shlex.join(command)
+    run_config["command"] = run_command(
+        ["forethought", "train", "dynamics", "--data", str(args.data), "--config", args.config, "--out", str(args.out),
+         "--seed", str(args.seed), "--sources", *args.sources],
+        (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device),
+         ("--weight-decay", args.weight_decay), ("--ensemble-size", args.ensemble_size), ("--horizon", args.horizon),
+         ("--rollout-horizon", args.rollout_horizon)))
     print(f"dynamics: {model.ensemble_size} members, {model.num_parameters:,} parameters "
           f"({model.num_parameters * 4 / 1e6:.2f} MB float32), {run_config['windows']:,} windows from {args.data}")
     result = train(model, sample_batch, train_config, args.out, run_config, resume=args.resume,
@@ -207,7 +201,7 @@ def adapt(
     windows, _ = window_tensors(ds, model, sources)
     sample_batch = bootstrap_sampler(windows, model.ensemble_size, train_config.batch_size, train_config.seed)
     run_config = {"model": "dynamics", "adapted_from": str(model_dir), "data": str(data),
-                  "data_metadata": _data_metadata(ds), "sources": sources, "windows": len(windows["obs_history"]),
+                  "data_metadata": data_metadata(ds.metadata), "sources": sources, "windows": len(windows["obs_history"]),
                   "dynamics": json.loads(model.to_json_string()), "command": command}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))

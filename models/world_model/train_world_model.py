@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from forethought.models.training import TrainConfig, TrainResult, seed_everything, train
+from forethought.models.training import TrainConfig, TrainResult, data_metadata, run_command, seed_everything, train
 from forethought.models.world_model.configuration_world_model import PRESETS, WorldModelConfig, get_preset
 from forethought.models.world_model.data import make_sequences, render_frames
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
@@ -115,8 +114,7 @@ def build_world_model_run(
         "model": "world-model",
         "preset": preset_name,
         "data": str(data),
-        "data_metadata": {k: meta.get(k) for k in ("env_id", "env_kwargs", "num_episodes", "num_steps", "seed",
-                                                   "noise", "play_fraction", "command")},
+        "data_metadata": data_metadata(meta),
         "sources": list(sources),
         "train_episodes": len(train_eps),
         "validation_episodes": len(val_eps),
@@ -147,13 +145,11 @@ def train_world_model(args: argparse.Namespace) -> TrainResult:
     model, sample_batch, train_config, run_config, finish = build_world_model_run(
         args.data, args.config, args.sources, args.seed, overrides, obs_type
     )
-    command = ["forethought", "train", "world-model"] + (["--obs", obs_type] if obs_type else []) + [
-        "--data", str(args.data), "--config", args.config, "--out", str(args.out), "--seed", str(args.seed),
-        "--sources", *args.sources]
-    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device)):
-        if value is not None:
-            command += [flag, str(value)]
-    run_config["command"] = shlex.join(command)
+    run_config["command"] = run_command(
+        ["forethought", "train", "world-model"] + (["--obs", obs_type] if obs_type else []) + [
+            "--data", str(args.data), "--config", args.config, "--out", str(args.out), "--seed", str(args.seed),
+            "--sources", *args.sources],
+        (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device)))
     print(f"world model ({model.config.obs_type}): {model.num_parameters:,} parameters "
           f"({model.num_parameters * 4 / 1e6:.2f} MB float32), {run_config['sequences']:,} sub-trajectories")
     result = train(model, sample_batch, train_config, args.out, run_config, resume=args.resume,
