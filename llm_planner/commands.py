@@ -61,16 +61,22 @@ ABSENT_COLORS["augmented"] = ABSENT_COLORS["train"] + ("grey", "brown", "cyan", 
 PUSH_VERBS["augmented"] = PUSH_VERBS["train"] + ("drag", "shift", "send", "take", "steer")
 NOUNS["augmented"] = NOUNS["train"] + ("piece", "object", "square")
 REACH["augmented"] = REACH["train"] + ("travel to", "send the pusher to", "navigate to", "move the end effector to", "tap")
+# Each region also as its plain name and an area noun: "the left zone", "the top right area".
 REGION_WORDS["augmented"] = {
-    region: phrases + extra
+    region: phrases + extra + tuple(f"the {region.replace('_', ' ')} {noun}" for noun in ("zone", "region", "area"))
     for (region, phrases), extra in zip(REGION_WORDS["train"].items(), (
         ("the middle of the table", "the table's center"), ("the far left", "the left edge"), ("the far right", "the right edge"),
-        ("the top-left corner", "the northwest corner"), ("the top-right corner", "the northeast corner"),
-        ("the bottom-left corner", "the southwest corner"), ("the bottom-right corner", "the southeast corner"),
+        ("the top-left corner", "the northwest corner", "the left top corner", "the far top left"),
+        ("the top-right corner", "the northeast corner", "the right top corner", "the far top right"),
+        ("the bottom-left corner", "the southwest corner", "the left bottom corner", "the far bottom left"),
+        ("the bottom-right corner", "the southeast corner", "the right bottom corner", "the far bottom right"),
     ))
 }
-NEXT_TO["augmented"] = NEXT_TO["train"] + ("near", "close to", "adjacent to", "by")
-THEN["augmented"] = THEN["train"] + ("{a}, then {b}", "{a}. then {b}", "{a}, afterwards {b}", "{a}. next, {b}", "first {a}. second, {b}")
+NEXT_TO["augmented"] = NEXT_TO["train"] + ("near", "close to", "adjacent to", "by", "right next to", "up next to", "touching",
+                                           "right beside")
+THEN["augmented"] = THEN["train"] + ("{a}, then {b}", "{a}. then {b}", "{a}, afterwards {b}", "{a}. next, {b}", "first {a}. second, {b}",
+                                         "{a}; {b}", "{a}. afterwards, {b}", "{a}. once done, {b}", "{a}. later, {b}",
+                                         "{a}. when finished, {b}", "{a}, and when you are done, {b}")
 POINT["augmented"] = POINT["train"] + ("the coordinates ({x}, {y})", "x {x}, y {y}", "({x}, {y})")
 UNSUPPORTED["augmented"] = UNSUPPORTED["train"] + ("grab the {c} block", "break the {c} block", "flip the {c} block upside down",
                                                    "hide the {c} block", "weigh the {c} block")
@@ -158,9 +164,8 @@ def generate(n_per_split: dict[str, int] | None = None, seed: int = 0) -> list[d
             elif r < mix[2]:
                 absent = [c for c in COLORS if c not in blocks]
                 color = rng.choice([COLORS[c] for c in absent] + list(ABSENT_COLORS[split]))
-                # Train and held-out rows always say "to the left"; augmented ones name any region, so that
-                # the colour, not the region, is what signals the refusal.
-                region = rng.choice(list(REGION_WORDS[split])) if split == "augmented" else "left"
+                # Any region: the colour, not the region, is what signals the refusal.
+                region = rng.choice(list(REGION_WORDS[split]))
                 text = f"{rng.choice(PUSH_VERBS[split])} the {color} block to {rng.choice(REGION_WORDS[split][region])}"
                 plan, kind = refusal("object not in scene"), "absent"
             elif r < mix[3]:
