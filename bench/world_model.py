@@ -151,10 +151,6 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def load(name: str) -> LatentWorldModel:
-    return LatentWorldModel.from_pretrained(PRETRAINED / name)
-
-
 def make_env(pixels: bool, **kwargs: Any) -> gym.Env:
     if pixels:
         kwargs.update(render_mode="rgb_array", width=64, height=64)
@@ -569,21 +565,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=10, help="CEM iterations in the success runs (default 10)")
     ap.add_argument("--noreg", type=Path, default=Path("outputs/wm-pushblocks-state-noreg"),
                     help="the no-SIGReg ablation model (trained with --config state-noreg)")
+    ap.add_argument("--state-model", type=Path, default=PRETRAINED / "wm-pushblocks-state", help="state world model directory")
+    ap.add_argument("--pixel-model", type=Path, default=PRETRAINED / "wm-pushblocks-pixels", help="pixel world model directory")
+    ap.add_argument("--models", nargs="+", choices=("state", "pixels"), default=["state", "pixels"],
+                    help="which models the openloop, success and surprise sections measure (latency needs both)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     ds = Dataset.load(args.data)
-    state_model, pixel_model = load("wm-pushblocks-state"), load("wm-pushblocks-pixels")
+    state_model = LatentWorldModel.from_pretrained(args.state_model)
+    pixel_model = LatentWorldModel.from_pretrained(args.pixel_model)
+    models = {k: m for k, m in (("state", state_model), ("pixels", pixel_model)) if k in args.models}
     frames = render_frames(ds, pixel_model.config.image_size, progress=False) if {"openloop", "surprise"} & set(
-        args.only) else None
+        args.only) and "pixels" in models else None
     machine = (f"{cpu_name()}, {args.threads} torch threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
                f"load average {os.getloadavg()[0]:.1f} at start")
     res: dict[str, Any] = {"machine": machine, "torch": torch.__version__,
                            "command": "python bench/world_model.py " + " ".join(argv or sys.argv[1:])}
     print(f"# SIGReg world model benchmarks\n\nMachine: {res['machine']}; command: `{res['command']}`\n")
-    models = {"state": state_model, "pixels": pixel_model}
     if "openloop" in args.only:
         res["openloop"] = {k: open_loop(m, ds, frames, 20, 512, args.seed) for k, m in models.items()}
         print("## Open-loop latent error / Var(z), held-out episodes\n")
