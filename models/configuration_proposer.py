@@ -234,8 +234,9 @@ PRESETS: dict[str, ProposerPreset] = {
                "log_every": 25},
     ),
     "pushblocks": ProposerPreset(
-        "PushBlocks (1-3 blocks, push and reach), 1.2 M parameters (4.8 MB), about 70 ms a step on 2 cores",
-        model={"down_dims": [32, 64, 128], "n_groups": 8, "diffusion_step_embed_dim": 64},
+        "PushBlocks (1-3 blocks, push and reach), 1.2 M parameters (4.8 MB), about 70 ms a step on 2 cores; "
+        "executes 4 of 16 target positions (contact needs the faster feedback: push 0.98 vs 0.86 at 8)",
+        model={"down_dims": [32, 64, 128], "n_groups": 8, "diffusion_step_embed_dim": 64, "n_action_steps": 4},
         train={"steps": 10000, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-6, "warmup_steps": 300,
                "checkpoint_every": 1000},
     ),
