@@ -178,6 +178,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pushblocks", type=Path, default=Path("models/pretrained/proposer-pushblocks"))
     parser.add_argument("--reacher", type=Path, default=Path("models/pretrained/proposer-reacher"))
+    parser.add_argument("--models", nargs="+", choices=("pushblocks", "reacher"), default=["pushblocks", "reacher"],
+                        help="which of the two models to measure (default both)")
     parser.add_argument("--seeds", default="0-49")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calls", type=int, default=20)
@@ -189,7 +191,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     seeds = parse_seeds(args.seeds)
-    models = {k: p for k, p in (("pushblocks", args.pushblocks), ("reacher", args.reacher)) if p.is_dir()}
+    models = {k: p for k, p in (("pushblocks", args.pushblocks), ("reacher", args.reacher)) if k in args.models}
     results = {
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(),
         "torch": torch.__version__, "threads": args.threads, "seeds": args.seeds,
