@@ -75,8 +75,8 @@ REGION_WORDS["augmented"] = {
 NEXT_TO["augmented"] = NEXT_TO["train"] + ("near", "close to", "adjacent to", "by", "right next to", "up next to", "touching",
                                            "right beside")
 THEN["augmented"] = THEN["train"] + ("{a}, then {b}", "{a}. then {b}", "{a}, afterwards {b}", "{a}. next, {b}", "first {a}. second, {b}",
-                                         "{a}; {b}", "{a}. afterwards, {b}", "{a}. once done, {b}", "{a}. later, {b}",
-                                         "{a}. when finished, {b}", "{a}, and when you are done, {b}")
+                                     "{a}; {b}", "{a}. afterwards, {b}", "{a}. once done, {b}", "{a}. later, {b}",
+                                     "{a}. when finished, {b}", "{a}, and when you are done, {b}")
 POINT["augmented"] = POINT["train"] + ("the coordinates ({x}, {y})", "x {x}, y {y}", "({x}, {y})")
 UNSUPPORTED["augmented"] = UNSUPPORTED["train"] + ("grab the {c} block", "break the {c} block", "flip the {c} block upside down",
                                                    "hide the {c} block", "weigh the {c} block")

@@ -43,8 +43,9 @@ from forethought.sim.dataset import SOURCES, Dataset
 
 def goal_vocabulary(env_id: str | None) -> dict[str, Any]:
     """Goal settings for data from ``env_id`` (or an env with its tasks): its fixed vocabulary, or no goal."""
-    if task_env_id(env_id) in GOAL_VOCABULARIES:
-        return dict(GOAL_VOCABULARIES[task_env_id(env_id)])
+    vocabulary = GOAL_VOCABULARIES.get(task_env_id(env_id) or "")
+    if vocabulary is not None:
+        return dict(vocabulary)
     print(f"note: no goal vocabulary for env {env_id!r} (known: {sorted(GOAL_VOCABULARIES)}); "
           "training a goal-free proposer", file=sys.stderr)
     return {"use_goal": False}

@@ -302,7 +302,7 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
         Returns:
             ``states[K, n, F', S]`` (float32, env units): ``s[t+1 .. t+F']`` per member and chunk.
         """
-        S, A, H, o = self.state_dim, self.action_dim, self.horizon, self.n_obs_steps
+        S, A, o = self.state_dim, self.action_dim, self.n_obs_steps
         hist = self._check(state, "state")
         if hist.shape == (S,):
             hist = hist.expand(o, S)
@@ -341,7 +341,7 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"no dynamics checkpoint at {directory}: the directory does not exist "
-                             "(train one with `forethought train dynamics` or use models/pretrained/dynamics-*)")
+                                    "(train one with `forethought train dynamics` or use models/pretrained/dynamics-*)")
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         for path in (config_path, weights_path):
             if not path.is_file():

@@ -86,8 +86,6 @@ def fit_normalizer(model: DynamicsEnsemble, windows: Batch, obs_valid: np.ndarra
     )
 
 
-
-
 def build_dynamics_run(
     data: str | Path, preset_name: str, sources: list[str], seed: int, overrides: dict[str, Any] | None = None,
     model_overrides: dict[str, Any] | None = None,
