@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -38,24 +37,13 @@ import torch
 from torch import Tensor, nn
 
 from forethought.models.modeling_proposer import ConditionalUnet1D, DiffusionProposer
+from forethought.models.onnx_session import OPSET, open_session, weights_fingerprint
 from forethought.sim.dataset import atomic_path
 
-OPSET = 18
-"""ONNX opset of the export (18 has ``Mish`` and ``GroupNormalization``)."""
 META_CONFIG = "forethought.proposer_config"
 META_WEIGHTS = "forethought.weights_sha256"
 INFERENCE_ONLY: tuple[str, ...] = ("num_inference_steps", "n_action_steps")
 """Config fields a proposer may change after export without invalidating the ONNX file."""
-
-
-def weights_fingerprint(unet: nn.Module) -> str:
-    """sha256 over the denoiser's parameter names, shapes and float32 bytes."""
-    h = hashlib.sha256()
-    for name, value in sorted(unet.state_dict().items()):
-        t = value.detach().to("cpu", torch.float32).contiguous()
-        h.update(f"{name}:{tuple(t.shape)};".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
 
 
 def _structural_config(config_dict: dict[str, Any]) -> dict[str, Any]:
@@ -118,16 +106,6 @@ def export_denoiser(proposer: DiffusionProposer, path: str | os.PathLike[str], o
     return path
 
 
-def _require_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as e:
-        raise ImportError(
-            "the ONNX backend needs onnxruntime: pip install -e '.[cpu]' (or '.[gpu]' on a CUDA host)"
-        ) from e
-    return onnxruntime
-
-
 class OnnxDenoiser:
     """An onnxruntime session over an exported denoiser, called like ``ConditionalUnet1D``.
 
@@ -142,21 +120,9 @@ class OnnxDenoiser:
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
                  providers: list[str] | None = None) -> None:
-        ort = _require_onnxruntime()
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(
-                f"no ONNX denoiser at {self.path}: export one with "
-                "`python -m forethought.models.onnx_export --model DIR --out FILE.onnx`"
-            )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads() if threads is None else int(threads)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers or ["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-            raise ValueError(f"corrupt ONNX denoiser {self.path}: {type(e).__name__}: {e}") from e
+        self.session = open_session(self.path, threads, providers, "ONNX denoiser",
+                                    "`python -m forethought.models.onnx_export --model DIR --out FILE.onnx`")
         meta = self.session.get_modelmeta().custom_metadata_map
         if META_CONFIG not in meta or META_WEIGHTS not in meta:
             raise ValueError(f"{self.path} was not written by forethought's export_denoiser (no proposer metadata)")

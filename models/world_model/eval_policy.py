@@ -11,18 +11,23 @@ Example::
         --policy-option iterations=10 --policy-option execute_blocks=1
 
 ``--policy-option`` keys: ``samples`` (300), ``elites`` (30), ``iterations`` (10), ``horizon``
-(5 blocks), ``execute_blocks`` (blocks run before replanning, 1), ``temperature`` (MPPI only, 0.5).
+(5 blocks), ``execute_blocks`` (blocks run before replanning, 1), ``temperature`` (MPPI only, 0.5),
+``backend`` (``torch``, or ``onnx``: the rollout is exported to a temporary ONNX file and the plans
+run on onnxruntime).
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from forethought.models.evaluation import PolicySpec, register_policy
-from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
+from forethought.models.world_model.latent_planner import BACKENDS, LatentCEM, LatentMPPI, LatentPlanPolicy
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
+from forethought.models.world_model.onnx_rollout import export_rollout
 from forethought.models.world_model.probe import LinearProbe
 
 INT_OPTIONS = ("samples", "elites", "iterations", "horizon", "execute_blocks")
@@ -36,12 +41,16 @@ class LatentPlannerEvalPolicy:
         if spec.model is None:
             raise ValueError(f"--policy {name} needs --model DIR (a world-model folder, e.g. "
                              "models/pretrained/wm-pushblocks-state)")
-        allowed = INT_OPTIONS + (("temperature",) if mppi else ())
+        allowed = INT_OPTIONS + ("backend",) + (("temperature",) if mppi else ())
         unknown = sorted(set(spec.options) - set(allowed))
         if unknown:
             raise ValueError(f"unknown --policy-option {unknown} for {name}: valid keys are {list(allowed)}")
+        options = dict(spec.options)
+        backend = options.pop("backend", "torch")
+        if backend not in BACKENDS:
+            raise ValueError(f"--policy-option backend={backend!r} must be one of {list(BACKENDS)}")
         opts: dict[str, Any] = {}
-        for key, value in spec.options.items():
+        for key, value in options.items():
             try:
                 opts[key] = int(value) if key in INT_OPTIONS else float(value)
             except ValueError:
@@ -56,7 +65,10 @@ class LatentPlannerEvalPolicy:
                              f"{c.action_dim}, but {spec.env_id} has {spec.observation_dim} and {spec.action_dim}")
         probe = LinearProbe.load(spec.model, c.embed_dim, c.obs_dim)
         execute = opts.pop("execute_blocks", 1)
-        planner = (LatentMPPI if mppi else LatentCEM)(model, terminal_only=False, **opts)
+        if backend == "onnx":
+            with tempfile.TemporaryDirectory(prefix="latent-rollout-") as tmp:
+                model.load_onnx(export_rollout(model, Path(tmp) / "rollout.onnx", opts.get("horizon", 5)))
+        planner = (LatentMPPI if mppi else LatentCEM)(model, terminal_only=False, backend=backend, **opts)
         self.name, self.policy = name, LatentPlanPolicy(planner, probe, execute_blocks=execute)
         self.task: dict[str, Any] | None = None
 

@@ -29,9 +29,12 @@ import torch
 from torch import Tensor
 
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
+from forethought.models.world_model.onnx_rollout import EXPORT_HINT
 from forethought.models.world_model.probe import LinearProbe
 from forethought.sim import scene
 
+BACKENDS = ("torch", "onnx")
+"""Who runs a plan's rollouts: torch, or onnxruntime (``LatentWorldModel.load_onnx``)."""
 CostFn = Callable[[Tensor], Tensor]
 """``cost(z[n, K, D]) -> [n]``: lower is better; ``z[:, k]`` is the embedding after block ``k``."""
 
@@ -49,6 +52,8 @@ class LatentCEM:
             executes the whole plan); ``False`` averages the distance over all blocks, which
             suits replanning every block (a terminal cost then never hurries).
         seed: seeds the sampling noise (a plan is reproducible for a given seed and call order).
+        backend: ``"torch"``, or ``"onnx"`` to run the rollouts on onnxruntime (after
+            ``model.load_onnx(FILE)``; the file's horizon must equal ``horizon``).
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class LatentCEM:
         min_std: float = 0.05,
         terminal_only: bool = True,
         seed: int = 0,
+        backend: str = "torch",
     ) -> None:
         for name, v in (("samples", samples), ("elites", elites), ("iterations", iterations), ("horizon", horizon)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -70,6 +76,16 @@ class LatentCEM:
             raise ValueError(f"elites ({elites}) must be <= samples ({samples})")
         if not (init_std > 0 and 0 <= min_std <= init_std):
             raise ValueError(f"need init_std > 0 and 0 <= min_std <= init_std, got {init_std}, {min_std}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {list(BACKENDS)}")
+        if backend == "onnx":
+            if model.onnx_rollout is None:
+                raise ValueError("backend 'onnx' needs an exported rollout: call model.load_onnx(FILE) first "
+                                 f"(export one with {EXPORT_HINT})")
+            if model.onnx_rollout.horizon != horizon:
+                raise ValueError(f"the attached ONNX rollout was exported for a horizon of "
+                                 f"{model.onnx_rollout.horizon} blocks, the planner's is {horizon}")
+        self.backend = backend
         self.model = model.eval()
         self.samples, self.elites, self.iterations, self.horizon = samples, elites, iterations, horizon
         self.init_std, self.min_std = float(init_std), float(min_std)
@@ -107,6 +123,8 @@ class LatentCEM:
         z0 = model.embed(model.processor.normalize_obs(x))[-c.history:]  # [h, D]
         fixed = self._proposal_blocks(proposals)
         K, Bd = self.horizon, c.block_dim
+        window, present = model.pad_history(z0.unsqueeze(0).expand(self.samples, -1, -1))
+        rollout = model.onnx_rollout if self.backend == "onnx" else model.rollout_window
         mean = torch.zeros(K, Bd, device=z0.device)
         std = torch.full((K, Bd), self.init_std, device=z0.device)
         for _ in range(self.iterations):
@@ -115,7 +133,7 @@ class LatentCEM:
             candidates[0] = mean
             if fixed is not None:
                 candidates[1:1 + len(fixed)] = fixed
-            z = model.rollout_latent(z0.unsqueeze(0).expand(self.samples, -1, -1), candidates)
+            z = rollout(window, present, candidates)
             mean, std = self._refit(candidates, cost_fn(z))
             std = std.clamp_min(self.min_std)
         actions = mean.reshape(K * c.frameskip, c.action_dim)

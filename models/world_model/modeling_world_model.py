@@ -175,6 +175,8 @@ class LatentWorldModel(nn.Module):
         self.pred_projector = BNProjector(c.embed_dim, c.projector_hidden, c.embed_dim)
         self.loss_log: list[tuple[float, float]] = []
         """``(mse, sigreg)`` of every ``compute_loss`` call in training mode (collapse diagnostics)."""
+        self.onnx_rollout: Any = None
+        """The onnxruntime rollout attached by ``load_onnx`` (``LatentCEM(..., backend="onnx")`` uses it)."""
 
     # ---- core maps ---------------------------------------------------------------------------
 
@@ -187,25 +189,28 @@ class LatentWorldModel(nn.Module):
     def predict(self, z_hist: Tensor, blocks: Tensor) -> Tensor:
         """Next embedding ``[N, D]`` from ``z_hist[N, h, D]`` (oldest first; the last ``history`` are used)
         and normalised action blocks ``blocks[N, frameskip * A]``."""
-        window, present = self._pad_history(z_hist)
+        window, present = self.pad_history(z_hist)
         return self.pred_projector(self.predictor(window, present, blocks))
 
     def rollout_latent(self, z_hist: Tensor, blocks: Tensor) -> Tensor:
         """Autoregressive rollout: ``z_hist[n, h, D]``, normalised ``blocks[n, K, frameskip * A]`` ->
-        ``z[n, K, D]``, the embedding after each block (predictions are fed back as history).
+        ``z[n, K, D]``, the embedding after each block (predictions are fed back as history)."""
+        return self.rollout_window(*self.pad_history(z_hist), blocks)
+
+    def rollout_window(self, window: Tensor, present: Tensor, blocks: Tensor) -> Tensor:
+        """``rollout_latent`` from a padded history (``pad_history``): the graph ``onnx_rollout`` exports.
 
         The history is padded once and shifted in place of re-padding at every block.
         """
-        window, present = self._pad_history(z_hist)
         out = []
         for k in range(blocks.shape[1]):
             z_next = self.pred_projector(self.predictor.step(window, present, self.predictor.condition(blocks[:, k])))
             out.append(z_next)
             window = torch.cat([window[:, 1:], z_next.unsqueeze(1)], dim=1)
-            present = torch.cat([present[:, 1:], present.new_ones(len(present), 1)], dim=1)
+            present = torch.cat([present[:, 1:], torch.ones_like(present[:, :1])], dim=1)
         return torch.stack(out, dim=1)
 
-    def _pad_history(self, z_hist: Tensor) -> tuple[Tensor, Tensor]:
+    def pad_history(self, z_hist: Tensor) -> tuple[Tensor, Tensor]:
         """``z_hist[N, h, D]`` (any ``h >= 1``; the last ``history`` are kept) -> the zero-padded window
         ``[N, history, D]`` and its ``present[N, history]`` flags."""
         n, h, d = z_hist.shape
@@ -258,6 +263,18 @@ class LatentWorldModel(nn.Module):
         blocks = self.action_blocks(actions)
         z = self.embed(self.processor.normalize_obs(x))  # [h, D]
         return self.rollout_latent(z.unsqueeze(0).expand(blocks.shape[0], -1, -1), blocks).unsqueeze(0)
+
+    def load_onnx(self, path: str | os.PathLike[str], threads: int | None = None,
+                  providers: list[str] | None = None) -> None:
+        """Attach the onnxruntime rollout exported to ``path`` (``onnx_rollout.export_rollout``).
+
+        Raises ``ValueError`` if the file was exported from another config or other weights.
+        """
+        from forethought.models.world_model.onnx_rollout import OnnxRollout
+
+        rollout = OnnxRollout(path, threads=threads, providers=providers)
+        rollout.check_matches(self)
+        self.onnx_rollout = rollout
 
     # ---- training ----------------------------------------------------------------------------
 

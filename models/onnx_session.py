@@ -1,0 +1,52 @@
+"""What the ONNX exports share: the opset, a weights fingerprint, and opening an onnxruntime session.
+
+``onnx_export`` (the proposer's denoiser) and ``world_model.onnx_rollout`` (the latent rollout)
+both record a fingerprint of the weights they were made from and open their files here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+OPSET = 18
+"""ONNX opset of the exports (18 has ``Mish`` and ``GroupNormalization``)."""
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """sha256 over a module's parameter and buffer names, shapes and float32 bytes."""
+    h = hashlib.sha256()
+    for name, value in sorted(module.state_dict().items()):
+        t = value.detach().to("cpu", torch.float32).contiguous()
+        h.update(f"{name}:{tuple(t.shape)};".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def open_session(path: Path, threads: int | None, providers: list[str] | None, what: str, hint: str) -> Any:
+    """An onnxruntime session over the ONNX file ``path`` (a ``what``, e.g. "ONNX denoiser").
+
+    ``threads``: intra-op threads (default ``torch.get_num_threads()``); ``providers``: execution
+    providers (default CPU). Raises ``FileNotFoundError`` (with ``hint``, the export command) for a
+    missing file, ``ValueError`` for one onnxruntime cannot read, ``ImportError`` without onnxruntime.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise ImportError(
+            "the ONNX backend needs onnxruntime: pip install -e '.[cpu]' (or '.[gpu]' on a CUDA host)"
+        ) from e
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {path}: export one with {hint}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads() if threads is None else int(threads)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+        raise ValueError(f"corrupt {what} {path}: {type(e).__name__}: {e}") from e

@@ -1,0 +1,177 @@
+"""Export the world model's latent rollout to ONNX and run it on onnxruntime for the latent planners.
+
+The exported graph is the predictor's whole open-loop rollout over a fixed horizon of ``K``
+action blocks (the loop is unrolled)::
+
+    z[n, K, D] = rollout(window[n, history, D] float32, present[n, history] float32,
+                         blocks[n, K, frameskip * A] float32)
+
+with a dynamic ``n``: ``LatentWorldModel.rollout_window`` after ``pad_history``. The encoder stays
+in torch (one call per plan); the rollout is what a CEM plan repeats ``iterations`` times over
+``samples`` rows, and onnxruntime runs its small matrix products on both cores of a 2-core CPU
+where torch's intra-op threads do not pay off (``bench/world_model.py --only latency``). The file
+records the model's config, the horizon and a fingerprint of the weights; ``OnnxRollout.check_matches``
+refuses a file made from other weights.
+
+Example::
+
+    python -m forethought.models.world_model.onnx_rollout --model models/pretrained/wm-pushblocks-state \\
+        --out data/wm-pushblocks-state.onnx
+
+    model = LatentWorldModel.from_pretrained("models/pretrained/wm-pushblocks-state")
+    model.load_onnx("data/wm-pushblocks-state.onnx", threads=2)
+    planner = LatentCEM(model, backend="onnx")
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from forethought.models.onnx_session import OPSET, open_session, weights_fingerprint
+from forethought.models.world_model.modeling_world_model import LatentWorldModel
+from forethought.sim.dataset import atomic_path
+
+META_CONFIG = "forethought.world_model_config"
+META_WEIGHTS = "forethought.weights_sha256"
+META_HORIZON = "forethought.horizon"
+EXPORT_HINT = "`python -m forethought.models.world_model.onnx_rollout --model DIR --out FILE.onnx`"
+
+
+class RolloutGraph(nn.Module):
+    """``LatentWorldModel.rollout_window`` as a module (predictor and its projector only)."""
+
+    def __init__(self, model: LatentWorldModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, window: Tensor, present: Tensor, blocks: Tensor) -> Tensor:
+        return self.model.rollout_window(window, present, blocks)
+
+
+def rollout_fingerprint(model: LatentWorldModel) -> str:
+    """sha256 of the weights the rollout graph holds (predictor and predictor projector)."""
+    return weights_fingerprint(nn.ModuleList([model.predictor, model.pred_projector]))
+
+
+def example_inputs(model: LatentWorldModel, horizon: int, n: int = 4, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """Random ``(window, present, blocks)``; the first row has a one-frame history (absent slots)."""
+    c = model.config
+    g = torch.Generator().manual_seed(seed)
+    window = torch.randn(n, c.history, c.embed_dim, generator=g)
+    present = torch.ones(n, c.history)
+    window[0, :-1] = 0.0
+    present[0, :-1] = 0.0
+    blocks = torch.rand(n, horizon, c.block_dim, generator=g) * 2 - 1
+    return window, present, blocks
+
+
+def export_rollout(model: LatentWorldModel, path: str | os.PathLike[str], horizon: int = 5,
+                   opset: int = OPSET) -> Path:
+    """Write ``model``'s ``horizon``-block latent rollout (dynamic batch) as one ONNX file at ``path``."""
+    import onnx
+
+    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+        raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    graph = RolloutGraph(model.to("cpu")).eval()
+    names = ["window", "present", "blocks"]
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        torch.onnx.export(
+            graph, example_inputs(model, horizon), str(tmp), dynamo=False, opset_version=opset,
+            input_names=names, output_names=["z"], dynamic_axes={k: {0: "n"} for k in [*names, "z"]},
+        )
+        proto = onnx.load(str(tmp))
+        for key, value in ((META_CONFIG, model.config.to_json()), (META_WEIGHTS, rollout_fingerprint(model)),
+                           (META_HORIZON, str(horizon))):
+            proto.metadata_props.add(key=key, value=value)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+    return path
+
+
+class OnnxRollout:
+    """An onnxruntime session over an exported rollout, called like ``LatentWorldModel.rollout_window``.
+
+    Args:
+        path: the ``.onnx`` file written by ``export_rollout``.
+        threads: onnxruntime intra-op threads (default: ``torch.get_num_threads()``).
+        providers: onnxruntime execution providers (default: CPU).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
+                 providers: list[str] | None = None) -> None:
+        self.path = Path(path)
+        self.session = open_session(self.path, threads, providers, "ONNX world-model rollout", EXPORT_HINT)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if not {META_CONFIG, META_WEIGHTS, META_HORIZON} <= set(meta):
+            raise ValueError(f"{self.path} was not written by forethought's export_rollout (no world-model metadata)")
+        self.config = json.loads(meta[META_CONFIG])
+        self.weights_sha256 = meta[META_WEIGHTS]
+        self.horizon = int(meta[META_HORIZON])
+
+    def check_matches(self, model: LatentWorldModel) -> None:
+        """Raise ``ValueError`` unless this file was exported from ``model``'s config and weights."""
+        ours = json.loads(model.config.to_json())
+        if self.config != ours:
+            diff = sorted(k for k in set(ours) | set(self.config) if ours.get(k) != self.config.get(k))
+            raise ValueError(f"ONNX rollout {self.path} was exported from another world-model config (differs in {diff})")
+        if self.weights_sha256 != rollout_fingerprint(model):
+            raise ValueError(f"ONNX rollout {self.path} was exported from other weights than this model's: re-export it")
+
+    def __call__(self, window: Tensor, present: Tensor, blocks: Tensor) -> Tensor:
+        """``window[n, history, D]``, ``present[n, history]``, ``blocks[n, K, block_dim]`` -> ``z[n, K, D]``."""
+        if blocks.shape[1] != self.horizon:
+            raise ValueError(f"ONNX rollout {self.path} was exported for a horizon of {self.horizon} blocks, got "
+                             f"{blocks.shape[1]}: re-export it with --horizon {blocks.shape[1]}")
+        feed = {k: np.ascontiguousarray(v.detach().to("cpu", torch.float32).numpy())
+                for k, v in (("window", window), ("present", present), ("blocks", blocks))}
+        return torch.from_numpy(self.session.run(["z"], feed)[0]).to(blocks.device)
+
+
+def max_abs_difference(model: LatentWorldModel, rollout: OnnxRollout, n: int = 16, seed: int = 0) -> float:
+    """Largest ``|z_torch - z_onnx|`` over random inputs of ``n`` rows."""
+    inputs = example_inputs(model, rollout.horizon, n, seed)
+    with torch.no_grad():
+        ref = model.eval().rollout_window(*inputs)
+    return float((ref - rollout(*inputs)).abs().max())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m forethought.models.world_model.onnx_rollout --model DIR --out FILE.onnx [--horizon K]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="world-model checkpoint directory")
+    parser.add_argument("--out", type=Path, required=True, help="output .onnx file (written atomically)")
+    parser.add_argument("--horizon", type=int, default=5, help="action blocks per rollout (the planner's horizon, 5)")
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
+    parser.add_argument("--tol", type=float, default=1e-4, help="largest allowed |torch - onnxruntime| (default 1e-4)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    try:
+        model = LatentWorldModel.from_pretrained(args.model)
+        export_rollout(model, args.out, args.horizon, args.opset)
+        diff = max_abs_difference(model, OnnxRollout(args.out, threads=1))
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"exported {args.model} -> {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, horizon {args.horizon}, "
+          f"opset {args.opset}); max |torch - onnxruntime| = {diff:.2e} on random inputs")
+    if not diff <= args.tol:
+        print(f"error: onnxruntime differs from torch by {diff:.2e} > --tol {args.tol:.0e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
