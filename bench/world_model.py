@@ -6,13 +6,15 @@ Sections (``--only`` picks some; all by default):
   as a fraction of Var(z), against copy-last (``z_hat_{t+k} = z_t``) and against the same model fed
   shuffled actions;
 - ``latency``: one CEM plan at LeWM's budget (300 samples x 10 iterations x 5 blocks), median of
-  ``--calls`` calls in this process, for the latent planners and three peers: P1 a pixel-space
+  ``--calls`` calls in this process, for the latent planners (rollouts in torch, and exported to
+  ONNX and run on onnxruntime with ``--threads`` intra-op threads) and three peers: P1 a pixel-space
   planner (the pixel model's backbone plus a decoder; every imagined step decodes the predicted
   frame and the next step re-encodes it; cost in pixels), P2 a DINO-WM-shaped patch-token model
   (64 tokens x 384, 6-layer frame-causal transformer, history 3) and P0 CEM through the MuJoCo
-  simulator. P1's decoder and P2 are untrained (timing only). P0, P1 and P2 are too slow for 20
-  full plans, so they are timed on a reduced budget and scaled linearly to the full one (the cost
-  is linear in samples x iterations); the table says which;
+  simulator. P1 runs on both runtimes too (its cost graph exported to ONNX), so each planner's
+  faster runtime can be compared. P1's decoder and P2 are untrained (timing only). P0, P1 and P2
+  are too slow for 20 full plans, so they are timed on a reduced budget and scaled linearly to the
+  full one (the cost is linear in samples x iterations); the table says which;
 - ``success``: PushBlocks reach and 1-block push with a goal observation 25 steps ahead (the
   LeWM protocol): the goal is the state (and render) the scripted expert reaches after 25 steps
   from the same reset; the planner gets 50 steps; success when the pusher (reach) or the block
@@ -45,7 +47,9 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,7 +67,9 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 import forethought.sim  # noqa: E402,F401  (registers the envs)
 from forethought.models.world_model.data import make_sequences, render_frames  # noqa: E402
 from forethought.models.world_model.latent_planner import LatentCEM, LatentPlanPolicy  # noqa: E402
+from forethought.models.onnx_session import OPSET, open_session  # noqa: E402
 from forethought.models.world_model.modeling_world_model import LatentWorldModel  # noqa: E402
+from forethought.models.world_model.onnx_rollout import export_rollout  # noqa: E402
 from forethought.models.world_model.probe import encode_all  # noqa: E402
 from forethought.models.world_model.sigreg import collapse_diagnostics  # noqa: E402
 from forethought.models.world_model.surprise import rollout_spread, surprise_trace  # noqa: E402
@@ -201,16 +207,22 @@ class PixelDecoder(nn.Module):
         return self.net(self.fc(z).reshape(-1, self.c0, 4, 4))
 
 
-class PixelSpaceModel:
+class PixelSpaceModel(nn.Module):
     """P1: a pixel-space world model with the pixel model's backbone plus a decoder.
 
     The rollout lives in pixel space: every imagined step decodes the predicted embedding to a
     frame, and the next step re-encodes that frame (autoregressive in pixels); the cost is the
     pixel MSE of the final decoded frame to the goal image. The decoder is untrained: timing only.
+    ``forward`` is ``cost`` (so it exports to ONNX like the latent rollout).
     """
 
     def __init__(self, model: LatentWorldModel) -> None:
-        self.model, self.decoder = model, PixelDecoder(model.config.embed_dim).eval()
+        super().__init__()
+        self.model, self.decoder = model, PixelDecoder(model.config.embed_dim)
+        self.eval()
+
+    def forward(self, history: Tensor, candidates: Tensor, goal: Tensor) -> Tensor:
+        return self.cost(history, candidates, goal)
 
     def cost(self, history: Tensor, candidates: Tensor, goal: Tensor) -> Tensor:
         """``history[h, 3, H, W]`` normalised frames, ``candidates[n, K, block_dim]``, ``goal[3, H, W]`` -> ``[n]``."""
@@ -303,10 +315,15 @@ def latency(state_model: LatentWorldModel, pixel_model: LatentWorldModel, calls:
     goal_obs, goal_frame = obs.copy(), frame.copy()
     goal_obs[scene.PUSHER_POS] += 0.1
     rows: dict[str, Any] = {}
+    onnx_dir = tempfile.TemporaryDirectory(prefix="wm-latency-")
     for name, model, x, goal in (("latent CEM, state model", state_model, obs, goal_obs),
                                  ("latent CEM, pixel model", pixel_model, frame, goal_frame)):
         planner = LatentCEM(model, samples=S, elites=E, iterations=I, horizon=K, seed=seed)
         rows[name] = {**timed(lambda: planner.plan(x, goal=goal), calls), "budget": f"{S}x{I}x{K}", "scaled": 1}
+        model.load_onnx(export_rollout(model, Path(onnx_dir.name) / f"{model.config.obs_type}.onnx", K))
+        planner = LatentCEM(model, samples=S, elites=E, iterations=I, horizon=K, seed=seed, backend="onnx")
+        rows[f"{name}, onnxruntime"] = {**timed(lambda: planner.plan(x, goal=goal), calls), "budget": f"{S}x{I}x{K}",
+                                        "scaled": 1}
 
     # P1: pixel-space rollout (decode, re-encode every step); one iteration timed, scaled to the full budget
     g = torch.Generator().manual_seed(seed)
@@ -317,6 +334,12 @@ def latency(state_model: LatentWorldModel, pixel_model: LatentWorldModel, calls:
     t = timed(lambda: cem_loop(lambda c: p1.cost(p1_hist, c, p1_goal), S, E, 1, K, pixel_model.config.block_dim, g),
               slow_calls, warmup=1)
     rows["P1 pixel-space planner (backbone + decoder, rollout in pixels)"] = scaled(t, I, f"{S}x1x{K}")
+    p1_onnx = export_p1(p1, p1_hist, p1_goal, K, Path(onnx_dir.name) / "p1.onnx")
+    feed = {"history": p1_hist.numpy(), "goal": p1_goal.numpy()}
+    t = timed(lambda: cem_loop(lambda c: torch.from_numpy(p1_onnx.run(None, {**feed, "candidates": c.numpy()})[0]),
+                               S, E, 1, K, pixel_model.config.block_dim, g), slow_calls, warmup=1)
+    rows["P1 pixel-space planner, onnxruntime"] = scaled(t, I, f"{S}x1x{K}")
+    onnx_dir.cleanup()
 
     # P2: DINO-WM-shaped patch tokens; timed at a reduced sample count, scaled to the full budget
     p2 = PatchTokenPredictor(pixel_model.config.block_dim).eval()
@@ -333,11 +356,29 @@ def latency(state_model: LatentWorldModel, pixel_model: LatentWorldModel, calls:
     rows["P0 CEM through MuJoCo"] = scaled(t, I, f"{S}x1x{K}")
     env.close()
     sim.env.close()
-    base = rows["latent CEM, pixel model"]
-    for r in rows.values():
-        r["x_latent_pixel"] = r["median_ms"] / base["median_ms"]
-        r["x_latent_pixel_cpu"] = r["cpu_ms"] / base["cpu_ms"]
+    for key, base in (("torch", rows["latent CEM, pixel model"]), ("onnx", rows["latent CEM, pixel model, onnxruntime"])):
+        for r in rows.values():
+            r[f"x_latent_pixel_{key}"] = r["median_ms"] / base["median_ms"]
+            r[f"x_latent_pixel_{key}_cpu"] = r["cpu_ms"] / base["cpu_ms"]
     return rows
+
+
+def export_p1(p1: PixelSpaceModel, history: Tensor, goal: Tensor, horizon: int, path: Path) -> Any:
+    """P1's cost (``history``, ``candidates[n, K, block_dim]``, ``goal`` -> ``[n]``) on onnxruntime, with
+    the same intra-op threads as torch (so P1 is not left on the slower runtime)."""
+    cand = torch.rand(4, horizon, p1.model.config.block_dim) * 2 - 1
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(p1, (history, cand, goal), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=["history", "candidates", "goal"], output_names=["cost"],
+                          dynamic_axes={"candidates": {0: "n"}, "cost": {0: "n"}})
+    session = open_session(path, None, None, "P1 cost graph", "export_p1")
+    got = session.run(None, {"history": history.numpy(), "candidates": cand.numpy(), "goal": goal.numpy()})[0]
+    with torch.no_grad():
+        ref = p1.cost(history, cand, goal).numpy()
+    if not np.allclose(got, ref, rtol=1e-3, atol=1e-5):
+        raise RuntimeError(f"P1 on onnxruntime differs from torch by {np.abs(got - ref).max():.2e}")
+    return session
 
 
 def scaled(t: dict[str, float], scale: float, budget: str) -> dict[str, Any]:
@@ -600,13 +641,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"## Planning latency at LeWM's CEM budget (300 x 10 x 5); load average {res['load_after_latency']:.1f} "
               "after\n")
         print("| planner | median ms | p90 ms | CPU ms | GFLOP | timed budget | scaled by "
-              "| x latent (pixels), wall / CPU |")
-        print("|---|---|---|---|---|---|---|---|")
+              "| x latent (pixels, torch), wall / CPU | x latent (pixels, onnxruntime), wall / CPU |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for k, r in res["latency"].items():
-            gflop = fmt(r["gflop"], 1) if r["gflop"] else "n/a (MuJoCo)"
+            gflop = fmt(r["gflop"], 1) if r["gflop"] else "n/a (outside torch)"
             print(f"| {k} | {fmt(r['median_ms'], 1)} | {fmt(r['p90_ms'], 1)} | {fmt(r['cpu_ms'], 1)} | {gflop} | "
-                  f"{r['budget']} | {fmt(r['scaled'], 0)} | {fmt(r['x_latent_pixel'], 1)} / "
-                  f"{fmt(r['x_latent_pixel_cpu'], 1)} |")
+                  f"{r['budget']} | {fmt(r['scaled'], 0)} | {fmt(r['x_latent_pixel_torch'], 1)} / "
+                  f"{fmt(r['x_latent_pixel_torch_cpu'], 1)} | {fmt(r['x_latent_pixel_onnx'], 1)} / "
+                  f"{fmt(r['x_latent_pixel_onnx_cpu'], 1)} |")
         print()
     if "success" in args.only:
         res["success"] = {f"{m} {s}": success(models.get(m), s, args.seeds, args.iterations, HORIZON)
