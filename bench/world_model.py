@@ -27,6 +27,10 @@ Sections (``--only`` picks some; all by default):
   whose score depends on the event (teleport, colour), negatives every step of the unperturbed
   episodes with the same seeds and play policy; and the Spearman correlation of the latent-noise
   rollout spread with the true k-step error;
+- ``physics``: why the physics shifts are hard to flag: the steps where the shift is observable
+  at all (a simulator counterfactual: the same block of actions replayed under the other physics
+  from the exact same state), the 1-step AUROC restricted to them in both classes, and the shift's
+  effect in latent space against the model's own error on those steps (``physics_signal``);
 - ``ablation``: collapse diagnostics and reach/push success of the model trained without SIGReg.
 
 Usage::
@@ -72,7 +76,7 @@ from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.onnx_rollout import export_rollout  # noqa: E402
 from forethought.models.world_model.probe import encode_all  # noqa: E402
 from forethought.models.world_model.sigreg import collapse_diagnostics  # noqa: E402
-from forethought.models.world_model.surprise import rollout_spread, surprise_trace  # noqa: E402
+from forethought.models.world_model.surprise import predict_targets, rollout_spread, surprise_trace  # noqa: E402
 from forethought.models.world_model.train_world_model import VALIDATION_FRACTION  # noqa: E402
 from forethought.sim import scene  # noqa: E402
 from forethought.sim.collect import PlayPolicy  # noqa: E402
@@ -83,7 +87,7 @@ from forethought.sim.wrappers import BodyMassScale, GeomFrictionScale  # noqa: E
 
 PUSH_BLOCKS = "forethought/PushBlocks-v0"
 PRETRAINED = Path(__file__).resolve().parents[1] / "models" / "pretrained"
-SECTIONS = ("openloop", "latency", "success", "surprise", "ablation")
+SECTIONS = ("openloop", "latency", "success", "surprise", "physics", "ablation")
 GOAL_STEPS = 25
 BUDGET = 50
 HORIZON = 5
@@ -469,10 +473,16 @@ def success(model: LatentWorldModel | None, skill: str, seeds: int, iterations: 
 # ------------------------------------------------------------------------------------ surprise
 
 
+SIM_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+"""What ``_episode`` records before every step: enough to replay a step exactly (``replay``)."""
+
+
 def _episode(model: LatentWorldModel, seed: int, length: int, wrap: Callable[[gym.Env], gym.Env] | None,
-             event: Callable[[Any], None] | None, event_at: int) -> tuple[np.ndarray, np.ndarray]:
+             event: Callable[[Any], None] | None, event_at: int,
+             sim_states: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Observations ``[length + 1, ...]`` and actions of one play episode (3 blocks); ``wrap`` perturbs
-    physics, ``event`` acts at step ``event_at``."""
+    physics, ``event`` acts at step ``event_at``; the simulator state before every step is appended to
+    ``sim_states`` if given."""
     pixels = model.config.obs_type == "pixels"
     env = make_env(pixels, n_blocks=3)
     if wrap is not None:
@@ -486,6 +496,8 @@ def _episode(model: LatentWorldModel, seed: int, length: int, wrap: Callable[[gy
     actions = []
     for t in range(length):
         a = play.act(obs).astype(np.float32)
+        if sim_states is not None:
+            sim_states.append(_sim_state(base))
         obs, *_ = base.step(a)
         if event is not None and t + 1 == event_at:
             event(base)
@@ -495,6 +507,21 @@ def _episode(model: LatentWorldModel, seed: int, length: int, wrap: Callable[[gy
         xs.append(base.render() if pixels else obs)
     env.close()
     return np.stack(xs), np.stack(actions)
+
+
+def _sim_state(base: Any) -> np.ndarray:
+    state = np.empty(mujoco.mj_stateSize(base.model, SIM_STATE))
+    mujoco.mj_getState(base.model, base.data, state, SIM_STATE)
+    return state
+
+
+def replay(env: gym.Env, state: np.ndarray, actions: np.ndarray, pixels: bool) -> tuple[Any, np.ndarray]:
+    """The observation (or render) and state after ``actions`` from the simulator ``state``, in ``env``'s physics."""
+    base = env.unwrapped
+    mujoco.mj_setState(base.model, base.data, state, SIM_STATE)
+    for a in actions:
+        obs, *_ = base.step(a)
+    return (base.render() if pixels else obs), obs
 
 
 def teleport(base: Any) -> None:
@@ -560,6 +587,73 @@ def surprise(model: LatentWorldModel, episodes: int, length: int = 60, event_at:
             "tune_physics_auroc": {k: float(np.mean([v[s]["auroc_step"] for s in PHYSICS_SHIFTS]))
                                    for k, v in tune.items()},
             "episodes": episodes, "length": length, "event_at": event_at}
+
+
+BLOCK_XY = [slice(scene.block_slice(b).start + 1, scene.block_slice(b).start + 3) for b in scene.BLOCK_NAMES]
+OBSERVABLE_M = 1e-3
+"""A step's physics shift is observable when some block ends over 1 mm from where the other physics puts it."""
+
+
+@torch.inference_mode()
+def physics_signal(model: LatentWorldModel, episodes: int, length: int = 60) -> dict[str, dict[str, float]]:
+    """How large a physics shift's effect is in latent space, against the model's own 1-step error.
+
+    For every step ``t`` of the surprise section's episodes (clean and shifted, seeds ``0 ..``), the
+    simulator is reset to its exact state one block earlier and the block's recorded actions are
+    replayed under the *other* physics: the counterfactual outcome. Steps where some block ends
+    over ``OBSERVABLE_M`` from the counterfactual are *observable* (only there can any monitor
+    see the shift). Reported per shift: the share of observable steps; the 1-step surprise AUROC
+    with both classes restricted to observable steps; the paired test (same context and actions:
+    how often the surprise of the outcome under shifted physics exceeds that of the outcome under
+    nominal physics); and, on observable steps, the median shift signal ``||z_shifted - z_nominal||^2 / D``
+    next to the median model error ``||z_hat - z_nominal||^2 / D``.
+    """
+    pixels, fs = model.config.obs_type == "pixels", model.config.frameskip
+    shifts = {"mass x3": lambda e: BodyMassScale(e, 3.0), "friction x0.2": lambda e: GeomFrictionScale(e, 0.2)}
+    nominal = make_env(pixels, n_blocks=3)
+    out: dict[str, dict[str, float]] = {}
+    for name, wrap in shifts.items():
+        shifted = wrap(make_env(pixels, n_blocks=3))
+        for env in (nominal, shifted):
+            env.reset(seed=0)
+        acc: dict[str, dict[str, list[np.ndarray]]] = {}
+        for kind, own_wrap, own, other in (("clean", None, nominal, shifted), ("shifted", wrap, shifted, nominal)):
+            rows = acc[kind] = {"surprise": [], "counterfactual": [], "signal": [], "observable": []}
+            for seed in range(episodes):
+                states: list[np.ndarray] = []
+                x, actions = _episode(model, seed, length, own_wrap, None, 0, states)
+                targets = np.arange(fs, length + 1)
+                cf = [replay(other, states[t - fs], actions[t - fs:t], pixels) for t in targets]
+                real = [replay(own, states[t - fs], actions[t - fs:t], pixels) for t in targets]
+                if not np.array_equal(np.stack([r[0] for r in real]), x[targets]):
+                    raise RuntimeError("replaying a recorded block did not reproduce the episode: the counterfactual "
+                                       "would not be comparable")
+                z = encode_all(model, model.processor.check_obs(x))
+                z_cf = encode_all(model, model.processor.check_obs(np.stack([c[0] for c in cf])))
+                blocks = model.processor.normalize_actions(torch.as_tensor(actions))
+                pred = predict_targets(model, z, blocks, targets, 1)
+                cf_obs, real_obs = np.stack([c[1] for c in cf]), np.stack([r[1] for r in real])
+                moved = np.max([np.linalg.norm(cf_obs[:, sl] - real_obs[:, sl], axis=1) for sl in BLOCK_XY], axis=0)
+                rows["surprise"].append((pred - z[targets]).square().mean(-1).numpy())
+                rows["counterfactual"].append((pred - z_cf).square().mean(-1).numpy())
+                rows["signal"].append((z_cf - z[targets]).square().mean(-1).numpy())
+                rows["observable"].append(moved > OBSERVABLE_M)
+        flat = {k: {f: np.concatenate(v) for f, v in r.items()} for k, r in acc.items()}
+        c, s = flat["clean"], flat["shifted"]
+        oc, os_ = c["observable"], s["observable"]
+        # paired: the outcome under shifted physics vs under nominal physics, same context and actions
+        pos = np.concatenate([c["counterfactual"][oc], s["surprise"][os_]])
+        neg = np.concatenate([c["surprise"][oc], s["counterfactual"][os_]])
+        error = np.concatenate([c["surprise"][oc], s["counterfactual"][os_]])
+        out[name] = {"observable_share": float(np.mean(np.concatenate([oc, os_]))),
+                     "auroc_observable": auroc(s["surprise"][os_], c["surprise"][oc]),
+                     "auroc_all": auroc(s["surprise"], c["surprise"]),
+                     "paired_shifted_higher": float(np.mean(pos > neg)),
+                     "median_signal": float(np.median(np.concatenate([c["signal"][oc], s["signal"][os_]]))),
+                     "median_model_error": float(np.median(error)), "steps": int(len(oc) + len(os_))}
+        shifted.close()
+    nominal.close()
+    return out
 
 
 @torch.inference_mode()
@@ -675,6 +769,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {k} | {label} | " + " | ".join(cells) + " |")
         print("\nRollout-spread vs true k-step error, Spearman (k = 1..5): " + "; ".join(
             f"{k} " + ", ".join(fmt(v) for v in r["spearman_at_k"]) for k, r in res["spread"].items()) + "\n")
+    if "physics" in args.only:
+        res["physics"] = {k: physics_signal(m, args.surprise_episodes) for k, m in models.items()}
+        print(f"## Physics shifts: observable steps and signal vs model error (1-step, > {OBSERVABLE_M * 1e3:.0f} mm)\n")
+        print("| model | shift | observable steps | AUROC all steps | AUROC observable steps | paired: shifted outcome "
+              "more surprising | median shift signal / D | median model error / D | error / signal |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for k, r in res["physics"].items():
+            for name, v in r.items():
+                print(f"| {k} | {name} | {fmt(100 * v['observable_share'], 0)}% of {v['steps']} | "
+                      f"{fmt(v['auroc_all'])} | {fmt(v['auroc_observable'])} | {fmt(100 * v['paired_shifted_higher'], 0)}% | "
+                      f"{fmt(v['median_signal'], 4)} | {fmt(v['median_model_error'], 4)} | "
+                      f"{fmt(v['median_model_error'] / v['median_signal'], 0)}x |")
+        print()
     if "ablation" in args.only:
         noreg = LatentWorldModel.from_pretrained(args.noreg)
         res["ablation"] = {}

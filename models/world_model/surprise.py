@@ -42,7 +42,7 @@ def _check_options(horizon: int, window: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
 
 
-def _predict_targets(model: LatentWorldModel, z: Tensor, blocks: Tensor, targets: np.ndarray,
+def predict_targets(model: LatentWorldModel, z: Tensor, blocks: Tensor, targets: np.ndarray,
                      horizon: int) -> Tensor:
     """Open-loop predictions ``[len(targets), D]`` of ``z[t]`` over ``horizon`` blocks, ``t >= horizon * frameskip``.
 
@@ -96,7 +96,7 @@ def surprise_trace(model: LatentWorldModel, obs: Any, actions: Any, horizon: int
     out = np.full(len(x), np.nan)
     targets = np.arange(horizon * model.config.frameskip, len(x))
     if len(targets):
-        pred = _predict_targets(model, z, blocks, targets, horizon)
+        pred = predict_targets(model, z, blocks, targets, horizon)
         out[targets] = ((pred - z[targets]).square().mean(-1)).cpu().numpy()
     return _running_mean(out, window) if window > 1 else out
 
@@ -146,7 +146,7 @@ class SurpriseMonitor:
         if t < self.horizon * self.model.config.frameskip:
             return None
         z, blocks = torch.stack(list(self._z)), torch.stack(list(self._a))  # a[i] leads from z[i] to z[i + 1]
-        pred = _predict_targets(self.model, z, blocks, np.array([t]), self.horizon)
+        pred = predict_targets(self.model, z, blocks, np.array([t]), self.horizon)
         self._recent.append(float((pred[0] - z[t]).square().mean()))
         return float(np.mean(self._recent))
 
