@@ -61,15 +61,20 @@ ABSENT_COLORS["augmented"] = ABSENT_COLORS["train"] + ("grey", "brown", "cyan", 
 PUSH_VERBS["augmented"] = PUSH_VERBS["train"] + ("drag", "shift", "send", "take", "steer")
 NOUNS["augmented"] = NOUNS["train"] + ("piece", "object", "square")
 REACH["augmented"] = REACH["train"] + ("travel to", "send the pusher to", "navigate to", "move the end effector to", "tap")
-# Each region also as its plain name and an area noun: "the left zone", "the top right area".
+# Each region also as its plain name and an area noun: "the left zone", "the top right area". The
+# table is seen from its bottom edge, so its top is the back (far) side and its bottom the front (near) one.
 REGION_WORDS["augmented"] = {
     region: phrases + extra + tuple(f"the {region.replace('_', ' ')} {noun}" for noun in ("zone", "region", "area"))
     for (region, phrases), extra in zip(REGION_WORDS["train"].items(), (
         ("the middle of the table", "the table's center"), ("the far left", "the left edge"), ("the far right", "the right edge"),
-        ("the top-left corner", "the northwest corner", "the left top corner", "the far top left"),
-        ("the top-right corner", "the northeast corner", "the right top corner", "the far top right"),
-        ("the bottom-left corner", "the southwest corner", "the left bottom corner", "the far bottom left"),
-        ("the bottom-right corner", "the southeast corner", "the right bottom corner", "the far bottom right"),
+        ("the top-left corner", "the northwest corner", "the left top corner", "the far top left", "the back left corner",
+         "the rear left"),
+        ("the top-right corner", "the northeast corner", "the right top corner", "the far top right", "the back right corner",
+         "the rear right"),
+        ("the bottom-left corner", "the southwest corner", "the left bottom corner", "the far bottom left",
+         "the front left corner", "the front left"),
+        ("the bottom-right corner", "the southeast corner", "the right bottom corner", "the far bottom right",
+         "the front right corner", "the front right"),
     ))
 }
 NEXT_TO["augmented"] = NEXT_TO["train"] + ("near", "close to", "adjacent to", "by", "right next to", "up next to", "touching",
