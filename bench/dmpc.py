@@ -8,6 +8,8 @@
    learned dynamics), ``ssr`` (D-MPC), ``mppi`` (D-MPC + MPPI), ``oracle`` (SSR rolled out in a
    copy of the simulator). Every planner gets the same number of rollouts per replan,
    ``--samples`` N: SSR N proposals; MPPI N/2 proposals + 1 round of N/2; CEM 4 rounds of N/4.
+   Rows ``ssr-wm`` and ``mppi-wm`` (not run by default) plan through the SIGReg state world model
+   read back through its linear probe (``world_model.latent_dynamics``) instead of the ensemble.
    Replan latency is the wall time of one planning call (the proposer's: one ``propose``).
 2. **Keep-out** (``--experiments keepout``): PushBlocks 1-block reach with a disc of radius
    ``--keepout-radius`` centred on the straight path from the pusher's start to the target
@@ -75,9 +77,12 @@ EXPERIMENTS: dict[str, tuple[str, str, dict[str, Any], list[str] | None]] = {
     "reach": ("PushBlocks 1-block reach", PUSH_ID, {"n_blocks": 1}, ["reach"]),
     "reacher": ("Reacher-v5", REACHER_ID, {}, None),
 }
-ROWS = ("proposer", "cem", "ssr", "mppi", "oracle")
+ROWS = ("proposer", "cem", "ssr", "mppi", "oracle", "ssr-wm", "mppi-wm")
 ROW_LABELS = {"proposer": "proposer alone", "cem": "CEM, learned dynamics", "ssr": "D-MPC SSR",
-              "mppi": "D-MPC + MPPI", "oracle": "oracle (SSR in a MuJoCo copy)"}
+              "mppi": "D-MPC + MPPI", "oracle": "oracle (SSR in a MuJoCo copy)",
+              "ssr-wm": "D-MPC SSR, latent world model + probe as dynamics",
+              "mppi-wm": "D-MPC + MPPI, latent world model + probe as dynamics"}
+DEFAULT_ROWS = ("proposer", "cem", "ssr", "mppi", "oracle")
 
 
 class TimedProposer(ProposerPolicy):
@@ -108,6 +113,10 @@ def budget(row: str, samples: int) -> dict[str, str]:
 def make_policy(row: str, env_id: str, args: argparse.Namespace, options: dict[str, str] | None = None) -> Any:
     which = "reacher" if env_id == REACHER_ID else "pushblocks"
     proposer, dynamics = getattr(args, f"{which}_proposer"), getattr(args, f"{which}_dynamics")
+    if row.endswith("-wm"):
+        if which != "pushblocks":
+            raise ValueError(f"row {row}: there is no world model of {env_id}")
+        row, dynamics = row[:-3], args.pushblocks_world_model
     probe = gym.make(env_id)
     dims = int(probe.observation_space.shape[0]), int(probe.action_space.shape[0])
     probe.close()
@@ -304,11 +313,14 @@ def main() -> None:
     apply_defaults()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiments", nargs="+", default=["push1", "keepout"], choices=[*EXPERIMENTS, "keepout", "shift"])
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
-    parser.add_argument("--keepout-rows", nargs="+", default=["ssr"], choices=("ssr", "mppi", "oracle"),
+    parser.add_argument("--rows", nargs="+", default=list(DEFAULT_ROWS), choices=ROWS,
+                        help="-wm rows plan through the SIGReg world model (--pushblocks-world-model) instead")
+    parser.add_argument("--keepout-rows", nargs="+", default=["ssr"],
+                        choices=("ssr", "mppi", "oracle", "ssr-wm", "mppi-wm"),
                         help="planners run with the keep-out objective (the proposer alone is always run)")
     parser.add_argument("--pushblocks-proposer", type=Path, default=Path("models/pretrained/proposer-pushblocks"))
     parser.add_argument("--pushblocks-dynamics", type=Path, default=Path("models/pretrained/dynamics-pushblocks"))
+    parser.add_argument("--pushblocks-world-model", type=Path, default=Path("models/pretrained/wm-pushblocks-state"))
     parser.add_argument("--reacher-proposer", type=Path, default=Path("models/pretrained/proposer-reacher"))
     parser.add_argument("--reacher-dynamics", type=Path, default=Path("models/pretrained/dynamics-reacher"))
     parser.add_argument("--seeds", default="0-49")

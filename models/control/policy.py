@@ -12,7 +12,9 @@ replan is kept in ``replan_ms`` (the harness reports its median and p90).
 | ``cem`` | none (Gaussian prior) | ``iterations`` CEM rounds | ``--dynamics DIR`` |
 | ``oracle`` | as ``search`` (default ssr) | as ``search`` | a copy of the live MuJoCo sim |
 
-``--dynamics oracle`` gives any planner the oracle. Default budgets use 64 rollouts per replan:
+``--dynamics`` takes a dynamics-ensemble folder, a SIGReg world-model folder (state model: the
+latent rollout read back through its probe, ``world_model.latent_dynamics``) or ``oracle``, which
+gives any planner the oracle. Default budgets use 64 rollouts per replan:
 ssr 64 x 1, mppi 32 x 2, cem 16 x 4.
 
 Example::
@@ -123,8 +125,12 @@ class DMPCPolicy:
                 raise ValueError(f"--planner {name} rolls candidates through learned dynamics: pass --dynamics DIR "
                                  "(e.g. models/pretrained/dynamics-pushblocks) or --dynamics oracle")
             from forethought.models.dynamics import DynamicsEnsemble
+            from forethought.models.world_model.latent_dynamics import ProbedLatentDynamics, is_world_model_dir
 
-            self.dynamics = DynamicsEnsemble.from_pretrained(spec.dynamics, device=spec.device).eval()
+            if is_world_model_dir(spec.dynamics):  # the SIGReg world model, read back through its probe
+                self.dynamics = ProbedLatentDynamics.from_pretrained(spec.dynamics, device=spec.device)
+            else:
+                self.dynamics = DynamicsEnsemble.from_pretrained(spec.dynamics, device=spec.device).eval()
             if (self.dynamics.state_dim, self.dynamics.action_dim) != (spec.observation_dim, spec.action_dim):
                 raise ValueError(f"dynamics {spec.dynamics} has state/action widths {self.dynamics.state_dim}/"
                                  f"{self.dynamics.action_dim}, {spec.env_id} has "

@@ -1,0 +1,89 @@
+"""The SIGReg world model as D-MPC dynamics: shapes, block-end states from the probe, interpolation,
+padding, refusals, and a D-MPC episode planned through it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from forethought.models.control.policy import DMPCPolicy
+from forethought.models.evaluation import PolicySpec, evaluate
+from forethought.models.world_model import LatentWorldModel, WorldModelConfig
+from forethought.models.world_model.latent_dynamics import ProbedLatentDynamics, is_world_model_dir
+from forethought.models.world_model.probe import LinearProbe
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+PRETRAINED = Path(__file__).resolve().parents[1] / "models" / "pretrained"
+STATE_MODEL = PRETRAINED / "wm-pushblocks-state"
+
+
+@pytest.fixture(scope="module")
+def dynamics() -> ProbedLatentDynamics:
+    return ProbedLatentDynamics.from_pretrained(STATE_MODEL)
+
+
+def start_state() -> np.ndarray:
+    s = np.zeros(16, np.float32)
+    s[0:2] = (-0.1, 0.05)
+    s[4:7] = (1.0, 0.05, 0.02)  # red block present at (0.05, 0.02)
+    return s
+
+
+def test_block_ends_are_the_probed_latent_rollout(dynamics: ProbedLatentDynamics) -> None:
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-0.2, 0.2, (4, 15, 2)).astype(np.float32)
+    states = dynamics.rollout(start_state(), actions)
+    assert states.shape == (1, 4, 15, 16) and torch.isfinite(states).all()
+    with torch.inference_mode():
+        want = dynamics.probe(dynamics.model.rollout(start_state(), actions)[0])  # [4, 3 blocks, 16]
+    fs = dynamics.model.config.frameskip
+    assert torch.allclose(states[0, :, fs - 1 :: fs], want, atol=1e-5)
+    # between block ends, the states lie on the straight line (step 1 is 1/fs of the way from the start)
+    start = torch.from_numpy(start_state())
+    assert torch.allclose(states[0, :, 0], start + (want[:, 0] - start) / fs, atol=1e-5)
+    # different actions, different futures
+    assert (states[0, 0, -1] - states[0, 1, -1]).abs().max() > 1e-3
+
+
+def test_chunks_off_the_block_grid_hold_the_last_action(dynamics: ProbedLatentDynamics) -> None:
+    actions = np.random.default_rng(1).uniform(-0.2, 0.2, (2, 16, 2)).astype(np.float32)
+    padded = np.concatenate([actions, np.repeat(actions[:, -1:], 4, axis=1)], axis=1)  # 20 steps = 4 blocks
+    a, b = dynamics.rollout(start_state(), actions), dynamics.rollout(start_state(), padded)
+    assert a.shape == (1, 2, 16, 16)
+    assert torch.allclose(a[0, :, 14], b[0, :, 14], atol=1e-6)  # same blocks up to step 15
+    # a two-frame history: only its last row is the start state
+    assert torch.allclose(dynamics.rollout(np.stack([np.zeros(16, np.float32), start_state()]), actions), a)
+
+
+def test_refusals(dynamics: ProbedLatentDynamics, tmp_path: Path) -> None:
+    bad = start_state()
+    bad[5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        dynamics.rollout(bad, np.zeros((1, 5, 2), np.float32))
+    with pytest.raises(ValueError, match=r"actions must have shape"):
+        dynamics.rollout(start_state(), np.zeros((1, 65, 2), np.float32))
+    with pytest.raises(ValueError, match=r"actions must have shape"):
+        dynamics.rollout(start_state(), np.zeros((5, 2), np.float32))
+    pixels = LatentWorldModel(WorldModelConfig(obs_type="pixels", image_size=64))
+    with pytest.raises(ValueError, match="needs a state model"):
+        ProbedLatentDynamics(pixels, LinearProbe(torch.zeros(16, 32), torch.zeros(16)))
+    with pytest.raises(ValueError, match="probe maps"):
+        ProbedLatentDynamics(dynamics.model, LinearProbe(torch.zeros(16, 8), torch.zeros(16)))
+    assert is_world_model_dir(STATE_MODEL) and not is_world_model_dir(PRETRAINED / "dynamics-pushblocks")
+    assert not is_world_model_dir(tmp_path / "absent")
+
+
+def test_dmpc_plans_a_push_through_the_world_model() -> None:
+    env_id = "forethought/PushBlocks-v0"
+    spec = PolicySpec(model=PRETRAINED / "proposer-pushblocks", env_id=env_id, observation_dim=16, action_dim=2,
+                      num_inference_steps=2, action_steps=8, planner="ssr", dynamics=str(STATE_MODEL),
+                      options={"samples": "8"})
+    policy = DMPCPolicy(spec)
+    assert isinstance(policy.dynamics, ProbedLatentDynamics)
+    report = evaluate(policy, env_id, [0], policy_name="dmpc", env_kwargs={"n_blocks": 1},
+                      task={"skill": "push", "object": "red_block", "target": "left"})
+    assert report.episodes == 1 and report.replans >= 1
