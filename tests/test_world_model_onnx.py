@@ -128,3 +128,14 @@ def test_eval_policy_runs_on_onnxruntime() -> None:
     assert reports[0].per_episode[0].final_distance == pytest.approx(reports[1].per_episode[0].final_distance, abs=1e-3)
     with pytest.raises(ValueError, match="backend='tvm'"):
         LatentPlannerEvalPolicy(PolicySpec(**{**vars(spec), "options": {"backend": "tvm"}}))
+
+
+def test_export_leaves_the_model_as_it_was(shipped: tuple[LatentWorldModel, Path], tmp_path: Path) -> None:
+    model, path = shipped
+    model.load_onnx(path, threads=1)
+    attached = model.onnx_rollout
+    model.train()
+    export_rollout(model, tmp_path / "again.onnx", horizon=5)  # a model with a session attached exports too
+    assert model.training and model.onnx_rollout is attached
+    model.eval()
+    assert OnnxRollout(tmp_path / "again.onnx").weights_sha256 == attached.weights_sha256

@@ -83,7 +83,9 @@ def export_rollout(model: LatentWorldModel, path: str | os.PathLike[str], horizo
         raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    graph = RolloutGraph(model.to("cpu")).eval()
+    clone = LatentWorldModel(model.config)  # on the CPU; the caller's model keeps its device, mode and session
+    clone.load_state_dict(model.state_dict())
+    graph = RolloutGraph(clone).eval()
     names = ["window", "present", "blocks"]
     with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
