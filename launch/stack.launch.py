@@ -1,4 +1,4 @@
-"""ROS 2 launch file of the "stack" graph: sim_node + planner_node + executive + policy_controller.
+"""ROS 2 launch file of the "stack" graph: sim_node, world_model_node, policy_controller, executive, planner_node.
 
     ros2 launch forethought stack.launch.py
     ros2 launch forethought stack.launch.py command:='push the green block next to the red one' \\
@@ -7,7 +7,8 @@
 
 A natural-language command (the ``command`` argument, or any message on ``task_command``) is
 planned by the LLM planner (SSD decoding), and the executive hands its steps one by one to the
-policy controller, which drives the MuJoCo sim node. Nodes, names and params come from
+policy controller, which drives the MuJoCo sim node; the world model node tells the executive
+how surprising each observation is (``surprise``). Nodes, names and params come from
 ``forethought.ros_ws.graph`` and ``stack.yaml`` (see ``forethought.launch.describe``); the same
 graph starts without the launch system as ``forethought run stack``.
 """

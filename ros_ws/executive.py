@@ -13,7 +13,11 @@
   With ``exit_on_success``, a refusal or an invalid plan exits 3.
 - Observations older than ``stale_s`` (wall time) make the status WARN ("stale observation");
   one with NaN/inf or the wrong size is ignored.
-- ``status`` (DiagnosticArray, 1 Hz): plan, active step index, distance to it, counts.
+- ``surprise`` (DiagnosticArray from ``world_model_node``): each WARN report (the world did not
+  behave as the world model predicted) is counted (``surprise_warnings``) and logged (throttled);
+  it does not change the plan or the goal.
+- ``status`` (DiagnosticArray, 1 Hz): plan, active step index, distance to it, counts, the last
+  reported surprise.
 """
 
 from __future__ import annotations
@@ -65,12 +69,15 @@ class Executive(Node):
         self.obs: np.ndarray | None = None
         self.obs_time = 0.0
         self.pending_plan: str | None = None
-        self.counts = {"plans": 0, "refused_plans": 0, "steps_done": 0, "refused_observations": 0}
+        self.counts = {"plans": 0, "refused_plans": 0, "steps_done": 0, "refused_observations": 0,
+                       "surprise_warnings": 0}
+        self.surprise: float | None = None
         self.last_error = ""
         self.pub_goal = self.create_publisher(String, "goal", 10)
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
         self.create_subscription(String, "plan", self._on_plan, nc.PLAN_QOS)
         self.create_subscription(Float32MultiArray, "observation", self._on_observation, 10)
+        self.create_subscription(nc.DiagnosticArray, "surprise", self._on_surprise, 10)
         self.create_timer(p["goal_period_s"], self._publish_goal)
         self.create_timer(1.0, self._publish_status)
 
@@ -127,6 +134,18 @@ class Executive(Node):
             self.get_logger().info("plan done")
             raise nc.StopNode(0)
 
+    def _on_surprise(self, msg: nc.DiagnosticArray) -> None:
+        for st in msg.status:
+            values = {kv.key: kv.value for kv in st.values}
+            try:
+                self.surprise = float(values["surprise"])
+            except (KeyError, ValueError):
+                pass
+            if st.level == nc.WARN:
+                self.counts["surprise_warnings"] += 1
+                self.get_logger().warning(f"world model surprise above threshold: {values.get('surprise')} > "
+                                          f"{values.get('threshold')}", throttle_duration_sec=2.0)
+
     def _publish_goal(self) -> None:
         if self.active is not None:
             self.pub_goal.publish(String(data=json.dumps(self.active)))
@@ -146,7 +165,7 @@ class Executive(Node):
             message += "; stale observation"
         distance = scene.step_distance(step, self.obs) if step is not None and self.obs is not None else None
         values = {"steps": self.steps, "index": self.index, "distance": distance, **self.counts,
-                  "last_error": self.last_error}
+                  "surprise": self.surprise, "last_error": self.last_error}
         level = nc.WARN if stale or self.last_error else nc.OK
         self.pub_status.publish(nc.status_msg(self, level, message, values))
         self.last_error = ""

@@ -52,6 +52,7 @@ GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     ),
     "stack": (
         NodeSpec("sim_node", "forethought.ros_ws.sim_node", "sim_node", "stack.yaml", fixed=(("exit_on_success", False),)),
+        NodeSpec("world_model_node", "forethought.ros_ws.world_model_node", "world_model_node", "stack.yaml"),
         NodeSpec("policy_controller", "forethought.ros_ws.policy_controller", "policy_controller", "stack.yaml"),
         NodeSpec("executive", "forethought.ros_ws.executive", "executive", "stack.yaml", primary=True),
         NodeSpec("planner_node", "forethought.ros_ws.planner_node", "planner_node", "stack.yaml"),

@@ -23,8 +23,9 @@ files, which beat the packaged YAML. The runner forwards SIGINT/SIGTERM to every
 kills them); nodes end without tracebacks and no process is left behind.
 
 Graphs: ``sim`` (sim_node + the scripted expert, one plan step from ``--task``) and ``stack``
-(sim_node + planner_node + executive + policy_controller: a natural-language ``--command`` is
-planned by the LLM planner and executed step by step by a learned policy, D-MPC or the proposer).
+(sim_node + planner_node + executive + policy_controller + world_model_node: a natural-language
+``--command`` is planned by the LLM planner and executed step by step by a learned policy, D-MPC
+or the proposer, while the world model reports how surprising each observation is).
 
 Exit code: the primary node's when it exits on its own (``sim``'s sim_node: 0 on success or when
 stopped, 1 if ``--timeout`` ran out with ``--until-success`` and no success; ``stack``'s

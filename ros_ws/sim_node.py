@@ -3,9 +3,13 @@
     python -m forethought.ros_ws.sim_node --ros-args --params-file sim.yaml -r __node:=sim_node
 
 Each control tick (``control_rate_hz`` in sim time; the wall-clock timer runs
-``real_time_factor`` times faster) it sends one position command to the env and publishes
-``joint_states`` (pusher_x, pusher_y), ``observation`` (Float32MultiArray, layout in
-``node_common``), ``status`` (DiagnosticArray) and ``/clock`` (sim time, if ``publish_clock``).
+``real_time_factor`` times faster) it sends one position command to the env and publishes, in
+this order, ``joint_commands`` (sensor_msgs/JointState: ``position`` is the command it applied
+this tick, clipped to the joint limits), ``joint_states`` (pusher_x, pusher_y: measured position
+and velocity after the tick, with the same header stamp), ``observation`` (Float32MultiArray,
+layout in ``node_common``), ``status`` (DiagnosticArray) and ``/clock`` (sim time, if
+``publish_clock``). Publishing the command before the observation it led to (the
+topic_based_ros2_control convention) lets a subscriber such as ``world_model_node`` pair them.
 All durations below are sim seconds; at ``real_time_factor`` 1 they equal wall seconds.
 
 - ``joint_trajectory`` (trajectory_msgs/JointTrajectory): a chunk with a NaN/inf or
@@ -102,6 +106,7 @@ class SimNode(Node):
         self.last_error, self.error_tick = "", -(10**9)
         self._reset_episode()
         self.add_on_set_parameters_callback(self._on_set)
+        self.pub_commands = self.create_publisher(JointState, "joint_commands", 10)
         self.pub_joints = self.create_publisher(JointState, "joint_states", 10)
         self.pub_obs = self.create_publisher(Float32MultiArray, "observation", 10)
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
@@ -192,7 +197,7 @@ class SimNode(Node):
             self.obs, _, _, _, info = self.env.step(action.astype(np.float32))
         self.tick += 1
         was_success, self.success = self.success, bool(info.get("is_success", scene.is_success(self.task, self.obs)))
-        self._publish(status=self.success != was_success or self.tick % max(1, round(0.5 / self.dt)) == 0)
+        self._publish(action, status=self.success != was_success or self.tick % max(1, round(0.5 / self.dt)) == 0)
         if self.video:
             self.video.add(self.env.render())
         if self.p["exit_on_success"] and self.success:
@@ -202,8 +207,11 @@ class SimNode(Node):
             self.get_logger().info(f"max_duration_s={self.p['max_duration_s']} reached, success={self.success}")
             raise nc.StopNode(1 if self.p["exit_on_success"] and not self.success else 0)
 
-    def _publish(self, status: bool) -> None:
+    def _publish(self, action: np.ndarray, status: bool) -> None:
         stamp = self.get_clock().now().to_msg()
+        cmd = JointState(name=list(JOINTS), position=[float(v) for v in action])
+        cmd.header.stamp = stamp
+        self.pub_commands.publish(cmd)  # before the observation it led to
         js = JointState(name=list(JOINTS))
         js.header.stamp = stamp
         js.position = [float(self.env.unwrapped.data.joint(j).qpos[0]) for j in JOINTS]

@@ -86,7 +86,11 @@ def test_package_xml_is_ament_python_format_3() -> None:
 
 
 def test_node_executables_for_ros_install_are_executable() -> None:
-    for name in ("sim_node", "policy_controller", "executive", "planner_node"):
+    from forethought.ros_ws.graph import GRAPHS
+
+    names = {node.executable for graph in GRAPHS.values() for node in graph}
+    assert "world_model_node" in names
+    for name in sorted(names):
         path = ROOT / "ros_ws" / "bin" / name
         assert os.access(path, os.X_OK), path
         assert f"forethought.ros_ws.{name} import main" in path.read_text()
