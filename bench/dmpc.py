@@ -82,7 +82,7 @@ ROW_LABELS = {"proposer": "proposer alone", "cem": "CEM, learned dynamics", "ssr
               "mppi": "D-MPC + MPPI", "oracle": "oracle (SSR in a MuJoCo copy)",
               "ssr-wm": "D-MPC SSR, latent world model + probe as dynamics",
               "mppi-wm": "D-MPC + MPPI, latent world model + probe as dynamics"}
-DEFAULT_ROWS = ("proposer", "cem", "ssr", "mppi", "oracle")
+DEFAULT_ROWS = ROWS[:5]
 
 
 class TimedProposer(ProposerPolicy):
@@ -113,10 +113,9 @@ def budget(row: str, samples: int) -> dict[str, str]:
 def make_policy(row: str, env_id: str, args: argparse.Namespace, options: dict[str, str] | None = None) -> Any:
     which = "reacher" if env_id == REACHER_ID else "pushblocks"
     proposer, dynamics = getattr(args, f"{which}_proposer"), getattr(args, f"{which}_dynamics")
+    flag = f"--{which}-dynamics"
     if row.endswith("-wm"):
-        if which != "pushblocks":
-            raise ValueError(f"row {row}: there is no world model of {env_id}")
-        row, dynamics = row[:-3], args.pushblocks_world_model
+        row, dynamics, flag = row[:-3], args.pushblocks_world_model, "--pushblocks-world-model"
     probe = gym.make(env_id)
     dims = int(probe.observation_space.shape[0]), int(probe.action_space.shape[0])
     probe.close()
@@ -128,7 +127,7 @@ def make_policy(row: str, env_id: str, args: argparse.Namespace, options: dict[s
         spec.options = {}
         return TimedProposer(spec)
     if row != "oracle" and not Path(dynamics).is_dir():
-        raise FileNotFoundError(f"no dynamics checkpoint at {dynamics}: pass --{which}-dynamics DIR")
+        raise FileNotFoundError(f"no dynamics checkpoint at {dynamics}: pass {flag} DIR")
     return DMPCPolicy(spec)
 
 
@@ -205,7 +204,7 @@ def keepout_table(args: argparse.Namespace, n: int) -> dict[str, Any]:
     return {"seeds": [e[0] for e in episodes], "radius": args.keepout_radius, "rows": rows}
 
 
-def forethought(argv: list[str], threads: int) -> None:
+def run_forethought(argv: list[str], threads: int) -> None:
     """Run one ``forethought`` command (printed first), failing loudly."""
     cmd = ["forethought", *argv, *(["--threads", str(threads)] if argv[0] in ("train", "adapt") else [])]
     print("$ " + shlex.join(cmd), file=sys.stderr, flush=True)
@@ -220,17 +219,17 @@ def shift_table(args: argparse.Namespace, seeds: list[int]) -> dict[str, Any]:
     adapted, scratch, recloned = work / "dynamics-adapted", work / "dynamics-scratch", work / "proposer-recloned"
     change = json.loads(args.shift_kwargs)  # e.g. {"gear_scale": 0.1}: overrides the default change
     if not data.exists():
-        forethought(["collect", "--env", SHIFTED_ID, "--episodes", str(args.shift_episodes), "--noise", "0.1",
+        run_forethought(["collect", "--env", SHIFTED_ID, "--episodes", str(args.shift_episodes), "--noise", "0.1",
                      "--play-fraction", "0.5", "--seed", "500", "--out", str(data),
                      *(["--env-kwargs", json.dumps(change)] if change else [])], args.threads)
     if not adapted.exists():
-        forethought(["adapt", "--model", str(args.pushblocks_dynamics), "--data", str(data), "--out", str(adapted),
+        run_forethought(["adapt", "--model", str(args.pushblocks_dynamics), "--data", str(data), "--out", str(adapted),
                      "--steps", str(args.adapt_steps), "--lr", str(args.adapt_lr)], args.threads)
     if not scratch.exists():
-        forethought(["train", "dynamics", "--data", str(data), "--config", "pushblocks", "--out", str(scratch),
+        run_forethought(["train", "dynamics", "--data", str(data), "--config", "pushblocks", "--out", str(scratch),
                      "--steps", str(args.scratch_steps)], args.threads)
     if not recloned.exists():
-        forethought(["train", "proposer", "--data", str(data), "--config", "pushblocks", "--out", str(recloned),
+        run_forethought(["train", "proposer", "--data", str(data), "--config", "pushblocks", "--out", str(recloned),
                      "--init-from", str(args.pushblocks_proposer), "--steps", str(args.reclone_steps),
                      "--lr", "3e-4", "--warmup-steps", "20"], args.threads)
     cases = [  # label, env, row, proposer, dynamics
@@ -345,6 +344,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.samples < 16:
         raise SystemExit("--samples must be at least 16 (CEM splits it into 4 rounds of samples / 4)")
+    if "reacher" in args.experiments and any(r.endswith("-wm") for r in args.rows):
+        raise SystemExit("rows ssr-wm and mppi-wm need a world model: there is none of Reacher-v5")
     torch.set_num_threads(args.threads)
     seeds = parse_seeds(args.seeds)
     t0 = time.perf_counter()

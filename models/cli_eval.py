@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--planner", choices=("ssr", "mppi", "cem", "oracle"),
                         help="--policy dmpc: D-MPC SSR (default), proposal-seeded MPPI, plain CEM, or the oracle")
     parser.add_argument("--dynamics", metavar="DIR|oracle",
-                        help="--policy dmpc: dynamics checkpoint directory, or 'oracle' (a copy of the simulator)")
+                        help="--policy dmpc: dynamics-ensemble or SIGReg world-model (state) directory, or 'oracle' "
+                             "(a copy of the simulator)")
     parser.add_argument("--proposer", type=Path, metavar="DIR", help="--policy dmpc: proposer checkpoint (as --model)")
     parser.add_argument("--env", required=True, help="gymnasium env id, e.g. forethought/PushBlocks-v0")
     parser.add_argument("--seeds", default="0-49", help="episode seeds: 0-49 (default), or a list 0,5,10-12")

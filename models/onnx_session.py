@@ -42,8 +42,11 @@ def open_session(path: Path, threads: int | None, providers: list[str] | None, w
         ) from e
     if not path.is_file():
         raise FileNotFoundError(f"no {what} at {path}: export one with {hint}")
+    n = torch.get_num_threads() if threads is None else int(threads)
+    if n < 1:
+        raise ValueError(f"onnxruntime threads must be >= 1, got {threads!r}")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads() if threads is None else int(threads)
+    options.intra_op_num_threads = n
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:

@@ -24,7 +24,7 @@ recent observations and the commands applied since; about 0 while the world beha
   for resets: a jump is what the 1-step surprise detects best.
 - ``surprise`` (diagnostic_msgs/DiagnosticArray, one status named ``<node>/surprise``): published
   for every observation that has a value (the first ``horizon * frameskip`` steps of an episode
-  have none); level WARN when the surprise is above ``threshold``, else OK; values ``surprise``,
+  have none); level WARN when the surprise is above ``surprise_threshold``, else OK; values ``surprise``,
   ``max`` (running max since the node started), ``threshold``, ``steps`` (values computed so
   far) and ``above_threshold`` (how many of them were above it).
 - ``status`` (DiagnosticArray, 1 Hz): model, counts, last and max surprise; WARN while no
@@ -35,7 +35,7 @@ The shipped model was trained on PushBlocks' 10 Hz env steps: one observation mu
 step (sim_node at ``control_rate_hz`` 10, its default), and one action block is ``frameskip`` = 5
 steps.
 
-Where the ``threshold`` default (0.3) comes from (a one-off measurement with ``surprise_trace``
+Where the ``surprise_threshold`` default (0.3) comes from (a one-off measurement with ``surprise_trace``
 on clean 3-block episodes, as ``bench/world_model.py``'s surprise section computes it; not a
 benchmark): under the scripted expert, the proposer and D-MPC the shipped model's 1-step surprise
 has a median near 0.01 and a 99th percentile of 0.09-0.26, while a 12 cm teleport of a block
@@ -83,9 +83,9 @@ DEFAULT_THRESHOLD = 0.3
 PARAMS = {
     "world_model": (str(pretrained_dir() / "wm-pushblocks-state"),
                     "world-model checkpoint directory (state observations of PushBlocks)"),
-    "horizon": (1, "open-loop prediction horizon in action blocks (1: LeWM's 1-step surprise)"),
-    "window": (1, "running mean of the surprise over this many steps (1: none)"),
-    "threshold": (DEFAULT_THRESHOLD, "surprise above which the surprise topic reports WARN"),
+    "surprise_horizon": (1, "open-loop prediction horizon in action blocks (1: LeWM's 1-step surprise)"),
+    "surprise_window": (1, "running mean of the surprise over this many steps (1: none)"),
+    "surprise_threshold": (DEFAULT_THRESHOLD, "surprise above which the surprise topic reports WARN"),
     "stale_s": (2.0, "no observation for this long (wall seconds): stale, and the next one starts an episode"),
     "threads": (1, "torch CPU threads"),
 }
@@ -156,9 +156,9 @@ class WorldModelNode(Node):
     def __init__(self) -> None:
         super().__init__("world_model_node")
         p = nc.declare_parameters(self, PARAMS)
-        nc.check_range("horizon", p["horizon"], 1, 100)
-        nc.check_range("window", p["window"], 1, 10000)
-        nc.check_range("threshold", p["threshold"], 0, 1e6, lo_open=True)
+        nc.check_range("surprise_horizon", p["surprise_horizon"], 1, 100)
+        nc.check_range("surprise_window", p["surprise_window"], 1, 10000)
+        nc.check_range("surprise_threshold", p["surprise_threshold"], 0, 1e6, lo_open=True)
         nc.check_range("stale_s", p["stale_s"], 0, 3600, lo_open=True)
         nc.check_range("threads", p["threads"], 1, 256)
         torch.set_num_threads(p["threads"])
@@ -172,7 +172,8 @@ class WorldModelNode(Node):
                              f"{c.action_dim}); this node needs a state model of PushBlocks ({scene.OBS_DIM} floats, "
                              f"{len(nc.JOINTS)} actions)")
         self.p = p
-        self.tracker = SurpriseTracker(SurpriseMonitor(model, p["horizon"], p["window"]), p["threshold"], p["stale_s"])
+        monitor = SurpriseMonitor(model, p["surprise_horizon"], p["surprise_window"])
+        self.tracker = SurpriseTracker(monitor, p["surprise_threshold"], p["stale_s"])
         self.counts = {"refused_observations": 0, "refused_commands": 0}
         self.obs_time: float | None = None  # time.monotonic() of the last valid observation
         self.unpaired_seen = 0  # tracker.unpaired at the previous status
@@ -183,7 +184,8 @@ class WorldModelNode(Node):
         self.create_subscription(Float32MultiArray, "observation", self._on_observation, QUEUE_DEPTH)
         self.create_timer(1.0, self._publish_status)
         self.get_logger().info(f"world model {Path(p['world_model']).name} (frameskip {c.frameskip}, history "
-                               f"{c.history}), horizon {p['horizon']}, window {p['window']}, threshold {p['threshold']}")
+                               f"{c.history}), horizon {p['surprise_horizon']}, window {p['surprise_window']}, "
+                               f"threshold {p['surprise_threshold']}")
 
     def _on_command(self, msg: JointState, info: dict) -> None:
         try:
@@ -234,7 +236,8 @@ class WorldModelNode(Node):
             message += f"; {t.unpaired - self.unpaired_seen} observations without their command"
         self.unpaired_seen = t.unpaired
         values: dict[str, Any] = {
-            "world_model": self.p["world_model"], "horizon": self.p["horizon"], "window": self.p["window"],
+            "world_model": self.p["world_model"], "horizon": self.p["surprise_horizon"],
+            "window": self.p["surprise_window"],
             "threshold": t.threshold, "last_surprise": t.last, "max_surprise": t.max, "steps": t.steps,
             "above_threshold": t.above, "episodes": t.episodes, "unpaired_observations": t.unpaired, **self.counts,
             "last_error": self.last_error}

@@ -38,12 +38,17 @@ def test_block_ends_are_the_probed_latent_rollout(dynamics: ProbedLatentDynamics
     actions = rng.uniform(-0.2, 0.2, (4, 15, 2)).astype(np.float32)
     states = dynamics.rollout(start_state(), actions)
     assert states.shape == (1, 4, 15, 16) and torch.isfinite(states).all()
+    start = torch.from_numpy(start_state())
     with torch.inference_mode():
-        want = dynamics.probe(dynamics.model.rollout(start_state(), actions)[0])  # [4, 3 blocks, 16]
+        residual = start - dynamics.probe(dynamics.model.encode(start))  # the probe's error where the robot is
+        want = dynamics.probe(dynamics.model.rollout(start_state(), actions)[0]) + residual  # [4, 3 blocks, 16]
+        want[..., dynamics.flags] = start[dynamics.flags]
+    assert residual.abs().max() > 1e-3  # the correction is not a no-op
     fs = dynamics.model.config.frameskip
     assert torch.allclose(states[0, :, fs - 1 :: fs], want, atol=1e-5)
+    # presence flags are the state's (block 1 present, 2 and 3 absent), not the probe's
+    assert (states[0, ..., dynamics.flags] == start[dynamics.flags]).all()
     # between block ends, the states lie on the straight line (step 1 is 1/fs of the way from the start)
-    start = torch.from_numpy(start_state())
     assert torch.allclose(states[0, :, 0], start + (want[:, 0] - start) / fs, atol=1e-5)
     # different actions, different futures
     assert (states[0, 0, -1] - states[0, 1, -1]).abs().max() > 1e-3
@@ -51,10 +56,13 @@ def test_block_ends_are_the_probed_latent_rollout(dynamics: ProbedLatentDynamics
 
 def test_chunks_off_the_block_grid_hold_the_last_action(dynamics: ProbedLatentDynamics) -> None:
     actions = np.random.default_rng(1).uniform(-0.2, 0.2, (2, 16, 2)).astype(np.float32)
-    padded = np.concatenate([actions, np.repeat(actions[:, -1:], 4, axis=1)], axis=1)  # 20 steps = 4 blocks
-    a, b = dynamics.rollout(start_state(), actions), dynamics.rollout(start_state(), padded)
+    held = np.concatenate([actions, np.repeat(actions[:, -1:], 4, axis=1)], axis=1)  # 20 steps = 4 blocks
+    other = np.concatenate([actions, np.zeros((2, 4, 2), np.float32)], axis=1)
+    wide = ProbedLatentDynamics(dynamics.model, dynamics.probe, horizon=20)
+    a, b, c = wide.rollout(start_state(), actions), wide.rollout(start_state(), held), wide.rollout(start_state(), other)
     assert a.shape == (1, 2, 16, 16)
-    assert torch.allclose(a[0, :, 14], b[0, :, 14], atol=1e-6)  # same blocks up to step 15
+    assert torch.allclose(a[0], b[0, :, :16], atol=1e-6)  # step 16 lies in block 4: the held last action
+    assert not torch.allclose(a[0, :, 15], c[0, :, 15], atol=1e-4)  # other padding, other step 16
     # a two-frame history: only its last row is the start state
     assert torch.allclose(dynamics.rollout(np.stack([np.zeros(16, np.float32), start_state()]), actions), a)
 
@@ -65,7 +73,7 @@ def test_refusals(dynamics: ProbedLatentDynamics, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="NaN"):
         dynamics.rollout(bad, np.zeros((1, 5, 2), np.float32))
     with pytest.raises(ValueError, match=r"actions must have shape"):
-        dynamics.rollout(start_state(), np.zeros((1, 65, 2), np.float32))
+        dynamics.rollout(start_state(), np.zeros((1, 17, 2), np.float32))
     with pytest.raises(ValueError, match=r"actions must have shape"):
         dynamics.rollout(start_state(), np.zeros((5, 2), np.float32))
     pixels = LatentWorldModel(WorldModelConfig(obs_type="pixels", image_size=64))
@@ -84,6 +92,11 @@ def test_dmpc_plans_a_push_through_the_world_model() -> None:
                       options={"samples": "8"})
     policy = DMPCPolicy(spec)
     assert isinstance(policy.dynamics, ProbedLatentDynamics)
+    cem = DMPCPolicy(PolicySpec(**{**vars(spec), "planner": "cem", "options": {"samples": "8", "iterations": "1",
+                                                                               "elites": "2"}}))
+    ensemble = DMPCPolicy(PolicySpec(**{**vars(spec), "planner": "cem", "dynamics": str(PRETRAINED / "dynamics-pushblocks"),
+                                        "options": {"samples": "8", "iterations": "1", "elites": "2"}}))
+    assert cem.planner.horizon == ensemble.planner.horizon == 16  # without a proposer, the same plan length
     report = evaluate(policy, env_id, [0], policy_name="dmpc", env_kwargs={"n_blocks": 1},
                       task={"skill": "push", "object": "red_block", "target": "left"})
     assert report.episodes == 1 and report.replans >= 1

@@ -416,7 +416,8 @@ def test_planner_node_publishes_schema_valid_plans_for_the_observed_scene(probe:
 
 
 def test_sim_node_publishes_the_commands_it_applies(probe: Probe, spawn) -> None:
-    """``joint_commands``: the clipped command of every tick, stamped like that tick's ``joint_states``."""
+    """``joint_commands``: the command of every tick (the held start, then each trajectory point in turn),
+    within the limits and stamped like that tick's ``joint_states``."""
     commands: list[JointState] = []
     probe.node.create_subscription(JointState, "joint_commands", commands.append, 100)
     states: list[JointState] = []

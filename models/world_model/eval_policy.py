@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from forethought.models.evaluation import PolicySpec, register_policy
-from forethought.models.world_model.latent_planner import BACKENDS, LatentCEM, LatentMPPI, LatentPlanPolicy
+from forethought.models.world_model.latent_planner import (
+    BACKENDS,
+    DEFAULT_HORIZON,
+    LatentCEM,
+    LatentMPPI,
+    LatentPlanPolicy,
+)
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.onnx_rollout import export_rollout
 from forethought.models.world_model.probe import LinearProbe
@@ -67,7 +73,7 @@ class LatentPlannerEvalPolicy:
         execute = opts.pop("execute_blocks", 1)
         if backend == "onnx":
             with tempfile.TemporaryDirectory(prefix="latent-rollout-") as tmp:
-                model.load_onnx(export_rollout(model, Path(tmp) / "rollout.onnx", opts.get("horizon", 5)))
+                model.load_onnx(export_rollout(model, Path(tmp) / "rollout.onnx", opts.get("horizon", DEFAULT_HORIZON)))
         planner = (LatentMPPI if mppi else LatentCEM)(model, terminal_only=False, backend=backend, **opts)
         self.name, self.policy = name, LatentPlanPolicy(planner, probe, execute_blocks=execute)
         self.task: dict[str, Any] | None = None

@@ -5,9 +5,11 @@ Defaults follow LeWorldModel: 300 samples, 30 elites, 10 iterations (30 for Push
 ``||z_H - z_goal||^2`` on the final predicted embedding; sample 0 of every iteration is the
 current mean (as stable-worldmodel's ``CEMSolver``). Everything runs batched under
 ``torch.inference_mode``; the cost is the predictor's matrix products (``samples * iterations *
-horizon`` rows), so use ``torch.set_num_threads(2)`` on a 2-core CPU, and on a CPU shared with
-other jobs start Python with ``OMP_WAIT_POLICY=PASSIVE`` (spinning OpenMP threads otherwise make
-2 threads far slower than 1 under load).
+horizon`` rows of 300-row products). On a 2-core CPU run them on onnxruntime with 2 threads
+(``backend="onnx"``, 72 ms per plan at the default budget on a Xeon, ``BENCHMARKS.md``); in
+torch one thread is faster than two there (141 vs 254 ms: small products do not pay for waking a
+second OpenMP thread), and on a CPU shared with other jobs start Python with
+``OMP_WAIT_POLICY=PASSIVE`` (spinning OpenMP threads otherwise make 2 threads far slower than 1).
 
 Example::
 
@@ -33,6 +35,8 @@ from forethought.models.world_model.onnx_rollout import EXPORT_HINT
 from forethought.models.world_model.probe import LinearProbe
 from forethought.sim import scene
 
+DEFAULT_HORIZON = 5
+"""Action blocks per plan (LeWorldModel's 5 blocks = 25 env steps)."""
 BACKENDS = ("torch", "onnx")
 """Who runs a plan's rollouts: torch, or onnxruntime (``LatentWorldModel.load_onnx``)."""
 CostFn = Callable[[Tensor], Tensor]
@@ -62,7 +66,7 @@ class LatentCEM:
         samples: int = 300,
         elites: int = 30,
         iterations: int = 10,
-        horizon: int = 5,
+        horizon: int = DEFAULT_HORIZON,
         init_std: float = 1.0,
         min_std: float = 0.05,
         terminal_only: bool = True,
@@ -85,6 +89,7 @@ class LatentCEM:
             if model.onnx_rollout.horizon != horizon:
                 raise ValueError(f"the attached ONNX rollout was exported for a horizon of "
                                  f"{model.onnx_rollout.horizon} blocks, the planner's is {horizon}")
+            model.onnx_rollout.check_matches(model)  # the weights may have changed since load_onnx
         self.backend = backend
         self.model = model.eval()
         self.samples, self.elites, self.iterations, self.horizon = samples, elites, iterations, horizon

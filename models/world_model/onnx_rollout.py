@@ -83,7 +83,8 @@ def export_rollout(model: LatentWorldModel, path: str | os.PathLike[str], horizo
         raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    clone = LatentWorldModel(model.config)  # on the CPU; the caller's model keeps its device, mode and session
+    with torch.random.fork_rng(devices=[]):  # initialising the copy must not move the caller's RNG
+        clone = LatentWorldModel(model.config)  # on the CPU; the caller's model keeps its device, mode and session
     clone.load_state_dict(model.state_dict())
     graph = RolloutGraph(clone).eval()
     names = ["window", "present", "blocks"]

@@ -43,7 +43,7 @@ def _check_options(horizon: int, window: int) -> None:
 
 
 def predict_targets(model: LatentWorldModel, z: Tensor, blocks: Tensor, targets: np.ndarray,
-                     horizon: int) -> Tensor:
+                    horizon: int) -> Tensor:
     """Open-loop predictions ``[len(targets), D]`` of ``z[t]`` over ``horizon`` blocks, ``t >= horizon * frameskip``.
 
     ``z[T+1, D]`` are the observed embeddings, ``blocks[T, A]`` the normalised actions of every step.
