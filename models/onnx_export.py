@@ -24,10 +24,8 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from forethought.models.modeling_proposer import ConditionalUnet1D, DiffusionProposer
-from forethought.models.onnx_session import OPSET, open_session, weights_fingerprint
+from forethought.models.onnx_session import OPSET, export_parser, open_session, run_export, weights_fingerprint
 from forethought.sim.dataset import atomic_path
 
 META_CONFIG = "forethought.proposer_config"
@@ -171,27 +169,14 @@ def max_abs_difference(proposer: DiffusionProposer, denoiser: OnnxDenoiser, batc
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m forethought.models.onnx_export --model DIR --out FILE.onnx``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="proposer checkpoint directory")
-    parser.add_argument("--out", type=Path, required=True, help="output .onnx file (written atomically)")
-    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
-    parser.add_argument("--tol", type=float, default=1e-4, help="largest allowed |torch - onnxruntime| (default 1e-4)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    try:
+    args = export_parser(__doc__.splitlines()[0], "proposer checkpoint directory").parse_args(argv)
+
+    def export() -> float:
         proposer = DiffusionProposer.from_pretrained(args.model)
         export_denoiser(proposer, args.out, args.opset)
-        diff = max_abs_difference(proposer, OnnxDenoiser(args.out, threads=1))
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    size = args.out.stat().st_size
-    print(f"exported {args.model} -> {args.out} ({size / 1e6:.2f} MB, opset {args.opset}); "
-          f"max |torch - onnxruntime| = {diff:.2e} on random inputs")
-    if not diff <= args.tol:
-        print(f"error: onnxruntime differs from torch by {diff:.2e} > --tol {args.tol:.0e}", file=sys.stderr)
-        return 1
-    return 0
+        return max_abs_difference(proposer, OnnxDenoiser(args.out, threads=1))
+
+    return run_export(args, export)
 
 
 if __name__ == "__main__":

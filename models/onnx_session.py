@@ -1,4 +1,5 @@
-"""What the ONNX exports share: the opset, a weights fingerprint, and opening an onnxruntime session.
+"""What the ONNX exports share: the opset, a weights fingerprint, opening an onnxruntime session and
+the export command's skeleton.
 
 ``onnx_export`` (the proposer's denoiser) and ``world_model.onnx_rollout`` (the latent rollout)
 both record a fingerprint of the weights they were made from and open their files here.
@@ -6,9 +7,11 @@ both record a fingerprint of the weights they were made from and open their file
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -53,3 +56,30 @@ def open_session(path: Path, threads: int | None, providers: list[str] | None, w
         return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for unreadable models
         raise ValueError(f"corrupt {what} {path}: {type(e).__name__}: {e}") from e
+
+
+def export_parser(description: str, model_help: str) -> argparse.ArgumentParser:
+    """The export command's arguments: ``--model``, ``--out``, ``--opset`` and ``--tol``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", type=Path, required=True, help=model_help)
+    parser.add_argument("--out", type=Path, required=True, help="output .onnx file (written atomically)")
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
+    parser.add_argument("--tol", type=float, default=1e-4, help="largest allowed |torch - onnxruntime| (default 1e-4)")
+    return parser
+
+
+def run_export(args: argparse.Namespace, export: Callable[[], float], detail: str = "") -> int:
+    """Run ``export`` (it writes ``args.out`` and returns the largest |torch - onnxruntime| on random
+    inputs) on one thread and report it: exit code 0, 1 above ``--tol``, 2 for a bad input."""
+    torch.set_num_threads(1)
+    try:
+        diff = export()
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"exported {args.model} -> {args.out} ({args.out.stat().st_size / 1e6:.2f} MB{detail}, opset {args.opset}); "
+          f"max |torch - onnxruntime| = {diff:.2e} on random inputs")
+    if not diff <= args.tol:
+        print(f"error: onnxruntime differs from torch by {diff:.2e} > --tol {args.tol:.0e}", file=sys.stderr)
+        return 1
+    return 0

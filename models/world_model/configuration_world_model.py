@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 CONFIG_TYPE = "sigreg_world_model"
+DEFAULT_HORIZON = 5
+"""Action blocks per latent plan (LeWorldModel's 5 blocks = 25 env steps at frameskip 5)."""
 OBS_TYPES: tuple[str, ...] = ("state", "pixels")
 
 

@@ -25,13 +25,8 @@ from typing import Any
 import numpy as np
 
 from forethought.models.evaluation import PolicySpec, register_policy
-from forethought.models.world_model.latent_planner import (
-    BACKENDS,
-    DEFAULT_HORIZON,
-    LatentCEM,
-    LatentMPPI,
-    LatentPlanPolicy,
-)
+from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
+from forethought.models.world_model.latent_planner import BACKENDS, LatentCEM, LatentMPPI, LatentPlanPolicy
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.onnx_rollout import export_rollout
 from forethought.models.world_model.probe import LinearProbe

@@ -30,13 +30,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.onnx_rollout import EXPORT_HINT
 from forethought.models.world_model.probe import LinearProbe
 from forethought.sim import scene
 
-DEFAULT_HORIZON = 5
-"""Action blocks per plan (LeWorldModel's 5 blocks = 25 env steps)."""
 BACKENDS = ("torch", "onnx")
 """Who runs a plan's rollouts: torch, or onnxruntime (``LatentWorldModel.load_onnx``)."""
 CostFn = Callable[[Tensor], Tensor]

@@ -25,10 +25,8 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -36,7 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from forethought.models.onnx_session import OPSET, open_session, weights_fingerprint
+from forethought.models.onnx_session import OPSET, export_parser, open_session, run_export, weights_fingerprint
+from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.sim.dataset import atomic_path
 
@@ -74,7 +73,7 @@ def example_inputs(model: LatentWorldModel, horizon: int, n: int = 4, seed: int 
     return window, present, blocks
 
 
-def export_rollout(model: LatentWorldModel, path: str | os.PathLike[str], horizon: int = 5,
+def export_rollout(model: LatentWorldModel, path: str | os.PathLike[str], horizon: int = DEFAULT_HORIZON,
                    opset: int = OPSET) -> Path:
     """Write ``model``'s ``horizon``-block latent rollout (dynamic batch) as one ONNX file at ``path``."""
     import onnx
@@ -129,9 +128,11 @@ class OnnxRollout:
         ours = json.loads(model.config.to_json())
         if self.config != ours:
             diff = sorted(k for k in set(ours) | set(self.config) if ours.get(k) != self.config.get(k))
-            raise ValueError(f"ONNX rollout {self.path} was exported from another world-model config (differs in {diff})")
+            raise ValueError(f"ONNX rollout {self.path} was exported from another world-model config "
+                             f"(differs in {diff})")
         if self.weights_sha256 != rollout_fingerprint(model):
-            raise ValueError(f"ONNX rollout {self.path} was exported from other weights than this model's: re-export it")
+            raise ValueError(f"ONNX rollout {self.path} was exported from other weights than this model's: "
+                             "re-export it")
 
     def __call__(self, window: Tensor, present: Tensor, blocks: Tensor) -> Tensor:
         """``window[n, history, D]``, ``present[n, history]``, ``blocks[n, K, block_dim]`` -> ``z[n, K, D]``."""
@@ -153,27 +154,17 @@ def max_abs_difference(model: LatentWorldModel, rollout: OnnxRollout, n: int = 1
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m forethought.models.world_model.onnx_rollout --model DIR --out FILE.onnx [--horizon K]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="world-model checkpoint directory")
-    parser.add_argument("--out", type=Path, required=True, help="output .onnx file (written atomically)")
-    parser.add_argument("--horizon", type=int, default=5, help="action blocks per rollout (the planner's horizon, 5)")
-    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
-    parser.add_argument("--tol", type=float, default=1e-4, help="largest allowed |torch - onnxruntime| (default 1e-4)")
+    parser = export_parser(__doc__.splitlines()[0], "world-model checkpoint directory")
+    parser.add_argument("--horizon", type=int, default=DEFAULT_HORIZON,
+                        help=f"action blocks per rollout (the planner's horizon, {DEFAULT_HORIZON})")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    try:
+
+    def export() -> float:
         model = LatentWorldModel.from_pretrained(args.model)
         export_rollout(model, args.out, args.horizon, args.opset)
-        diff = max_abs_difference(model, OnnxRollout(args.out, threads=1))
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"exported {args.model} -> {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, horizon {args.horizon}, "
-          f"opset {args.opset}); max |torch - onnxruntime| = {diff:.2e} on random inputs")
-    if not diff <= args.tol:
-        print(f"error: onnxruntime differs from torch by {diff:.2e} > --tol {args.tol:.0e}", file=sys.stderr)
-        return 1
-    return 0
+        return max_abs_difference(model, OnnxRollout(args.out, threads=1))
+
+    return run_export(args, export, f", horizon {args.horizon}")
 
 
 if __name__ == "__main__":
