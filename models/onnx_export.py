@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -85,7 +86,7 @@ def export_denoiser(proposer: DiffusionProposer, path: str | os.PathLike[str], o
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    step = DenoiserStep(proposer.unet.to("cpu")).eval()
+    step = DenoiserStep(copy.deepcopy(proposer.unet).to("cpu")).eval()  # the proposer keeps its device and mode
     inputs = example_inputs(proposer)
     names = list(inputs)
     with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
