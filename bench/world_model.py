@@ -31,6 +31,13 @@ Sections (``--only`` picks some; all by default):
   at all (a simulator counterfactual: the same block of actions replayed under the other physics
   from the exact same state), the 1-step AUROC restricted to them in both classes, and the shift's
   effect in latent space against the model's own error on those steps (``physics_signal``);
+- ``monitor``: the online monitor's operating point, as ``world_model_node`` runs it: 3-block push
+  episodes under a controller (``--monitor-policy``: the scripted expert, or D-MPC with the shipped
+  proposer and ensemble, as in the demo); for each running-mean window, the threshold is the 98th
+  percentile of the per-episode maximum surprise of clean episodes on tuning seeds (``1000 ..``),
+  then on other seeds (``0 ..``) the share of clean episodes with any step above it (false alarms)
+  and the share of episodes with a red-block teleport at step 30 flagged within 20 steps; the same
+  for fixed thresholds (``--monitor-thresholds``);
 - ``ablation``: collapse diagnostics and reach/push success of the model trained without SIGReg.
 
 Usage::
@@ -55,7 +62,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 # Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. With the default
 # (active) wait, 2 threads on a 2-core machine shared with other jobs were over 10x slower than 1.
@@ -71,6 +78,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 import forethought.sim  # noqa: E402,F401  (registers the envs)
 from forethought.models.world_model.data import make_sequences, render_frames  # noqa: E402
 from forethought.models.world_model.latent_planner import LatentCEM, LatentPlanPolicy  # noqa: E402
+import forethought.models.control.policy  # noqa: E402,F401  (registers --policy dmpc)
+from forethought.models.evaluation import PolicySpec, build_policy  # noqa: E402
 from forethought.models.onnx_session import OPSET, open_session  # noqa: E402
 from forethought.models.world_model.modeling_world_model import LatentWorldModel  # noqa: E402
 from forethought.models.world_model.onnx_rollout import export_rollout  # noqa: E402
@@ -87,7 +96,7 @@ from forethought.sim.wrappers import BodyMassScale, GeomFrictionScale  # noqa: E
 
 PUSH_BLOCKS = "forethought/PushBlocks-v0"
 PRETRAINED = Path(__file__).resolve().parents[1] / "models" / "pretrained"
-SECTIONS = ("openloop", "latency", "success", "surprise", "physics", "ablation")
+SECTIONS = ("openloop", "latency", "success", "surprise", "physics", "monitor", "ablation")
 GOAL_STEPS = 25
 BUDGET = 50
 HORIZON = 5
@@ -592,6 +601,63 @@ def surprise(model: LatentWorldModel, episodes: int, length: int = 60, event_at:
             "episodes": episodes, "length": length, "event_at": event_at}
 
 
+MONITOR_WINDOWS = (1, 3, 5)
+"""Running-mean windows (steps) of the 1-step surprise tried by the ``monitor`` section."""
+MONITOR_FALSE_ALARM = 0.02
+"""Share of clean tuning episodes allowed to raise an alarm: the threshold is the 98th percentile of their maxima."""
+
+
+def controlled_episode(model: LatentWorldModel, policy: Any, seed: int, length: int,
+                       event_at: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Observations ``[length + 1, S]`` and actions of a 3-block push episode under a harness policy
+    (task drawn from the seed), with a red-block teleport after step ``event_at`` if given."""
+    env = make_env(False, n_blocks=3)
+    task = sample_task(np.random.default_rng(seed), scene.BLOCK_NAMES, ("push",))
+    obs, _ = env.reset(seed=seed, options={"task": task})
+    base = env.unwrapped
+    policy.reset(task, seed)
+    xs, actions = [obs], []
+    for t in range(length):
+        a = np.asarray(policy.act(obs), np.float32)
+        obs, *_ = base.step(a)  # unwrapped: keep going after the task succeeds
+        if event_at is not None and t + 1 == event_at:
+            teleport(base)
+            mujoco.mj_forward(base.model, base.data)
+            obs = base._get_obs()
+        xs.append(obs)
+        actions.append(a)
+    env.close()
+    return np.stack(xs), np.stack(actions)
+
+
+def monitor_operating_point(model: LatentWorldModel, policy: Any, episodes: int, fixed: Sequence[float] = (),
+                            length: int = 80, event_at: int = 30, flag_within: int = 20) -> dict[str, Any]:
+    """False-alarm and teleport-detection rates of the calibrated online monitor (module docstring), and
+    of the window-1 monitor at each ``fixed`` threshold (e.g. ``world_model_node``'s default)."""
+    def maxima(seeds: range, event: int | None) -> dict[int, np.ndarray]:
+        traces = {w: [] for w in MONITOR_WINDOWS}
+        for seed in seeds:
+            x, a = controlled_episode(model, policy, seed, length, event)
+            for w in MONITOR_WINDOWS:
+                trace = surprise_trace(model, x, a, 1, w)
+                span = trace[event:event + flag_within] if event is not None else trace
+                traces[w].append(np.nanmax(span))
+        return {w: np.array(v) for w, v in traces.items()}
+
+    tune = maxima(range(1000, 1000 + episodes), None)
+    clean, moved = maxima(range(episodes), None), maxima(range(episodes), event_at)
+    rows = {}
+    settings = [(w, float(np.quantile(tune[w], 1 - MONITOR_FALSE_ALARM)), "98th pct of clean tuning maxima")
+                for w in MONITOR_WINDOWS] + [(1, float(t), f"fixed {t:g}") for t in fixed]
+    for w, threshold, how in settings:
+        fa, det = int(np.sum(clean[w] > threshold)), int(np.sum(moved[w] > threshold))
+        rows[f"window {w}, {how}"] = {"window": w, "threshold": threshold, "false_alarms": fa,
+                                      "false_alarm_ci": wilson(fa, episodes), "detected": det,
+                                      "detected_ci": wilson(det, episodes),
+                                      "clean_max_median": float(np.median(clean[w]))}
+    return {"episodes": episodes, "length": length, "event_at": event_at, "flag_within": flag_within, "rows": rows}
+
+
 BLOCK_XY = [slice(scene.block_slice(b).start + 1, scene.block_slice(b).start + 3) for b in scene.BLOCK_NAMES]
 OBSERVABLE_M = 1e-3
 """A step's physics shift is observable when some block ends over 1 mm from where the other physics puts it."""
@@ -688,6 +754,15 @@ def collapse(model: LatentWorldModel, ds: Dataset, n: int, seed: int) -> dict:
 # ------------------------------------------------------------------------------------ main
 
 
+def monitor_policy(name: str) -> Any:
+    """The monitor section's controller: the scripted expert, or D-MPC SSR with the shipped proposer and ensemble."""
+    spec = PolicySpec(model=None if name == "expert" else PRETRAINED / "proposer-pushblocks", env_id=PUSH_BLOCKS,
+                      observation_dim=scene.OBS_DIM, action_dim=scene.ACTION_DIM, num_inference_steps=5,
+                      action_steps=8, planner=None if name == "expert" else "ssr",
+                      dynamics=None if name == "expert" else str(PRETRAINED / "dynamics-pushblocks"))
+    return build_policy(name, spec)
+
+
 def fmt(x: float, d: int = 2) -> str:
     return f"{x:.{d}f}"
 
@@ -699,6 +774,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=20, help="timed plans per latency row (default 20)")
     ap.add_argument("--seeds", type=int, default=50, help="episodes per success row (default 50)")
     ap.add_argument("--surprise-episodes", type=int, default=20)
+    ap.add_argument("--monitor-policy", choices=("expert", "dmpc"), default="dmpc",
+                    help="the controller of the monitor section's episodes (default dmpc, as in the demo)")
+    ap.add_argument("--monitor-episodes", type=int, default=50, help="episodes per monitor set (default 50)")
+    ap.add_argument("--monitor-thresholds", type=float, nargs="*", default=[0.3],
+                    help="fixed thresholds also measured (window 1; default: 0.3, world_model_node's earlier default)")
     ap.add_argument("--iterations", type=int, default=10, help="CEM iterations in the success runs (default 10)")
     ap.add_argument("--noreg", type=Path, default=Path("outputs/wm-pushblocks-state-noreg"),
                     help="the no-SIGReg ablation model (trained with --config state-noreg)")
@@ -783,6 +863,21 @@ def main(argv: list[str] | None = None) -> int:
                       f"{fmt(v['auroc_all'])} | {fmt(v['auroc_observable'])} | {fmt(100 * v['paired_shifted_higher'], 0)}% | "
                       f"{fmt(v['median_signal'], 4)} | {fmt(v['median_model_error'], 4)} | "
                       f"{fmt(v['median_model_error'] / v['median_signal'], 0)}x |")
+        print()
+    if "monitor" in args.only:
+        policy = monitor_policy(args.monitor_policy)
+        res["monitor"] = monitor_operating_point(state_model, policy, args.monitor_episodes, args.monitor_thresholds)
+        r = res["monitor"]
+        print(f"## Online monitor (state model, 1-step surprise), {args.monitor_policy} on 3-block pushes, "
+              f"{r['episodes']} episodes of {r['length']} steps; teleport at step {r['event_at']}, flagged within "
+              f"{r['flag_within']} steps\n")
+        print("| setting | threshold | clean episodes with an alarm | 95% CI "
+              "| teleports flagged | 95% CI | median clean episode max |")
+        print("|---|---|---|---|---|---|---|")
+        for name, v in r["rows"].items():
+            print(f"| {name} | {fmt(v['threshold'], 3)} | {v['false_alarms']}/{r['episodes']} | "
+                  f"{fmt(v['false_alarm_ci'][0])}-{fmt(v['false_alarm_ci'][1])} | {v['detected']}/{r['episodes']} | "
+                  f"{fmt(v['detected_ci'][0])}-{fmt(v['detected_ci'][1])} | {fmt(v['clean_max_median'], 3)} |")
         print()
     if "ablation" in args.only:
         noreg = LatentWorldModel.from_pretrained(args.noreg)

@@ -477,7 +477,9 @@ def test_world_model_node_reports_low_surprise_on_a_quiet_push(probe: Probe, spa
     values = [float(r["surprise"]) for r in reports[n0:]]
     print(f"\nsurprise over {len(values)} steps of a push: median {np.median(values):.4f}, max {max(values):.4f}")
     assert np.all(np.isfinite(values)) and min(values) >= 0 and max(values) > min(values)  # the scene moves
-    assert all(float(r["threshold"]) == pytest.approx(0.3) for r in reports)
+    from forethought.ros_ws.world_model_node import PARAMS
+
+    assert all(float(r["threshold"]) == pytest.approx(PARAMS["surprise_threshold"][0]) for r in reports)
     assert all(level == nc.OK for level in levels), values
     assert [int(r["steps"]) for r in reports[n0:]] == list(range(int(reports[n0]["steps"]), int(reports[n0]["steps"]) + len(values)))
 
