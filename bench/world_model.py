@@ -12,9 +12,10 @@ Sections (``--only`` picks some; all by default):
   frame and the next step re-encodes it; cost in pixels), P2 a DINO-WM-shaped patch-token model
   (64 tokens x 384, 6-layer frame-causal transformer, history 3) and P0 CEM through the MuJoCo
   simulator. P1 runs on both runtimes too (its cost graph exported to ONNX), so the latent
-  planners and P1 are each compared on their faster runtime. P1's decoder and P2 are untrained (timing only). P0, P1 and P2
-  are too slow for 20 full plans, so they are timed on a reduced budget and scaled linearly to the
-  full one (the cost is linear in samples x iterations); the table says which;
+  planners and P1 are each compared on their faster runtime. P1's decoder and P2 are untrained
+  (timing only). P0, P1 and P2 are too slow for 20 full plans, so they are timed on a reduced
+  budget and scaled linearly to the full one (the cost is linear in samples x iterations); the
+  table says which;
 - ``success``: PushBlocks reach and 1-block push with a goal observation 25 steps ahead (the
   LeWM protocol): the goal is the state (and render) the scripted expert reaches after 25 steps
   from the same reset; the planner gets 50 steps; success when the pusher (reach) or the block
@@ -503,10 +504,20 @@ def _episode(model: LatentWorldModel, seed: int, length: int, wrap: Callable[[gy
     play = PlayPolicy(PUSH_BLOCKS, base.action_space.low.astype(float), base.action_space.high.astype(float),
                       np.random.default_rng([seed, 7]))
     play.reset(obs)
+    return _run(env, obs, play.act, length, event, event_at, pixels, sim_states)
+
+
+def _run(env: gym.Env, obs: np.ndarray, act: Callable[[np.ndarray], Any], length: int,
+         event: Callable[[Any], None] | None, event_at: int | None, pixels: bool,
+         sim_states: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Step a reset ``env`` ``length`` times with ``act(obs)`` (unwrapped: past the task's own success),
+    ``event`` acting after step ``event_at``; the observations (or renders) ``[length + 1, ...]`` and
+    actions. Closes ``env``."""
+    base = env.unwrapped
     xs = [base.render() if pixels else obs]
     actions = []
     for t in range(length):
-        a = play.act(obs).astype(np.float32)
+        a = np.asarray(act(obs), np.float32)
         if sim_states is not None:
             sim_states.append(_sim_state(base))
         obs, *_ = base.step(a)
@@ -614,20 +625,8 @@ def controlled_episode(model: LatentWorldModel, policy: Any, seed: int, length: 
     env = make_env(False, n_blocks=3)
     task = sample_task(np.random.default_rng(seed), scene.BLOCK_NAMES, ("push",))
     obs, _ = env.reset(seed=seed, options={"task": task})
-    base = env.unwrapped
     policy.reset(task, seed)
-    xs, actions = [obs], []
-    for t in range(length):
-        a = np.asarray(policy.act(obs), np.float32)
-        obs, *_ = base.step(a)  # unwrapped: keep going after the task succeeds
-        if event_at is not None and t + 1 == event_at:
-            teleport(base)
-            mujoco.mj_forward(base.model, base.data)
-            obs = base._get_obs()
-        xs.append(obs)
-        actions.append(a)
-    env.close()
-    return np.stack(xs), np.stack(actions)
+    return _run(env, obs, policy.act, length, teleport if event_at is not None else None, event_at, False)
 
 
 def monitor_operating_point(model: LatentWorldModel, policy: Any, episodes: int, fixed: Sequence[float] = (),
@@ -671,11 +670,12 @@ def physics_signal(model: LatentWorldModel, episodes: int, length: int = 60) -> 
     simulator is reset to its exact state one block earlier and the block's recorded actions are
     replayed under the *other* physics: the counterfactual outcome. Steps where some block ends
     over ``OBSERVABLE_M`` from the counterfactual are *observable* (the shift moves a block
-    measurably there; yaw and the pusher's velocity are not compared). Reported per shift: the share of observable steps; the 1-step surprise AUROC
-    with both classes restricted to observable steps; the paired test (same context and actions:
-    how often the surprise of the outcome under shifted physics exceeds that of the outcome under
-    nominal physics); and, on observable steps, the median shift signal ``||z_shifted - z_nominal||^2 / D``
-    next to the median model error ``||z_hat - z_nominal||^2 / D``.
+    measurably there; yaw and the pusher's velocity are not compared). Reported per shift: the
+    share of observable steps; the 1-step surprise AUROC with both classes restricted to observable
+    steps; the paired test (same context and actions: how often the surprise of the outcome under
+    shifted physics exceeds that of the outcome under nominal physics); and, on observable steps,
+    the median shift signal ``||z_shifted - z_nominal||^2 / D`` next to the median model error
+    ``||z_hat - z_nominal||^2 / D``.
     """
     pixels, fs = model.config.obs_type == "pixels", model.config.frameskip
     nominal = make_env(pixels, n_blocks=3)

@@ -86,9 +86,10 @@ class ProbedLatentDynamics:
         pad = -F % fs
         if pad:
             a = torch.cat([a, a[:, -1:].expand(n, pad, -1)], dim=1)
-        z = self.model.rollout(s, a)[0]  # [n, B, D]; checks the state for NaN/inf
+        z0 = self.model.encode(s)  # [D]; checks the state for NaN/inf
+        z = self.model.rollout_latent(z0.expand(n, 1, -1), self.model.action_blocks(a))  # [n, B, D]
         s = s.to(z.device)
-        ends = self.probe(z) + (s - self.probe(self.model.encode(s)))  # [n, B, S], residual-corrected
+        ends = self.probe(z) + (s - self.probe(z0))  # [n, B, S], corrected by the probe's residual at s
         ends[..., self.flags] = s[self.flags]
         knots = torch.cat([s.expand(n, 1, -1), ends], dim=1)  # [n, B + 1, S] at steps 0, fs, 2 fs, ...
         t = torch.arange(1, F + 1, device=ends.device, dtype=torch.float32) / fs  # step k+1 in block units
