@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 import forethought.sim  # noqa: F401  (registers the forethought/* env ids)
-from forethought.sim.dataset import atomic_path
+from forethought.files import atomic_path
 from forethought.sim.push_blocks import sample_task
 from forethought.sim.scene import BLOCK_NAMES
 

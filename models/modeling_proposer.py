@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from forethought.models.configuration_proposer import ProposerConfig
 from forethought.models.processor_proposer import NORMALIZER_FILE, GoalEncoder, MinMaxNormalizer
-from forethought.sim.dataset import atomic_path
+from forethought.files import atomic_path
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from forethought.models.modeling_proposer import ConditionalUnet1D, DiffusionProposer
 from forethought.models.onnx_session import OPSET, export_parser, open_session, run_export, weights_fingerprint
-from forethought.sim.dataset import atomic_path
+from forethought.files import atomic_path
 
 META_CONFIG = "forethought.proposer_config"
 META_WEIGHTS = "forethought.weights_sha256"

@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from forethought.sim.dataset import atomic_path
+from forethought.files import atomic_path
 
 T = TypeVar("T")
 

@@ -44,7 +44,7 @@ from diffusers.training_utils import EMAModel
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from forethought.sim.dataset import atomic_path
+from forethought.files import atomic_path
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 RUN_CONFIG_FILE = "train_config.json"

@@ -64,10 +64,8 @@ Loading it here::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -75,6 +73,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from forethought.files import atomic_path
 
 FORMAT_NAME = "forethought-episodes"
 FORMAT_VERSION = 1
@@ -103,54 +103,6 @@ COLUMNS: tuple[str, ...] = (
 
 class DatasetError(ValueError):
     """A data set file is missing, corrupt, truncated, or not in this format; the message names the path."""
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic files
-
-
-def _umask() -> int:
-    """The process umask, read without changing it (``os.umask`` would race with other threads)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and ``os.replace`` it onto ``path``.
-
-    The temporary file keeps ``path``'s extension (tools such as ffmpeg pick the format from it).
-    On any exception, ``KeyboardInterrupt`` included, the temporary file is removed and ``path``
-    is left as it was: a reader sees either the old file or the complete new one, never a part.
-    Missing parent directories are created.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-        with contextlib.suppress(OSError):  # make the rename itself durable (best effort)
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import gymnasium as gym
 import numpy as np
 
 import forethought.sim  # noqa: F401  (registers the forethought/* envs)
-from forethought.sim.dataset import atomic_path
+from forethought.files import atomic_path
 from forethought.cli_args import help_from_docstring, json_object
 from forethought.sim.experts import make_expert
 

@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from forethought.sim import dataset as ds_mod
+from forethought.files import atomic_path
 from forethought.sim.dataset import (
     COLUMNS,
     FORMAT_VERSION,
     DatasetError,
     Episode,
-    atomic_path,
     read_dataset,
     read_metadata,
     write_dataset,

@@ -38,7 +38,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from forethought.models.dynamics.processor_dynamics import NORMALIZER_FILE, DynamicsNormalizer
-from forethought.sim.dataset import atomic_path
+from forethought.files import atomic_path
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -31,7 +31,8 @@ from forethought.models.dynamics.metrics import kstep_errors
 from forethought.models.dynamics.modeling_dynamics import DynamicsEnsemble
 from forethought.models.dynamics.processor_dynamics import DynamicsNormalizer
 from forethought.models.training import TrainConfig, TrainResult, data_metadata, run_command, seed_everything, train
-from forethought.sim.dataset import Dataset, atomic_path
+from forethought.files import atomic_path
+from forethought.sim.dataset import Dataset
 
 VALIDATION_FRACTION = 0.1
 DIAGNOSTICS_FILE = "diagnostics.json"

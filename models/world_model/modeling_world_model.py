@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from forethought.models.world_model.configuration_world_model import WorldModelConfig
 from forethought.models.world_model.processor_world_model import WorldModelProcessor
 from forethought.models.world_model.sigreg import collapse_diagnostics, sigreg
-from forethought.sim.dataset import atomic_path
+from forethought.files import atomic_path
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

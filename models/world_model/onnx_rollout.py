@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from forethought.models.onnx_session import OPSET, export_parser, open_session, run_export, weights_fingerprint
 from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
-from forethought.sim.dataset import atomic_path
+from forethought.files import atomic_path
 
 META_CONFIG = "forethought.world_model_config"
 META_WEIGHTS = "forethought.weights_sha256"

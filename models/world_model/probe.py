@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from forethought.sim.dataset import atomic_path
+from forethought.files import atomic_path
 
 PROBE_FILE = "probe.safetensors"
 RIDGE = 1e-3

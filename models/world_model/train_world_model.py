@@ -32,7 +32,8 @@ from forethought.models.world_model.data import make_sequences, render_frames
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.probe import LinearProbe
 from forethought.models.world_model.processor_world_model import WorldModelProcessor
-from forethought.sim.dataset import Dataset, atomic_path
+from forethought.files import atomic_path
+from forethought.sim.dataset import Dataset
 
 VALIDATION_FRACTION = 0.1
 DIAGNOSTICS_FILE = "diagnostics.json"
