@@ -31,14 +31,12 @@ from typing import Any
 
 import torch
 
-import forethought.sim  # noqa: F401  (registers the envs)
+import forethought.sim.envs  # noqa: F401  (registers the envs)
 from forethought.models.control.policy import DMPCPolicy
 from forethought.models.evaluation import PolicySpec, evaluate, parse_seeds
 from forethought.runtime import apply_defaults
-from forethought.sim import scene
+from forethought.sim import PUSH_BLOCKS_ID, scene
 from forethought.sim.dataset import Dataset, write_dataset
-
-PUSH_ID = "forethought/PushBlocks-v0"
 
 
 def run(cmd: list[str]) -> None:
@@ -50,7 +48,7 @@ def demo_subsets(work: Path, sizes: list[int]) -> dict[int, Path]:
     """``N -> parquet`` of the first N push demonstrations of one 1-block collection."""
     pool = work / "demos-pool.parquet"
     if not pool.exists():
-        run(["forethought", "collect", "--env", PUSH_ID, "--n-blocks", "1", "--episodes", str(3 * max(sizes)),
+        run(["forethought", "collect", "--env", PUSH_BLOCKS_ID, "--n-blocks", "1", "--episodes", str(3 * max(sizes)),
              "--noise", "0.1", "--seed", "300000", "--out", str(pool)])
     ds = Dataset.load(pool)
     push = [e for e in range(ds.num_episodes) if ds.tasks[ds.task_index[ds.episode_start[e]]]["skill"] == "push"]
@@ -74,10 +72,10 @@ def train_cases(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
 
 
 def evaluate_dmpc(args: argparse.Namespace, dynamics: Path, seeds: list[int]) -> dict[str, Any]:
-    spec = PolicySpec(model=args.proposer, env_id=PUSH_ID, observation_dim=scene.OBS_DIM, action_dim=scene.ACTION_DIM,
-                      num_inference_steps=args.inference_steps, action_steps=8, options={"samples": str(args.samples)},
-                      planner="ssr", dynamics=str(dynamics))
-    report = evaluate(DMPCPolicy(spec), PUSH_ID, seeds, policy_name="ssr", env_kwargs={"n_blocks": 1},
+    spec = PolicySpec(model=args.proposer, env_id=PUSH_BLOCKS_ID, observation_dim=scene.OBS_DIM,
+                      action_dim=scene.ACTION_DIM, num_inference_steps=args.inference_steps, action_steps=8,
+                      options={"samples": str(args.samples)}, planner="ssr", dynamics=str(dynamics))
+    report = evaluate(DMPCPolicy(spec), PUSH_BLOCKS_ID, seeds, policy_name="ssr", env_kwargs={"n_blocks": 1},
                       skills=["push"])
     return {"successes": report.successes, "episodes": report.episodes, "success_rate": report.success_rate,
             "ci_low": report.ci_low, "ci_high": report.ci_high, "mean_steps": report.mean_steps}

@@ -29,13 +29,13 @@ from typing import Any
 import torch
 from transformers import LogitsProcessorList
 
-from forethought.llm_planner import commands
-from forethought.llm_planner.engine import Engine, EngineConfig
-from forethought.llm_planner.grammar import GrammarConstraint
-from forethought.llm_planner.lora import load_config
-from forethought.llm_planner.models import ModelSpec, load_tokenizer
-from forethought.llm_planner.planner import DEFAULT_ADAPTER, DEFAULT_DRAFT, DEFAULT_TARGET, Planner
-from forethought.llm_planner.schema import SCENES
+from forethought.llm_planner.decoding.engine import Engine, EngineConfig
+from forethought.llm_planner.decoding.language_model import ModelSpec, load_tokenizer
+from forethought.llm_planner.planning import commands
+from forethought.llm_planner.planning.grammar import GrammarConstraint
+from forethought.llm_planner.planning.planner import DEFAULT_ADAPTER, DEFAULT_DRAFT, DEFAULT_TARGET, Planner
+from forethought.llm_planner.planning.schema import SCENES
+from forethought.llm_planner.training.lora import load_config
 from forethought.runtime import apply_defaults
 
 MODES = ("ar", "sd", "ssd", "hf-assisted")
@@ -95,9 +95,9 @@ def run_engine(planner: Planner, items: list[tuple[str, str]]) -> dict[str, Any]
     return {**tot, "outputs": outputs}
 
 
-def run_hf(planner: Planner, draft_model: Any, items: list[tuple[str, str]], k: int) -> dict[str, Any]:
+def run_hf(planner: Planner, draft_model: Any, items: list[tuple[str, str]], lookahead: int) -> dict[str, Any]:
     target = planner.engine.target.model
-    draft_model.generation_config.num_assistant_tokens = k
+    draft_model.generation_config.num_assistant_tokens = lookahead
     draft_model.generation_config.num_assistant_tokens_schedule = "constant"
     tot = {"tokens": 0, "wall_s": 0.0, "outputs": []}
     eos = min(planner.eos_ids)
@@ -148,10 +148,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         if mode == "hf-assisted":
             planner = Planner(tok, Engine(target, EngineConfig(mode="ar")), prompt_style=style)
             draft_model = draft_spec.load().model
-            run_hf(planner, draft_model, items[:1], args.k)  # warm-up
-            passes = [run_hf(planner, draft_model, items, args.k) for _ in range(args.runs)]
+            run_hf(planner, draft_model, items[:1], args.lookahead)  # warm-up
+            passes = [run_hf(planner, draft_model, items, args.lookahead) for _ in range(args.runs)]
         else:
-            config = EngineConfig(mode=mode, k=args.k, branch_budget=args.branch_budget)
+            config = EngineConfig(mode=mode, lookahead=args.lookahead, branch_budget=args.branch_budget)
             engine = Engine(target, config, draft=None if mode == "ar" else draft_spec, target_tokenizer=tok)
             with Planner(tok, engine, prompt_style=style) as planner:
                 run_engine(planner, items[:1])  # warm-up
@@ -168,7 +168,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             ratios[f"{a}/{b}"] = by[a]["e2e_tok_per_s"] / by[b]["e2e_tok_per_s"]
     same = {m: outputs[m] == outputs[args.modes[0]] for m in args.modes}
     return {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_interop_threads()} interop threads",
-            "prompts": len(items), "runs": args.runs, "k": args.k, "branch_budget": args.branch_budget,
+            "prompts": len(items), "runs": args.runs, "k": args.lookahead, "branch_budget": args.branch_budget,
             "results": results, "ratios": ratios, "same_output_as_first_mode": same}
 
 
@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument("--draft", default=DEFAULT_DRAFT)
     parser.add_argument("--prompts", type=int, default=24)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--k", dest="lookahead", metavar="K", type=int, default=4, help="draft tokens per round")
     parser.add_argument("--branch-budget", type=int, default=12)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--ssd-target-threads", type=int, default=1,

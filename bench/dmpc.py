@@ -54,7 +54,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import forethought.sim  # noqa: F401  (registers the forethought/* envs)
+import forethought.sim.envs  # noqa: F401  (registers the forethought/* envs)
 from forethought.models.control.objectives import KeepOut
 from forethought.models.control.policy import DMPCPolicy
 from forethought.models.evaluation import (
@@ -66,15 +66,13 @@ from forethought.models.evaluation import (
     wilson_interval,
 )
 from forethought.runtime import apply_defaults
-from forethought.sim import scene
-from forethought.sim.perturb import SHIFTED_ID
+from forethought.sim import PUSH_BLOCKS_ID, REACHER_ID, SHIFTED_ID, scene
 
-PUSH_ID, REACHER_ID = "forethought/PushBlocks-v0", "forethought/Reacher-v5"
 EXPERIMENTS: dict[str, tuple[str, str, dict[str, Any], list[str] | None]] = {
     # name: (label, env, env kwargs, skills)
-    "push1": ("PushBlocks 1-block push", PUSH_ID, {"n_blocks": 1}, ["push"]),
-    "push2": ("PushBlocks 2-block push", PUSH_ID, {"n_blocks": 2}, ["push"]),
-    "reach": ("PushBlocks 1-block reach", PUSH_ID, {"n_blocks": 1}, ["reach"]),
+    "push1": ("PushBlocks 1-block push", PUSH_BLOCKS_ID, {"n_blocks": 1}, ["push"]),
+    "push2": ("PushBlocks 2-block push", PUSH_BLOCKS_ID, {"n_blocks": 2}, ["push"]),
+    "reach": ("PushBlocks 1-block reach", PUSH_BLOCKS_ID, {"n_blocks": 1}, ["reach"]),
     "reacher": ("Reacher-v5", REACHER_ID, {}, None),
 }
 ROWS = ("proposer", "cem", "ssr", "mppi", "oracle", "ssr-wm", "mppi-wm")
@@ -155,7 +153,7 @@ def success_table(name: str, args: argparse.Namespace, seeds: list[int]) -> list
 def keepout_episodes(seeds_needed: int, radius: float) -> list[tuple[int, dict[str, Any], KeepOut]]:
     """The first ``seeds_needed`` seeds (from 0) whose straight pusher path is at least ``4 * radius`` long,
     with their reach task and a disc of ``radius`` on the path's midpoint."""
-    env = gym.make(PUSH_ID, n_blocks=1)
+    env = gym.make(PUSH_BLOCKS_ID, n_blocks=1)
     out = []
     seed = 0
     while len(out) < seeds_needed:
@@ -176,8 +174,8 @@ def keepout_table(args: argparse.Namespace, n: int) -> dict[str, Any]:
     cases = [("proposer", "proposer", None)] + [(f"{r} + keep-out", r, zone_option) for r in args.keepout_rows]
     rows = []
     for label, row, options in cases:
-        policy = make_policy(row, PUSH_ID, args, options)
-        env = gym.make(PUSH_ID, n_blocks=1)
+        policy = make_policy(row, PUSH_BLOCKS_ID, args, options)
+        env = gym.make(PUSH_BLOCKS_ID, n_blocks=1)
         if hasattr(policy, "bind_env"):
             policy.bind_env(env)
         successes = violations = 0
@@ -233,19 +231,19 @@ def shift_table(args: argparse.Namespace, seeds: list[int]) -> dict[str, Any]:
                      "--init-from", str(args.pushblocks_proposer), "--steps", str(args.reclone_steps),
                      "--lr", "3e-4", "--warmup-steps", "20"], args.threads)
     cases = [  # label, env, row, proposer, dynamics
-        ("nominal env, shipped models", PUSH_ID, "ssr", None, None),
+        ("nominal env, shipped models", PUSH_BLOCKS_ID, "ssr", None, None),
         ("changed env, shipped models (before)", SHIFTED_ID, "ssr", None, None),
         ("changed env, adapted dynamics (after)", SHIFTED_ID, "ssr", None, adapted),
         ("control: dynamics from scratch on the same data", SHIFTED_ID, "ssr", None, scratch),
         ("control: proposer re-cloned on the same data", SHIFTED_ID, "ssr", recloned, None),
-        ("proposer alone, nominal env", PUSH_ID, "proposer", None, None),
+        ("proposer alone, nominal env", PUSH_BLOCKS_ID, "proposer", None, None),
         ("proposer alone, changed env", SHIFTED_ID, "proposer", None, None),
     ]
     rows = []
     for label, env_id, row, proposer, dynamics in cases:
         case_args = argparse.Namespace(**{**vars(args), "pushblocks_proposer": proposer or args.pushblocks_proposer,
                                           "pushblocks_dynamics": dynamics or args.pushblocks_dynamics})
-        policy = make_policy(row, PUSH_ID, case_args)  # same task and observation; only the physics differ
+        policy = make_policy(row, PUSH_BLOCKS_ID, case_args)  # same task and observation; only the physics differ
         kwargs = {"n_blocks": 1, **(change if env_id == SHIFTED_ID else {})}
         report = evaluate(policy, env_id, seeds, policy_name=row, env_kwargs=kwargs, skills=["push"])
         rows.append(summary(row, report.successes, report.episodes, report.mean_steps, list(policy.replan_ms),

@@ -28,12 +28,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import forethought.sim  # noqa: F401  (registers the envs)
+import forethought.sim.envs  # noqa: F401  (registers the envs)
+from forethought.sim import PUSH_BLOCKS_ID, REACHER_ID
 from forethought.sim.experts import make_expert
 from forethought.sim.push_blocks import sample_task
 from forethought.sim.scene import BLOCK_NAMES
-
-PUSH_BLOCKS = "forethought/PushBlocks-v0"
 
 
 @dataclass(frozen=True)
@@ -49,11 +48,11 @@ class Scenario:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("push-1", PUSH_BLOCKS, n_blocks=1, skills=("push",), bar=0.95),
-    Scenario("reach-3", PUSH_BLOCKS, n_blocks=3, skills=("reach",), bar=0.95),
-    Scenario("push-3", PUSH_BLOCKS, n_blocks=3, skills=("push",), bar=0.90),
-    Scenario("mixed-3", PUSH_BLOCKS, n_blocks=3, skills=("push", "reach")),
-    Scenario("reacher", "forethought/Reacher-v5"),
+    Scenario("push-1", PUSH_BLOCKS_ID, n_blocks=1, skills=("push",), bar=0.95),
+    Scenario("reach-3", PUSH_BLOCKS_ID, n_blocks=3, skills=("reach",), bar=0.95),
+    Scenario("push-3", PUSH_BLOCKS_ID, n_blocks=3, skills=("push",), bar=0.90),
+    Scenario("mixed-3", PUSH_BLOCKS_ID, n_blocks=3, skills=("push", "reach")),
+    Scenario("reacher", REACHER_ID),
 )
 
 
@@ -82,7 +81,7 @@ def cpu_name() -> str:
 
 def run_episode(env: gym.Env, expert: Any, sc: Scenario, seed: int) -> tuple[bool, int, dict[str, Any]]:
     """One episode; returns (success, steps, task)."""
-    if sc.env_id == PUSH_BLOCKS:
+    if sc.env_id == PUSH_BLOCKS_ID:
         present = BLOCK_NAMES[: sc.n_blocks]
         task = sample_task(np.random.default_rng(seed), present, sc.skills)
         obs, info = env.reset(seed=seed, options={"task": task, "n_blocks": sc.n_blocks})

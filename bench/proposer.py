@@ -7,7 +7,7 @@
    threshold -3.75). Success rates carry a Wilson 95% interval.
 2. **``propose`` latency**: median wall time of ``--calls`` calls (after 3 warm-up calls) for
    n = 64 and 16 samples at 10, 5 and 2 DDIM steps, at ``--threads`` threads, with the
-   denoiser on torch and on onnxruntime (exported with ``forethought.models.onnx_export``;
+   denoiser on torch and on onnxruntime (exported with ``forethought.models.proposer.onnx_denoiser``;
    the DDIM loop is the same diffusers scheduler); the one-sample policy call is the baseline
    in the same process. The 1-, 5- and 15-minute load averages before and after are recorded,
    because other jobs on a shared machine inflate the times.
@@ -37,21 +37,21 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import forethought.sim  # noqa: F401  (registers the forethought/* envs)
+import forethought.sim.envs  # noqa: F401  (registers the forethought/* envs)
 from forethought.models.evaluation import ExpertPolicy, PolicySpec, ProposerPolicy, evaluate, parse_seeds
-from forethought.models.modeling_proposer import BACKENDS, DiffusionProposer
-from forethought.models.onnx_export import export_denoiser
+from forethought.models.proposer.modeling_proposer import BACKENDS, DiffusionProposer
+from forethought.models.proposer.onnx_denoiser import export_denoiser
 from forethought.runtime import apply_defaults
+from forethought.sim import PUSH_BLOCKS_ID, REACHER_ID
 from forethought.sim.experts import make_expert
 from forethought.sim.push_blocks import sample_task
 from forethought.sim.scene import BLOCK_NAMES
 
-PUSH_ID, REACHER_ID = "forethought/PushBlocks-v0", "forethought/Reacher-v5"
 REACHER_THRESHOLD = -3.75
 POLICY_CASES: list[tuple[str, str, str | None, dict[str, Any], list[str] | None]] = [
     # (label, env, which model, env kwargs, skills)
-    ("PushBlocks 1-block push", PUSH_ID, "pushblocks", {"n_blocks": 1}, ["push"]),
-    ("PushBlocks 1-block reach", PUSH_ID, "pushblocks", {"n_blocks": 1}, ["reach"]),
+    ("PushBlocks 1-block push", PUSH_BLOCKS_ID, "pushblocks", {"n_blocks": 1}, ["push"]),
+    ("PushBlocks 1-block reach", PUSH_BLOCKS_ID, "pushblocks", {"n_blocks": 1}, ["reach"]),
     ("Reacher-v5 reach", REACHER_ID, "reacher", {}, None),
 ]
 
@@ -119,8 +119,8 @@ def expert_chunk(env: gym.Env, expert: Any, obs: np.ndarray, task: dict[str, Any
 
 def coverage(model: Path, seeds: list[int], tol: float, n: int = 64) -> list[dict[str, Any]]:
     proposer = DiffusionProposer.from_pretrained(model)
-    expert = make_expert(PUSH_ID)
-    env = gym.make(PUSH_ID)
+    expert = make_expert(PUSH_BLOCKS_ID)
+    env = gym.make(PUSH_BLOCKS_ID)
     stats: dict[tuple[str, str], list[tuple[float, bool]]] = {}
     for seed in seeds:
         rng = np.random.default_rng(seed)

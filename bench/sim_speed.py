@@ -19,8 +19,9 @@ import time
 import gymnasium as gym
 import mujoco
 
-import forethought.sim  # noqa: F401  (registers the forethought/* envs)
+import forethought.sim.envs  # noqa: F401  (registers the forethought/* envs)
 from forethought.runtime import apply_defaults
+from forethought.sim import PUSH_BLOCKS_ID
 
 
 def steps_per_second(env_id: str, steps: int, seed: int, **kwargs) -> float:
@@ -85,14 +86,14 @@ def main() -> None:
     rows.append({"what": "Pusher-v5 (stock, baseline) steps/s", "value": base, "ratio": 1.0})
     rows.append({"what": "Reacher-v5 (stock) steps/s", "value": (v := median_of(steps_per_second, a.repeats, "Reacher-v5", a.steps, a.seed)), "ratio": v / base})
     for n in (1, 3):
-        v = median_of(steps_per_second, a.repeats, "forethought/PushBlocks-v0", a.steps, a.seed, n_blocks=n)
+        v = median_of(steps_per_second, a.repeats, PUSH_BLOCKS_ID, a.steps, a.seed, n_blocks=n)
         rows.append({"what": f"PushBlocks-v0, {n} block(s), steps/s", "value": v, "ratio": v / base})
     rbase = median_of(render_fps, a.repeats, "Pusher-v5", a.frames, a.seed, 96)
     rows.append({"what": "Pusher-v5 (stock, shadows on) step+render fps, 96x96 (baseline)", "value": rbase, "ratio": 1.0})
     v = median_of(render_fps, a.repeats, "Pusher-v5", a.frames, a.seed, 96, shadows=False)
     rows.append({"what": "Pusher-v5 (stock, shadows off) step+render fps, 96x96", "value": v, "ratio": v / rbase})
     for size in (64, 96):
-        v = median_of(render_fps, a.repeats, "forethought/PushBlocks-v0", a.frames, a.seed, size, n_blocks=3)
+        v = median_of(render_fps, a.repeats, PUSH_BLOCKS_ID, a.frames, a.seed, size, n_blocks=3)
         rows.append({"what": f"PushBlocks-v0, 3 blocks, step+render fps, {size}x{size}", "value": v, "ratio": v / rbase})
 
     machine = f"{cpu_name()} ({os.cpu_count()} cores, {platform.machine()}), mujoco {mujoco.__version__}, MUJOCO_GL=egl"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 
 def help_from_docstring(doc: str) -> tuple[str, str]:
@@ -25,3 +29,30 @@ def json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"n_blocks\": 2}}', got {text!r}")
     return value
+
+
+def key_values(items: Sequence[str], flag: str) -> dict[str, str]:
+    """The ``KEY=VALUE`` items of a repeatable ``flag`` as a dict; ``ValueError`` for an item without a key or ``=``."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag} must be KEY=VALUE, got {item!r}")
+        options[key] = value
+    return options
+
+
+def run_writer(verb: str, out: Path, job: Callable[[], T]) -> tuple[int, T | None]:
+    """Run ``job``, which writes ``out`` atomically, for ``forethought <verb>``: ``(0, its result)``.
+
+    A ``ValueError`` (bad input) prints one line and gives ``(2, None)``; Ctrl-C says that nothing
+    was written and gives ``(130, None)``.
+    """
+    try:
+        return 0, job()
+    except ValueError as e:
+        print(f"forethought {verb}: error: {e}", file=sys.stderr)
+        return 2, None
+    except KeyboardInterrupt:
+        print(f"forethought {verb}: interrupted; nothing written to {out}", file=sys.stderr)
+        return 130, None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
+import signal
+import sys
 import warnings
 from pathlib import Path
 
@@ -24,6 +26,20 @@ def apply_defaults(env: dict[str, str] | None = None) -> dict[str, str]:
     for key, value in LOCAL_DEFAULTS.items():
         env.setdefault(key, value)
     return env
+
+
+def prepare_node_process(module_name: str) -> None:
+    """The first call of every ROS node module, before rclpy (or torch) is imported.
+
+    Applies ``LOCAL_DEFAULTS`` (rcl reads the discovery range when rclpy starts). When the module
+    runs as a process of its own (``module_name == "__main__"``), SIGINT and SIGTERM exit quietly
+    with code 0 during the imports, until ``forethought.ros_ws.node_common.run_node`` installs
+    its own handlers; an imported module (tests, ``ros2 run`` scripts) leaves the handlers alone.
+    """
+    apply_defaults()
+    if module_name == "__main__":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: sys.exit(0))
 
 
 def check_onnxruntime_install() -> str | None:

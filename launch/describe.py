@@ -24,6 +24,16 @@ from forethought.ros_ws.graph import GRAPHS
 Arguments = Mapping[str, tuple[str, type, str]]
 """launch argument -> (node parameter, type, description)."""
 
+GRAPH_ARGUMENTS: dict[str, tuple[str, type, str]] = {
+    "video": ("video_path", str, "MP4/GIF written when sim_node exits; empty: none"),
+    "n_blocks": ("n_blocks", int, "blocks on the table, 1 to 3"),
+    "seed": ("seed", int, "episode seed"),
+    "timeout": ("max_duration_s", float, "stop sim_node after this many sim seconds; 0: never"),
+    "rate_factor": ("real_time_factor", float, "sim seconds per wall second"),
+    "until_success": ("exit_on_success", bool, "stop when the task is done (stack: the whole plan)"),
+}
+"""The arguments of every graph, for its sim_node (``until_success``: for its primary node)."""
+
 
 def params_dir() -> str:
     """Where the params YAML lives: the package share directory, else beside this file."""

@@ -9,24 +9,19 @@ The nodes, names, remaps and params YAML come from ``forethought.ros_ws.graph`` 
 ``forethought run sim`` also starts from, on installs without the launch system); see
 ``forethought.launch.describe``. Launch arguments (defaults read from ``sim.yaml``) override it
 for every node. Discovery stays on loopback unless ROS_AUTOMATIC_DISCOVERY_RANGE says otherwise
-(the nodes apply ``forethought.runtime.apply_defaults`` before rclpy starts).
+(each node opens with ``forethought.runtime.prepare_node_process``, before rclpy starts).
 """
 
 from __future__ import annotations
 
 from launch import LaunchDescription
 
-from forethought.launch.describe import graph_launch_description
+from forethought.launch.describe import GRAPH_ARGUMENTS, graph_launch_description
 from forethought.ros_ws.graph import DEFAULT_TASK
 
 ARGUMENTS = {
     "task": ("task", str, "JSON plan step"),
-    "video": ("video_path", str, "MP4/GIF written when sim_node exits; empty: none"),
-    "n_blocks": ("n_blocks", int, "blocks on the table, 1 to 3"),
-    "seed": ("seed", int, "episode seed"),
-    "until_success": ("exit_on_success", bool, "stop sim_node when the task succeeds"),
-    "timeout": ("max_duration_s", float, "stop sim_node after this many sim seconds; 0: never"),
-    "rate_factor": ("real_time_factor", float, "sim seconds per wall second"),
+    **GRAPH_ARGUMENTS,
 }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from launch import LaunchDescription
 
-from forethought.launch.describe import graph_launch_description
+from forethought.launch.describe import GRAPH_ARGUMENTS, graph_launch_description
 
 ARGUMENTS = {
     "command": ("command", str, "natural-language task planned at start-up"),
@@ -25,12 +25,7 @@ ARGUMENTS = {
     "planner": ("planner", str, "dmpc planner: ssr, mppi or cem"),
     "policy_options": ("policy_options", str, "JSON object of extra policy options"),
     "mode": ("mode", str, "planner decoding mode: ar, sd or ssd"),
-    "video": ("video_path", str, "MP4/GIF written when sim_node exits; empty: none"),
-    "n_blocks": ("n_blocks", int, "blocks on the table, 1 to 3"),
-    "seed": ("seed", int, "episode seed"),
-    "until_success": ("exit_on_success", bool, "stop when the whole plan is done"),
-    "timeout": ("max_duration_s", float, "stop sim_node after this many sim seconds; 0: never"),
-    "rate_factor": ("real_time_factor", float, "sim seconds per wall second"),
+    **GRAPH_ARGUMENTS,
 }
 
 

@@ -29,6 +29,7 @@ import torch
 
 import forethought.models.control.policy  # noqa: F401  (registers dmpc)
 import forethought.models.world_model.eval_policy  # noqa: F401  (registers latent-cem, latent-mppi)
+from forethought.cli_args import key_values
 from forethought.models.evaluation import (
     POLICIES,
     PolicySpec,
@@ -77,12 +78,7 @@ def run(args: argparse.Namespace) -> int:
         task = json_object(args.task, "--task")
         if task is not None and args.skill:
             raise ValueError("pass either --task or --skill, not both")
-        options = {}
-        for item in args.policy_option:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ValueError(f"--policy-option must be KEY=VALUE, got {item!r}")
-            options[key] = value
+        options = key_values(args.policy_option, "--policy-option")
         if (args.planner or args.dynamics or args.proposer) and args.policy != "dmpc":
             raise ValueError("--planner, --dynamics and --proposer only apply to --policy dmpc")
         if args.proposer is not None and args.model is not None and args.proposer != args.model:

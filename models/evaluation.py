@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import gymnasium as gym
 import numpy as np
 
-import forethought.sim  # noqa: F401  (registers the forethought/* env ids)
+import forethought.sim.envs  # noqa: F401  (registers the forethought/* env ids)
 from forethought.files import atomic_path
 from forethought.sim.push_blocks import sample_task
 from forethought.sim.scene import BLOCK_NAMES
@@ -96,7 +96,7 @@ class ProposerPolicy:
     """The diffusion proposer used alone as a policy (``select_action`` with its action queue)."""
 
     def __init__(self, spec: PolicySpec) -> None:
-        from forethought.models.modeling_proposer import DiffusionProposer
+        from forethought.models.proposer.modeling_proposer import DiffusionProposer
 
         if spec.model is None:
             raise ValueError("--policy proposer needs --model DIR (a proposer checkpoint)")

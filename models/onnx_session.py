@@ -1,20 +1,25 @@
-"""What the ONNX exports share: the opset, a weights fingerprint, opening an onnxruntime session and
-the export command's skeleton.
+"""What the ONNX exports share: the opset, a weights fingerprint, writing a traced graph with its
+metadata, opening an onnxruntime session over it and the export command's skeleton.
 
-``onnx_export`` (the proposer's denoiser) and ``world_model.onnx_rollout`` (the latent rollout)
-both record a fingerprint of the weights they were made from and open their files here.
+``proposer.onnx_denoiser`` (the proposer's denoiser) and ``world_model.onnx_rollout`` (the latent
+rollout) both record the config and a fingerprint of the weights they were made from, and open
+their files here.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
+import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+
+from forethought.files import atomic_path
 
 OPSET = 18
 """ONNX opset of the exports (18 has ``Mish`` and ``GroupNormalization``)."""
@@ -28,6 +33,30 @@ def weights_fingerprint(module: nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)};".encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()
+
+
+def write_graph(graph: nn.Module, inputs: Sequence[Tensor], path: Path, opset: int, input_names: Sequence[str],
+                output_names: Sequence[str], batch_axis: str, metadata: Mapping[str, str]) -> None:
+    """Trace ``graph`` on ``inputs`` into the ONNX file ``path`` (atomically), checked by ``onnx.checker``.
+
+    Uses the TorchScript-based exporter (``dynamo=False``): it handles Python control flow by
+    tracing and needs no network access. Axis 0 of every input and output is dynamic (named
+    ``batch_axis``); ``metadata`` is stored as the file's ``metadata_props``.
+    """
+    import onnx
+
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        torch.onnx.export(
+            graph, tuple(inputs), str(tmp), dynamo=False, opset_version=opset, input_names=list(input_names),
+            output_names=list(output_names), dynamic_axes={k: {0: batch_axis} for k in [*input_names, *output_names]},
+        )
+        proto = onnx.load(str(tmp))
+        for key, value in metadata.items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
 
 
 def open_session(path: Path, threads: int | None, providers: list[str] | None, what: str, hint: str) -> Any:
@@ -56,6 +85,33 @@ def open_session(path: Path, threads: int | None, providers: list[str] | None, w
         return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for unreadable models
         raise ValueError(f"corrupt {what} {path}: {type(e).__name__}: {e}") from e
+
+
+class ExportedGraph:
+    """An onnxruntime session over a file one of the exports wrote, and the metadata it recorded.
+
+    Subclasses set ``what`` (how errors name the file, e.g. "ONNX denoiser"), ``writer`` (the
+    export function), ``hint`` (the export command) and ``metadata_keys`` (the metadata the file
+    must hold).
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: onnxruntime intra-op threads (default: ``torch.get_num_threads()``).
+        providers: onnxruntime execution providers (default: CPU).
+    """
+
+    what: ClassVar[str]
+    writer: ClassVar[str]
+    hint: ClassVar[str]
+    metadata_keys: ClassVar[tuple[str, ...]]
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
+                 providers: list[str] | None = None) -> None:
+        self.path = Path(path)
+        self.session = open_session(self.path, threads, providers, self.what, self.hint)
+        self.metadata: dict[str, str] = self.session.get_modelmeta().custom_metadata_map
+        if not set(self.metadata_keys) <= set(self.metadata):
+            raise ValueError(f"{self.path} was not written by forethought's {self.writer} (no {self.what} metadata)")
 
 
 def export_parser(description: str, model_help: str) -> argparse.ArgumentParser:

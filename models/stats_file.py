@@ -2,7 +2,10 @@
 read back with errors that name the file.
 
 Used by the proposer's min-max normaliser and the dynamics ensemble's mean/std normaliser; each
-checks its own keys and shapes through the ``build`` callable it passes to ``read_stats``.
+checks its own keys and shapes through the ``build`` callable it passes to ``read_stats``. The
+world model keeps its statistics (state mean/std, action box) as buffers of the model instead,
+so they travel inside ``model.safetensors`` and every copy of its ``state_dict`` (the ONNX export
+clones the model that way).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from safetensors.torch import load_file, save_file
 
 from forethought.files import atomic_path
 
+NORMALIZER_FILE = "normalizer.safetensors"
+"""The statistics' file name inside a checkpoint folder (``checkpoint.py``)."""
 T = TypeVar("T")
 
 

@@ -1,11 +1,14 @@
-"""One trainer for every model of the project (proposer now; dynamics, world model, draft LLM later).
+"""One trainer for the learned models (proposer, dynamics ensemble, world model; the planner's LLMs
+train in ``llm_planner``).
 
 A model plugs in by being an ``nn.Module`` with two methods::
 
     compute_loss(batch: dict[str, Tensor], generator: torch.Generator) -> Tensor   # scalar
     save_pretrained(directory) -> None
 
-and the caller supplies ``sample_batch(rng: np.random.Generator) -> dict[str, Tensor]``. The
+and the caller supplies ``sample_batch(rng: np.random.Generator) -> dict[str, Tensor]``. Each
+model's ``train_<model>.py`` builds these from a data set and exposes a ``ModelTrainer``, which
+``forethought train MODEL`` (``cli_train``) runs. The
 trainer owns the rest: AdamW, a warm-up + cosine learning-rate schedule (diffusers
 ``get_scheduler``), an EMA of the weights (diffusers ``EMAModel``, Diffusion Policy's power-0.75
 warm-up), gradient clipping, a tqdm progress bar, atomic checkpoints and exact resume, a loss
@@ -26,6 +29,7 @@ Output directory::
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -45,6 +49,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from forethought.files import atomic_path
+from forethought.models.configuration import PresetRegistry
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 RUN_CONFIG_FILE = "train_config.json"
@@ -140,6 +145,23 @@ class TrainResult:
     wall_s: float
     seconds_per_step: float
     num_parameters: int
+
+
+@dataclass(frozen=True)
+class ModelTrainer:
+    """How ``forethought train MODEL`` trains one model on a collected data set (``cli_train``).
+
+    Attributes:
+        train: runs the command from its parsed arguments and returns the trainer's result.
+        presets: the model's named configs (``--config``).
+        add_arguments: adds the model's own options to the shared ones.
+        sources: the episode sources trained on by default (``--sources``).
+    """
+
+    train: Callable[[argparse.Namespace], TrainResult]
+    presets: PresetRegistry
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    sources: tuple[str, ...] = ("expert",)
 
 
 def seed_everything(seed: int) -> None:

@@ -22,26 +22,18 @@
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a process of its own: a stop signal during start-up exits quietly
-    import signal
-    import sys
+from forethought.runtime import prepare_node_process
 
-    for _sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(_sig, lambda *_: sys.exit(0))  # run_node installs the real handlers
-
-from forethought.runtime import apply_defaults  # noqa: E402
-
-apply_defaults()  # before rclpy is imported: discovery stays on loopback unless the user says otherwise
+prepare_node_process(__name__)  # first: local defaults before rclpy; a stop signal during start-up exits quietly
 
 import json  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 
-from forethought.llm_planner.schema import validate_plan  # noqa: E402
+from forethought.llm_planner.planning.schema import validate_plan  # noqa: E402
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.sim import scene  # noqa: E402
 
@@ -56,7 +48,7 @@ PARAMS = {
 }
 
 
-class Executive(Node):
+class Executive(nc.ReportingNode):
     def __init__(self) -> None:
         super().__init__("executive")
         p = nc.declare_parameters(self, PARAMS)
@@ -72,7 +64,6 @@ class Executive(Node):
         self.counts = {"plans": 0, "refused_plans": 0, "steps_done": 0, "refused_observations": 0,
                        "surprise_warnings": 0}
         self.surprise: float | None = None
-        self.last_error = ""
         self.pub_goal = self.create_publisher(String, "goal", 10)
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
         self.create_subscription(String, "plan", self._on_plan, nc.PLAN_QOS)
@@ -98,9 +89,8 @@ class Executive(Node):
             if plan.get("refusal"):
                 raise ValueError(f"the planner refused: {plan['refusal']}")
         except ValueError as e:  # json.JSONDecodeError is a ValueError
-            self.counts["refused_plans"] += 1
             self.steps, self.index = [], 0
-            self._warn(f"plan not executed: {e}")
+            self.warn(f"plan not executed: {e}", "refused_plans")
             if self.p["exit_on_success"]:
                 raise nc.StopNode(EXIT_REFUSED) from None
             return
@@ -109,11 +99,8 @@ class Executive(Node):
         self._publish_goal()
 
     def _on_observation(self, msg: Float32MultiArray) -> None:
-        try:
-            obs = nc.read_observation(msg)
-        except ValueError as e:
-            self.counts["refused_observations"] += 1
-            self._warn(f"observation ignored: {e}")
+        obs = self.observation(msg)
+        if obs is None:
             return
         self.obs, self.obs_time = obs, time.monotonic()
         if self.pending_plan is not None:
@@ -150,10 +137,6 @@ class Executive(Node):
         if self.active is not None:
             self.pub_goal.publish(String(data=json.dumps(self.active)))
 
-    def _warn(self, text: str) -> None:
-        self.last_error = text
-        self.get_logger().warning(text, throttle_duration_sec=2.0)
-
     def _publish_status(self) -> None:
         stale = self.obs is None or time.monotonic() - self.obs_time > self.p["stale_s"]
         step = self.active
@@ -167,8 +150,7 @@ class Executive(Node):
         values = {"steps": self.steps, "index": self.index, "distance": distance, **self.counts,
                   "surprise": self.surprise, "last_error": self.last_error}
         level = nc.WARN if stale or self.last_error else nc.OK
-        self.pub_status.publish(nc.status_msg(self, level, message, values))
-        self.last_error = ""
+        self.publish_status(level, message, values)
 
 
 def main(args: list[str] | None = None) -> int:

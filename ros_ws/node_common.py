@@ -1,6 +1,9 @@
 """Small helpers shared by forethought's rclpy nodes.
 
-- ``run_node``: the one ``main`` body of every node: init, spin, clean shutdown, exit code.
+- ``run_node``: the one ``main`` body of every node: init, spin, clean shutdown, exit code. (A
+  node module opens with ``forethought.runtime.prepare_node_process(__name__)``, which must run
+  before rclpy is imported, so it lives in that light module.)
+- ``ReportingNode``: the base of the nodes that count refusals and publish a ``status``.
 - ``declare_parameters``: declare a node's parameters (with descriptions) in one call.
 - ``parse_step``: JSON plan step -> validated dict, with a clear error.
 - ``obs_to_msg`` / ``msg_to_obs`` / ``read_observation``: the ``observation`` topic's
@@ -33,14 +36,13 @@ from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from rclpy.publisher import Publisher  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension  # noqa: E402
 
 from forethought.sim.scene import BLOCK_NAMES, OBS_DIM, OBS_LABELS, validate_step  # noqa: E402
 
-JOINTS = ("pusher_x", "pusher_y")
-"""PushBlocks' joints, in action order: the names on ``joint_states`` and ``joint_trajectory``."""
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 EXIT_BAD_PARAMETER = 2
 """Exit code of a node whose parameters fail validation (the error is logged, no traceback)."""
@@ -222,6 +224,40 @@ class VideoRecorder:
         except Exception as e:  # a failed video must not hide the run's own result
             return False, f"could not write video {self.path!r}: {e}"
         return True, f"video: {self.path} ({len(self.frames)} frames)"
+
+
+class ReportingNode(Node):
+    """A node that counts the inputs it refuses and reports on its ``status`` topic.
+
+    A subclass sets ``counts`` (counter name -> count, all shown in its status values) and
+    creates ``pub_status``, after validating its parameters. ``warn`` logs a problem (one line
+    per 2 s at most, from this one call site) and keeps it as ``last_error`` until the next
+    ``publish_status``.
+    """
+
+    counts: dict[str, int]
+    pub_status: Publisher
+    last_error: str = ""
+
+    def warn(self, text: str, counter: str | None = None) -> None:
+        """Log ``text`` as a warning, keep it as ``last_error`` and add one to ``counts[counter]``."""
+        if counter is not None:
+            self.counts[counter] += 1
+        self.last_error = text
+        self.get_logger().warning(text, throttle_duration_sec=2.0)
+
+    def observation(self, msg: Float32MultiArray, refusal: str = "observation ignored") -> np.ndarray | None:
+        """The observation in ``msg``, or ``None`` after a ``warn`` counted as ``refused_observations``."""
+        try:
+            return read_observation(msg)
+        except ValueError as e:
+            self.warn(f"{refusal}: {e}", "refused_observations")
+            return None
+
+    def publish_status(self, level: bytes, message: str, values: Mapping[str, Any]) -> None:
+        """Publish ``status`` (``status_msg``) and forget ``last_error``."""
+        self.pub_status.publish(status_msg(self, level, message, values))
+        self.last_error = ""
 
 
 def sim_stamp(seconds: float) -> Time:

@@ -4,7 +4,7 @@
 
 - ``task_command`` (std_msgs/String): a command in plain words ("push the red block to the left").
 - ``plan`` (std_msgs/String, JSON ``{"steps": [...]}`` or ``{"steps": [], "refusal": ...}``,
-  schema in ``forethought.llm_planner.schema``): one per command, in order. Its QoS keeps the last
+  schema in ``forethought.llm_planner.planning.schema``): one per command, in order. Its QoS keeps the last
   plan for late subscribers (reliable, transient local, depth 1).
 - The scene (which blocks the plan may name) is read from the latest ``observation``'s presence
   flags; until one arrives, the ``scene`` parameter.
@@ -19,28 +19,20 @@
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a process of its own: a stop signal during start-up exits quietly
-    import signal
-    import sys
+from forethought.runtime import prepare_node_process
 
-    for _sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(_sig, lambda *_: sys.exit(0))  # run_node installs the real handlers
-
-from forethought.runtime import apply_defaults  # noqa: E402
-
-apply_defaults()  # before rclpy is imported: discovery stays on loopback unless the user says otherwise
+prepare_node_process(__name__)  # first: local defaults before rclpy; a stop signal during start-up exits quietly
 
 import json  # noqa: E402
 import queue  # noqa: E402
 import threading  # noqa: E402
 from typing import Any  # noqa: E402
 
-from rclpy.node import Node  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 
-from forethought.llm_planner.engine import MODES, EngineConfig  # noqa: E402
-from forethought.llm_planner.planner import DEFAULT_ADAPTER, DEFAULT_DRAFT, DEFAULT_TARGET, Planner  # noqa: E402
-from forethought.llm_planner.schema import SCENES  # noqa: E402
+from forethought.llm_planner.decoding.engine import MODES, EngineConfig  # noqa: E402
+from forethought.llm_planner.planning.planner import DEFAULT_ADAPTER, DEFAULT_DRAFT, DEFAULT_TARGET, Planner  # noqa: E402
+from forethought.llm_planner.planning.schema import SCENES  # noqa: E402
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.sim import scene  # noqa: E402
 
@@ -60,7 +52,7 @@ def scene_for(present: tuple[str, ...]) -> str | None:
     return next((name for name, blocks in SCENES.items() if set(blocks) == set(present)), None)
 
 
-class PlannerNode(Node):
+class PlannerNode(nc.ReportingNode):
     def __init__(self) -> None:
         super().__init__("planner_node")
         p = nc.declare_parameters(self, PARAMS)
@@ -73,7 +65,7 @@ class PlannerNode(Node):
         self.p, self.scene = p, p["scene"]
         self.commands: queue.Queue[str | None] = queue.Queue(maxsize=p["queue_size"])
         self.counts = {"plans": 0, "refusals": 0, "dropped_commands": 0, "refused_observations": 0}
-        self.state, self.last_error, self.last_stats = "loading models", "", {}
+        self.state, self.last_stats = "loading models", {}
         self.pub_plan = self.create_publisher(String, "plan", nc.PLAN_QOS)
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
         self.create_subscription(String, "task_command", self._on_command, 10)
@@ -97,26 +89,22 @@ class PlannerNode(Node):
                     dropped = self.commands.get_nowait()
                 except queue.Empty:
                     continue
-                self.counts["dropped_commands"] += 1
-                self._warn(f"command queue full: dropped {str(dropped)[:80]!r}")
+                self.warn(f"command queue full: dropped {str(dropped)[:80]!r}", "dropped_commands")
 
     def _on_observation(self, msg: Float32MultiArray) -> None:
-        try:
-            obs = nc.read_observation(msg)
-        except ValueError as e:
-            self.counts["refused_observations"] += 1
-            self._warn(f"observation ignored: {e}")
+        obs = self.observation(msg)
+        if obs is None:
             return
         name = scene_for(scene.present_blocks(obs))
         if name is None:
-            self._warn(f"no planner scene holds exactly {scene.present_blocks(obs)}; keeping {self.scene}")
+            self.warn(f"no planner scene holds exactly {scene.present_blocks(obs)}; keeping {self.scene}")
         else:
             self.scene = name
 
     def _work(self) -> None:
         """Load the models, then plan queued commands one at a time until ``None`` arrives."""
         p = self.p
-        config = EngineConfig(mode=p["mode"], k=p["k"])
+        config = EngineConfig(mode=p["mode"], lookahead=p["k"])
         try:
             planner = Planner.load(p["target"], p["draft"], config, adapter=p["adapter"] or None)
         except (ValueError, OSError) as e:
@@ -140,18 +128,13 @@ class PlannerNode(Node):
         self.pub_plan.publish(String(data=json.dumps(plan)))
         self.get_logger().info(f"{command[:120]!r} in {self.scene} -> {json.dumps(plan)} ({self.last_stats})")
 
-    def _warn(self, text: str) -> None:
-        self.last_error = text
-        self.get_logger().warning(text, throttle_duration_sec=2.0)
-
     def _publish_status(self) -> None:
         level = nc.OK if self.state == "ready" and not self.last_error else nc.WARN
         if self.state.startswith("failed"):
             level = nc.ERROR
         values = {"scene": self.scene, "queued": self.commands.qsize(), **self.counts, **self.last_stats,
                   "last_error": self.last_error}
-        self.pub_status.publish(nc.status_msg(self, level, self.state, values))
-        self.last_error = ""
+        self.publish_status(level, self.state, values)
 
     def close(self, interrupted: bool) -> None:
         """Stop the worker after the command it is planning (the draft process ends with it)."""

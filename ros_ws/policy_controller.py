@@ -21,16 +21,9 @@ The policy is built exactly as ``forethought eval --policy NAME`` builds it
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a process of its own: a stop signal during start-up exits quietly
-    import signal
-    import sys
+from forethought.runtime import prepare_node_process
 
-    for _sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(_sig, lambda *_: sys.exit(0))  # run_node installs the real handlers
-
-from forethought.runtime import apply_defaults  # noqa: E402
-
-apply_defaults()  # before rclpy is imported: discovery stays on loopback unless the user says otherwise
+prepare_node_process(__name__)  # first: local defaults before rclpy; a stop signal during start-up exits quietly
 
 import json  # noqa: E402
 import time  # noqa: E402
@@ -40,7 +33,6 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from builtin_interfaces.msg import Duration  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
@@ -48,7 +40,7 @@ import forethought.models.control.policy  # noqa: E402,F401  (registers dmpc)
 from forethought.models.evaluation import PolicySpec, build_policy  # noqa: E402
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.runtime import pretrained_dir  # noqa: E402
-from forethought.sim import scene  # noqa: E402
+from forethought.sim import PUSH_BLOCKS_ID, scene  # noqa: E402
 
 PARAMS = {
     "policy": ("dmpc", "harness policy name: dmpc, proposer, expert, ..."),
@@ -76,7 +68,7 @@ def parse_options(text: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in options.items()}
 
 
-class PolicyController(Node):
+class PolicyController(nc.ReportingNode):
     def __init__(self) -> None:
         super().__init__("policy_controller")
         p = nc.declare_parameters(self, PARAMS)
@@ -85,7 +77,7 @@ class PolicyController(Node):
         torch.set_num_threads(p["threads"])
         spec = PolicySpec(
             model=Path(p["model"]) if p["model"] else None,
-            env_id="forethought/PushBlocks-v0",
+            env_id=PUSH_BLOCKS_ID,
             observation_dim=scene.OBS_DIM,
             action_dim=scene.ACTION_DIM,
             num_inference_steps=p["num_inference_steps"] or None,
@@ -107,7 +99,6 @@ class PolicyController(Node):
         self.goals = 0
         self.counts = {"commands": 0, "refused_observations": 0, "bad_goals": 0, "bad_actions": 0}
         self.act_ms: list[float] = []
-        self.last_error = ""
         self.pub_traj = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
         self.create_subscription(Float32MultiArray, "observation", self._on_observation, 10)
@@ -121,8 +112,7 @@ class PolicyController(Node):
         try:
             step = nc.parse_step(msg.data, self.present)
         except ValueError as e:
-            self.counts["bad_goals"] += 1
-            self._refuse(f"goal refused: {e}")
+            self.warn(f"goal refused: {e}", "bad_goals")
             return
         if step != self.task:
             self._set_task(step)
@@ -134,11 +124,8 @@ class PolicyController(Node):
         self.get_logger().info(f"goal: {json.dumps(step)}")
 
     def _on_observation(self, msg: Float32MultiArray) -> None:
-        try:
-            obs = nc.read_observation(msg)
-        except ValueError as e:
-            self.counts["refused_observations"] += 1
-            self._refuse(f"observation refused: {e}")
+        obs = self.observation(msg, refusal="observation refused")
+        if obs is None:
             return
         self.present = scene.present_blocks(obs)
         if self.task is None:
@@ -146,28 +133,23 @@ class PolicyController(Node):
         t0 = time.perf_counter()
         action = np.asarray(self.policy.act(obs), dtype=np.float64)
         self.act_ms.append((time.perf_counter() - t0) * 1e3)
-        if action.shape != (len(nc.JOINTS),) or not np.all(np.isfinite(action)):
-            self.counts["bad_actions"] += 1
-            self._refuse(f"policy returned {action.tolist()}; not sending it")
+        if action.shape != (len(scene.PUSHER_JOINTS),) or not np.all(np.isfinite(action)):
+            self.warn(f"policy returned {action.tolist()}; not sending it", "bad_actions")
             return
         action = np.clip(action, -scene.WORKSPACE_HALF, scene.WORKSPACE_HALF)
-        traj = JointTrajectory(joint_names=list(nc.JOINTS))
+        traj = JointTrajectory(joint_names=list(scene.PUSHER_JOINTS))
         traj.header.stamp = self.get_clock().now().to_msg()
         traj.points = [JointTrajectoryPoint(positions=action.tolist(), time_from_start=self.point_time)]
         self.pub_traj.publish(traj)
         self.counts["commands"] += 1
-
-    def _refuse(self, text: str) -> None:
-        self.last_error = text
-        self.get_logger().warning(text, throttle_duration_sec=2.0)
 
     def _publish_status(self) -> None:
         level = nc.WARN if self.last_error else nc.OK
         message = "waiting for a goal" if self.task is None else "running"
         timing = {"act_ms_median": float(np.median(self.act_ms)), "act_ms_max": max(self.act_ms)} if self.act_ms else {}
         values = {"policy": self.p["policy"], "task": self.task, **self.counts, **timing, "last_error": self.last_error}
-        self.pub_status.publish(nc.status_msg(self, level, message, values))
-        self.last_error, self.act_ms = "", []
+        self.publish_status(level, message, values)
+        self.act_ms = []
 
 
 def main(args: list[str] | None = None) -> int:

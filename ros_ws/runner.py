@@ -49,6 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from forethought.cli_args import key_values
 from forethought.ros_ws.graph import GRAPHS, NodeSpec
 from forethought.runtime import apply_defaults
 
@@ -134,13 +135,7 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
     if args.model is not None:
         out["model"] = os.path.abspath(args.model)
     if args.policy_option:
-        options = {}
-        for item in args.policy_option:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ValueError(f"--policy-option {item!r}: expected KEY=VALUE")
-            options[key] = value
-        out["policy_options"] = json.dumps(options)
+        out["policy_options"] = json.dumps(key_values(args.policy_option, "--policy-option"))
     for f in args.params:
         if not Path(f).is_file():
             raise ValueError(f"--params {f}: no such file")

@@ -28,16 +28,9 @@ Exit codes: 0 on SIGINT/SIGTERM, on success with ``exit_on_success``, or when
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a process of its own: a stop signal during start-up exits quietly
-    import signal
-    import sys
+from forethought.runtime import prepare_node_process
 
-    for _sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(_sig, lambda *_: sys.exit(0))  # run_node installs the real handlers
-
-from forethought.runtime import apply_defaults  # noqa: E402
-
-apply_defaults()  # before rclpy is imported: discovery stays on loopback unless the user says otherwise
+prepare_node_process(__name__)  # first: local defaults before rclpy; a stop signal during start-up exits quietly
 
 import json  # noqa: E402
 
@@ -52,8 +45,8 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.ros_ws.graph import DEFAULT_TASK  # noqa: E402
-from forethought.ros_ws.node_common import JOINTS  # noqa: E402
-from forethought.sim import scene  # noqa: E402
+from forethought.sim import PUSH_BLOCKS_ID, scene  # noqa: E402
+from forethought.sim.scene import PUSHER_JOINTS  # noqa: E402
 
 try:
     from rosgraph_msgs.msg import Clock
@@ -61,7 +54,7 @@ except ImportError:  # optional: no /clock without it
     Clock = None
 
 PARAMS = {
-    "env_id": ("forethought/PushBlocks-v0", "gymnasium id; only PushBlocks has this node's joints"),
+    "env_id": (PUSH_BLOCKS_ID, "gymnasium id; only PushBlocks has this node's joints"),
     "n_blocks": (1, "blocks on the table, 1 to 3"),
     "seed": (0, "seed of the first episode; the k-th reset uses seed + k"),
     "task": (DEFAULT_TASK, "initial JSON plan step (runtime-settable)"),
@@ -81,8 +74,8 @@ class SimNode(Node):
     def __init__(self) -> None:
         super().__init__("sim_node")
         p = nc.declare_parameters(self, PARAMS)
-        if p["env_id"] != "forethought/PushBlocks-v0":
-            raise ValueError(f"env_id {p['env_id']!r}: sim_node drives forethought/PushBlocks-v0 only")
+        if p["env_id"] != PUSH_BLOCKS_ID:
+            raise ValueError(f"env_id {p['env_id']!r}: sim_node drives {PUSH_BLOCKS_ID} only")
         nc.check_range("n_blocks", p["n_blocks"], 1, 3)
         nc.check_range("video_size", p["video_size"], 16, 2048)
         nc.check_range("control_rate_hz", p["control_rate_hz"], 0, 1000, lo_open=True)
@@ -95,7 +88,7 @@ class SimNode(Node):
         self.video = nc.VideoRecorder(p["video_path"], size, p["control_rate_hz"]) if p["video_path"] else None
         kw = dict(render_mode="rgb_array", width=size, height=size) if self.video else {}
         try:
-            import forethought.sim  # noqa: F401  (registers the envs)
+            import forethought.sim.envs  # noqa: F401  (registers the envs)
             self.env = gym.make(p["env_id"], n_blocks=p["n_blocks"], **kw)
         except Exception as e:  # gymnasium and MuJoCo errors: report them as a bad configuration
             raise ValueError(f"env_id {p['env_id']!r} with n_blocks={p['n_blocks']}: cannot create it ({e})") from None
@@ -166,7 +159,7 @@ class SimNode(Node):
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         try:
-            positions, times = nc.check_trajectory(msg, JOINTS, self.low, self.high)
+            positions, times = nc.check_trajectory(msg, PUSHER_JOINTS, self.low, self.high)
         except ValueError as e:
             self.counts["rejected_trajectories"] += 1
             self._error(f"joint_trajectory rejected: {e}", warn=True)
@@ -209,13 +202,13 @@ class SimNode(Node):
 
     def _publish(self, action: np.ndarray, status: bool) -> None:
         stamp = self.get_clock().now().to_msg()
-        cmd = JointState(name=list(JOINTS), position=[float(v) for v in action])
+        cmd = JointState(name=list(PUSHER_JOINTS), position=[float(v) for v in action])
         cmd.header.stamp = stamp
         self.pub_commands.publish(cmd)  # before the observation it led to
-        js = JointState(name=list(JOINTS))
+        js = JointState(name=list(PUSHER_JOINTS))
         js.header.stamp = stamp
-        js.position = [float(self.env.unwrapped.data.joint(j).qpos[0]) for j in JOINTS]
-        js.velocity = [float(self.env.unwrapped.data.joint(j).qvel[0]) for j in JOINTS]
+        js.position = [float(self.env.unwrapped.data.joint(j).qpos[0]) for j in PUSHER_JOINTS]
+        js.velocity = [float(self.env.unwrapped.data.joint(j).qvel[0]) for j in PUSHER_JOINTS]
         self.pub_joints.publish(js)
         self.pub_obs.publish(nc.obs_to_msg(self.obs))
         if self.pub_clock is not None:

@@ -46,16 +46,9 @@ alarms. Mass or friction changes are not separated from normal physics at any th
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a process of its own: a stop signal during start-up exits quietly
-    import signal
-    import sys
+from forethought.runtime import prepare_node_process
 
-    for _sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(_sig, lambda *_: sys.exit(0))  # run_node installs the real handlers
-
-from forethought.runtime import apply_defaults  # noqa: E402
-
-apply_defaults()  # before rclpy is imported: discovery stays on loopback unless the user says otherwise
+prepare_node_process(__name__)  # first: local defaults before rclpy; a stop signal during start-up exits quietly
 
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -63,7 +56,6 @@ from typing import Any, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float32MultiArray  # noqa: E402
 
@@ -92,7 +84,7 @@ PARAMS = {
 
 
 def read_command(names: Sequence[str], position: Sequence[float],
-                 joints: Sequence[str] = nc.JOINTS) -> np.ndarray:
+                 joints: Sequence[str] = scene.PUSHER_JOINTS) -> np.ndarray:
     """A joint_commands message's ``position`` in ``joints`` order; ``ValueError`` if it is unusable."""
     names, position = list(names), np.asarray(position, dtype=np.float64)
     if sorted(names) != sorted(joints) or len(set(names)) != len(names):
@@ -152,7 +144,7 @@ class SurpriseTracker:
         return value
 
 
-class WorldModelNode(Node):
+class WorldModelNode(nc.ReportingNode):
     def __init__(self) -> None:
         super().__init__("world_model_node")
         p = nc.declare_parameters(self, PARAMS)
@@ -167,17 +159,16 @@ class WorldModelNode(Node):
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             raise ValueError(f"world_model {p['world_model']!r}: {e}") from None
         c = model.config
-        if c.obs_type != "state" or c.obs_dim != scene.OBS_DIM or c.action_dim != len(nc.JOINTS):
+        if c.obs_type != "state" or c.obs_dim != scene.OBS_DIM or c.action_dim != len(scene.PUSHER_JOINTS):
             raise ValueError(f"world_model {p['world_model']!r} observes {c.obs_type} (obs_dim {c.obs_dim}, action_dim "
                              f"{c.action_dim}); this node needs a state model of PushBlocks ({scene.OBS_DIM} floats, "
-                             f"{len(nc.JOINTS)} actions)")
+                             f"{len(scene.PUSHER_JOINTS)} actions)")
         self.p = p
         monitor = SurpriseMonitor(model, p["surprise_horizon"], p["surprise_window"])
         self.tracker = SurpriseTracker(monitor, p["surprise_threshold"], p["stale_s"])
         self.counts = {"refused_observations": 0, "refused_commands": 0}
         self.obs_time: float | None = None  # time.monotonic() of the last valid observation
         self.unpaired_seen = 0  # tracker.unpaired at the previous status
-        self.last_error = ""
         self.pub_surprise = self.create_publisher(nc.DiagnosticArray, "surprise", 10)
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
         self.create_subscription(JointState, "joint_commands", self._on_command, QUEUE_DEPTH)
@@ -198,12 +189,8 @@ class WorldModelNode(Node):
         self.tracker.command(position, info["source_timestamp"] * 1e-9)
 
     def _on_observation(self, msg: Float32MultiArray, info: dict) -> None:
-        try:
-            obs = nc.read_observation(msg)
-        except ValueError as e:
-            self.counts["refused_observations"] += 1
-            self.last_error = f"observation ignored: {e}"
-            self.get_logger().warning(self.last_error, throttle_duration_sec=2.0)
+        obs = self.observation(msg)
+        if obs is None:
             return
         self.obs_time = time.monotonic()
         value = self.tracker.observe(obs, info["source_timestamp"] * 1e-9)
@@ -242,8 +229,7 @@ class WorldModelNode(Node):
             "above_threshold": t.above, "episodes": t.episodes, "unpaired_observations": t.unpaired, **self.counts,
             "last_error": self.last_error}
         level = nc.WARN if stale or unpaired or self.last_error else nc.OK
-        self.pub_status.publish(nc.status_msg(self, level, message, values))
-        self.last_error = ""
+        self.publish_status(level, message, values)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ PUSH_GOAL = {"skill": "push", "object": "green_block", "target": "top_right"}
 
 def reference_outputs() -> dict[str, torch.Tensor]:
     """Every reference tensor, computed from the shipped folders (see the module docstring)."""
-    import forethought.sim  # noqa: F401  (registers the envs)
+    import forethought.sim.envs  # noqa: F401  (registers the envs)
     from forethought.models import DiffusionProposer
     from forethought.models.dynamics import DynamicsEnsemble
     from forethought.models.world_model import LatentWorldModel

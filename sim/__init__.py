@@ -1,35 +1,23 @@
 """MuJoCo tasks behind the gymnasium API: envs, scripted experts, rendering.
 
-Importing ``forethought.sim`` registers the envs with gymnasium:
+Importing this package is light (no gymnasium, MuJoCo or pyarrow): it holds the env ids, one
+definition each, and :func:`task_env_id`. Importing :mod:`forethought.sim.envs` registers the
+envs with gymnasium:
 
 - ``forethought/PushBlocks-v0`` (:class:`forethought.sim.push_blocks.PushBlocksEnv`);
-- the adapters in :mod:`forethought.sim.adapters` (``forethought/Reacher-v5``, ``forethought/Pusher-v5``).
+- ``forethought/PushBlocksShifted-v0`` (:func:`forethought.sim.perturb.make_shifted`);
+- ``forethought/Reacher-v5`` and ``forethought/Pusher-v5`` (:mod:`forethought.sim.adapters`).
 
-Without the import, ``gym.make("forethought.sim:forethought/PushBlocks-v0")`` imports it for you.
+Without the import, ``gym.make("forethought.sim.envs:forethought/PushBlocks-v0")`` imports it for you.
 """
 
 from __future__ import annotations
 
-import gymnasium as gym
-
 PUSH_BLOCKS_ID = "forethought/PushBlocks-v0"
-
-
-def register_envs() -> None:
-    """Register this package's envs with gymnasium (idempotent)."""
-    if PUSH_BLOCKS_ID not in gym.registry:
-        gym.register(
-            id=PUSH_BLOCKS_ID,
-            entry_point="forethought.sim.push_blocks:PushBlocksEnv",
-            max_episode_steps=200,
-        )
-    from forethought.sim.adapters import register_adapters
-
-    register_adapters()
-
-
-register_envs()
-from forethought.sim.perturb import SHIFTED_ID  # noqa: E402  (registers forethought/PushBlocksShifted-v0)
+SHIFTED_ID = "forethought/PushBlocksShifted-v0"
+"""PushBlocks with heavier blocks, a slipperier table and a weaker motor (:mod:`forethought.sim.perturb`)."""
+REACHER_ID = "forethought/Reacher-v5"
+PUSHER_ID = "forethought/Pusher-v5"
 
 SAME_TASKS_AS: dict[str, str] = {SHIFTED_ID: PUSH_BLOCKS_ID}
 """Env id -> the env whose tasks, observation layout and expert it shares (only its physics differ)."""

@@ -9,10 +9,10 @@ default arguments) their reward and random start states bit for bit, and add:
 - ``info["is_success"]`` and ``info["distance"]`` with the tolerance stated in the docstring;
 - every reward weight passed explicitly, at registration and in the constructor.
 
-Register them with :func:`register_adapters` (``forethought.sim`` does this on import)::
+Importing :mod:`forethought.sim.envs` registers them::
 
     import gymnasium as gym
-    import forethought.sim  # noqa: F401  (registers the forethought/* ids)
+    import forethought.sim.envs  # noqa: F401  (registers the forethought/* ids)
 
     env = gym.make("forethought/Reacher-v5")
     obs, info = env.reset(seed=0, options={"task": {"skill": "reach", "target": [0.1, -0.1]}})
@@ -80,7 +80,30 @@ def _check_options(options: Mapping[str, Any] | None, valid: tuple[str, ...]) ->
     return dict(options)
 
 
-class ReacherGoalEnv(ReacherEnv):
+class _GoalInfo:
+    """What both adapters add: a checked ``success_tolerance``, and the subclass's ``_goal_info()``
+    (``is_success``, ``distance``, ...) in the info of ``reset`` and ``step``."""
+
+    success_tolerance: float
+
+    def _set_success_tolerance(self, tolerance: float) -> None:
+        if not (np.isfinite(tolerance) and tolerance > 0):
+            raise ValueError(f"success_tolerance must be a positive finite distance (m), got {tolerance!r}")
+        self.success_tolerance = float(tolerance)
+
+    def _goal_info(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        info.update(self._goal_info())
+        return obs, reward, terminated, truncated, info
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return self._goal_info()
+
+
+class ReacherGoalEnv(_GoalInfo, ReacherEnv):
     r"""``Reacher-v5`` with a settable goal, a success flag and explicit reward weights.
 
     ## Description
@@ -145,9 +168,7 @@ class ReacherGoalEnv(ReacherEnv):
         success_tolerance: float = REACHER_SUCCESS_TOL,
         **kwargs: Any,
     ):
-        if not (np.isfinite(success_tolerance) and success_tolerance > 0):
-            raise ValueError(f"success_tolerance must be a positive finite distance (m), got {success_tolerance!r}")
-        self.success_tolerance = float(success_tolerance)
+        self._set_success_tolerance(success_tolerance)
         self._requested_goal: np.ndarray | None = None
         super().__init__(
             reward_dist_weight=reward_dist_weight, reward_control_weight=reward_control_weight, **kwargs
@@ -217,20 +238,12 @@ class ReacherGoalEnv(ReacherEnv):
         self.set_state(qpos, qvel)
         return self._get_obs()
 
-    def step(self, action):
-        obs, reward, terminated, truncated, info = super().step(action)
-        info.update(self._goal_info())
-        return obs, reward, terminated, truncated, info
-
-    def _get_reset_info(self) -> dict[str, Any]:
-        return self._goal_info()
-
     def _goal_info(self) -> dict[str, Any]:
         distance = float(np.linalg.norm((self.get_body_com("fingertip") - self.get_body_com("target"))[:2]))
         return {"is_success": distance <= self.success_tolerance, "distance": distance, "task": self.task}
 
 
-class PusherGoalEnv(PusherEnv):
+class PusherGoalEnv(_GoalInfo, PusherEnv):
     r"""``Pusher-v5`` with a settable goal, a success flag and explicit reward weights.
 
     ## Description
@@ -292,9 +305,7 @@ class PusherGoalEnv(PusherEnv):
         success_tolerance: float = PUSHER_SUCCESS_TOL,
         **kwargs: Any,
     ):
-        if not (np.isfinite(success_tolerance) and success_tolerance > 0):
-            raise ValueError(f"success_tolerance must be a positive finite distance (m), got {success_tolerance!r}")
-        self.success_tolerance = float(success_tolerance)
+        self._set_success_tolerance(success_tolerance)
         self.default_goal = self.validate_goal(goal)
         self._episode_goal = self.default_goal.copy()
         super().__init__(
@@ -373,37 +384,7 @@ class PusherGoalEnv(PusherEnv):
         self.set_state(qpos, qvel)
         return self._get_obs()
 
-    def step(self, action):
-        obs, reward, terminated, truncated, info = super().step(action)
-        info.update(self._goal_info())
-        return obs, reward, terminated, truncated, info
-
-    def _get_reset_info(self) -> dict[str, Any]:
-        return self._goal_info()
-
     def _goal_info(self) -> dict[str, Any]:
         distance = float(np.linalg.norm((self.get_body_com("object") - self.get_body_com("goal"))[:2]))
         return {"is_success": distance <= self.success_tolerance, "distance": distance, "goal": self.goal.tolist()}
 
-
-def register_adapters() -> None:
-    """Register ``forethought/Reacher-v5`` and ``forethought/Pusher-v5`` (idempotent).
-
-    Time limits and reward thresholds are the stock ones (50 and 100 steps); every reward weight
-    is passed as a registration kwarg, so ``gym.make(id).spec.kwargs`` shows what is used.
-    """
-    from gymnasium.envs.registration import register, registry
-
-    specs = {
-        "forethought/Reacher-v5": ("forethought.sim.adapters:ReacherGoalEnv", 50, -3.75, REACHER_REWARD_WEIGHTS),
-        "forethought/Pusher-v5": ("forethought.sim.adapters:PusherGoalEnv", 100, 0.0, PUSHER_REWARD_WEIGHTS),
-    }
-    for env_id, (entry_point, steps, threshold, weights) in specs.items():
-        if env_id not in registry:
-            register(
-                id=env_id,
-                entry_point=entry_point,
-                max_episode_steps=steps,
-                reward_threshold=threshold,
-                kwargs=dict(weights),
-            )

@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -59,20 +58,19 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-import forethought.sim  # noqa: F401  (registers the forethought/* envs)
-from forethought.sim import scene
+import forethought.sim.envs  # noqa: F401  (registers the forethought/* envs)
+from forethought.sim import PUSH_BLOCKS_ID, REACHER_ID, scene, task_env_id
 from forethought.sim.dataset import Episode, write_dataset
-from forethought.cli_args import help_from_docstring, json_object
+from forethought.cli_args import help_from_docstring, json_object, run_writer
 from forethought.sim.experts import make_expert
 
-PUSH_BLOCKS_ID = "forethought/PushBlocks-v0"
-
+# The tables below are keyed by ``task_env_id``: an env with another's tasks uses its entries.
 N_BLOCKS_RANGE: dict[str, tuple[int, int]] = {PUSH_BLOCKS_ID: (1, len(scene.BLOCK_NAMES))}
 """Envs whose ``reset(options={"n_blocks": k})`` picks the number of blocks, with the range drawn from."""
 
 OBS_LABELS: dict[str, tuple[str, ...]] = {
     PUSH_BLOCKS_ID: scene.OBS_LABELS,
-    "forethought/Reacher-v5": (
+    REACHER_ID: (
         "cos_q0", "cos_q1", "sin_q0", "sin_q1", "goal_x", "goal_y",
         "dq0", "dq1", "tip_minus_goal_x", "tip_minus_goal_y",
     ),
@@ -130,7 +128,7 @@ class PlayPolicy:
         self.low, self.high = np.asarray(low, np.float64), np.asarray(high, np.float64)
         self.rng = rng
         self.move_steps, self.hold_steps = move_steps, hold_steps
-        self._start_fn, self._waypoint_fn = PLAY_HOOKS.get(env_id, (None, None))
+        self._start_fn, self._waypoint_fn = PLAY_HOOKS.get(task_env_id(env_id), (None, None))
         self._plan: list[np.ndarray] = []
         self._last: np.ndarray | None = None
 
@@ -296,7 +294,7 @@ def collect(
         raise ValueError(f"--out must name a .parquet file, got {str(out)!r}")
 
     # n_blocks: fixed, from env_kwargs, or drawn per episode
-    n_range = N_BLOCKS_RANGE.get(env_id)
+    n_range = N_BLOCKS_RANGE.get(task_env_id(env_id))
     if n_blocks is not None:
         if n_range is None:
             raise ValueError(f"--n-blocks applies to {sorted(N_BLOCKS_RANGE)} only, not {env_id!r}")
@@ -392,7 +390,8 @@ def collect(
         "disturb": float(disturb),
         "n_blocks": meta_n_blocks,
         "max_steps": int(limit),
-        "obs_labels": list(getattr(env.unwrapped, "obs_labels", None) or OBS_LABELS.get(env_id) or []) or None,
+        "obs_labels": list(getattr(env.unwrapped, "obs_labels", None) or OBS_LABELS.get(task_env_id(env_id)) or [])
+        or None,
         "action_low": low.tolist(),
         "action_high": high.tolist(),
         "dt": float(getattr(env.unwrapped, "dt", 0.0)) or None,
@@ -450,24 +449,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``forethought collect``; exit status 0 on success, 2 on bad input, 130 on Ctrl-C."""
-    try:
-        collect(
-            args.env,
-            args.episodes,
-            args.noise,
-            args.play_fraction,
-            args.seed,
-            args.out,
-            env_kwargs=args.env_kwargs,
-            progress=not args.no_progress,
-            n_blocks=args.n_blocks,
-            max_steps=args.max_steps,
-            disturb=args.disturb,
-        )
-    except ValueError as e:
-        print(f"forethought collect: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"forethought collect: interrupted; nothing written to {args.out}", file=sys.stderr)
-        return 130
-    return 0
+    code, _ = run_writer("collect", args.out, lambda: collect(
+        args.env, args.episodes, args.noise, args.play_fraction, args.seed, args.out, env_kwargs=args.env_kwargs,
+        progress=not args.no_progress, n_blocks=args.n_blocks, max_steps=args.max_steps, disturb=args.disturb,
+    ))
+    return code

@@ -13,10 +13,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-# env id -> "module:Class" of its expert (imported on demand)
+from forethought.sim import PUSH_BLOCKS_ID, REACHER_ID, task_env_id
+
+# env id -> "module:Class" of its expert (imported on demand); an env with another's tasks
+# (``forethought.sim.SAME_TASKS_AS``) uses that env's expert
 EXPERTS: dict[str, str] = {
-    "forethought/PushBlocks-v0": "forethought.sim.expert_pushblocks:PushBlocksExpert",
-    "forethought/Reacher-v5": "forethought.sim.expert_reacher:ReacherExpert",
+    PUSH_BLOCKS_ID: "forethought.sim.expert_pushblocks:PushBlocksExpert",
+    REACHER_ID: "forethought.sim.expert_reacher:ReacherExpert",
 }
 
 
@@ -32,8 +35,8 @@ class Expert(ABC):
 
 
 def make_expert(env_id: str, **kwargs: Any) -> Expert:
-    """Build the scripted expert registered for ``env_id``."""
-    if env_id not in EXPERTS:
+    """Build the scripted expert registered for ``env_id`` (or for the env whose tasks it has)."""
+    if task_env_id(env_id) not in EXPERTS:
         raise ValueError(f"no scripted expert for env {env_id!r}: experts exist for {sorted(EXPERTS)}")
-    module, cls = EXPERTS[env_id].split(":")
+    module, cls = EXPERTS[task_env_id(env_id)].split(":")
     return getattr(importlib.import_module(module), cls)(**kwargs)

@@ -9,9 +9,9 @@ slipperier table and a weaker pusher motor (the wrappers of ``forethought.sim.wr
 | ``friction_scale`` | 0.3 | every geom's sliding ``geom_friction`` and the blocks' joint ``frictionloss`` |
 | ``gear_scale`` | 0.4 | the pusher's ``actuator_gear`` (its maximum force) |
 
-Any other kwarg goes to ``PushBlocksEnv``. The id shares PushBlocks' scripted expert, play
-waypoints, block-count draw and observation labels, so ``forethought collect`` records it like
-the nominal env::
+Any other kwarg goes to ``PushBlocksEnv``. Through ``forethought.sim.task_env_id`` the id
+shares PushBlocks' scripted expert, play waypoints, block-count draw and observation labels, so
+``forethought collect`` records it like the nominal env::
 
     forethought collect --env forethought/PushBlocksShifted-v0 --episodes 20 --noise 0.1 \\
         --play-fraction 0.5 --seed 500 --out data/dyn/shifted.parquet
@@ -25,14 +25,11 @@ from typing import Any
 
 import gymnasium as gym
 
-from forethought.sim import collect, experts
 from forethought.sim.push_blocks import PushBlocksEnv
 from forethought.sim.wrappers import ActuatorGearScale, BodyMassScale, GeomFrictionScale
 
-PUSH_BLOCKS_ID = "forethought/PushBlocks-v0"
-SHIFTED_ID = "forethought/PushBlocksShifted-v0"
 SHIFT: dict[str, float] = {"mass_scale": 3.0, "friction_scale": 0.3, "gear_scale": 0.4}
-"""The default change of ``SHIFTED_ID`` (issue #4's dynamics-change benchmark)."""
+"""The default change of ``forethought.sim.SHIFTED_ID`` (issue #4's dynamics-change benchmark)."""
 
 
 def make_shifted(
@@ -47,14 +44,3 @@ def make_shifted(
     env = GeomFrictionScale(env, friction_scale)
     return ActuatorGearScale(env, gear_scale)
 
-
-def register_shifted() -> None:
-    """Register ``SHIFTED_ID`` with gymnasium and give it PushBlocks' expert and collection hooks (idempotent)."""
-    if SHIFTED_ID not in gym.registry:
-        gym.register(id=SHIFTED_ID, entry_point="forethought.sim.perturb:make_shifted", max_episode_steps=200)
-    experts.EXPERTS.setdefault(SHIFTED_ID, experts.EXPERTS[PUSH_BLOCKS_ID])
-    for table in (collect.N_BLOCKS_RANGE, collect.PLAY_HOOKS, collect.OBS_LABELS):
-        table.setdefault(SHIFTED_ID, table[PUSH_BLOCKS_ID])
-
-
-register_shifted()

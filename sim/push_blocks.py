@@ -13,7 +13,7 @@ from gymnasium import utils
 from gymnasium.spaces import Box
 
 from forethought.sim import scene
-from forethought.sim.scene import BLOCK_NAMES, OBS_DIM, REGION_NAMES, WORKSPACE_HALF
+from forethought.sim.scene import BLOCK_NAMES, OBS_DIM, PUSHER_JOINTS, REGION_NAMES, WORKSPACE_HALF
 
 DEFAULT_XML = os.path.join(os.path.dirname(__file__), "assets", "pushblocks.xml")
 
@@ -148,7 +148,7 @@ class PushBlocksEnv(gym.Env, utils.EzPickle):
     ## Arguments
     ```python
     import gymnasium as gym
-    import forethought.sim  # registers the env
+    import forethought.sim.envs  # registers the env
     env = gym.make("forethought/PushBlocks-v0", n_blocks=3, render_mode="rgb_array", width=96, height=96)
     obs, info = env.reset(seed=0, options={"task": {"skill": "push", "object": "red_block", "target": "left"}})
     ```
@@ -208,9 +208,9 @@ class PushBlocksEnv(gym.Env, utils.EzPickle):
         self.model = mujoco.MjModel.from_xml_path(xml_file)
         self.data = mujoco.MjData(self.model)
         m = self.model
-        self._pusher_qpos = [int(m.jnt_qposadr[m.joint(j).id]) for j in ("pusher_x", "pusher_y")]
-        self._pusher_dof = [int(m.jnt_dofadr[m.joint(j).id]) for j in ("pusher_x", "pusher_y")]
-        self._act = [m.actuator(a).id for a in ("pusher_x", "pusher_y")]
+        self._pusher_qpos = [int(m.jnt_qposadr[m.joint(j).id]) for j in PUSHER_JOINTS]
+        self._pusher_dof = [int(m.jnt_dofadr[m.joint(j).id]) for j in PUSHER_JOINTS]
+        self._act = [m.actuator(a).id for a in PUSHER_JOINTS]  # each motor is named after its joint
         # Nominal max force: the servo's output is normalised by it, so a perturbed (scaled)
         # model.actuator_gear changes the force the motor really delivers.
         self._gear_nominal = [float(m.actuator_gear[a, 0]) for a in self._act]

@@ -21,7 +21,6 @@ Policies come from ``POLICIES`` (name -> factory); only ``expert`` (the scripted
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol
@@ -29,9 +28,9 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 import gymnasium as gym
 import numpy as np
 
-import forethought.sim  # noqa: F401  (registers the forethought/* envs)
+import forethought.sim.envs  # noqa: F401  (registers the forethought/* envs)
 from forethought.files import atomic_path
-from forethought.cli_args import help_from_docstring, json_object
+from forethought.cli_args import help_from_docstring, json_object, run_writer
 from forethought.sim.experts import make_expert
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".gif")
@@ -255,18 +254,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``forethought render``; exit status 0 on success, 2 on bad input."""
-    try:
-        path, rollout = render(
-            args.env, args.seed, args.out, task=args.task, episodes=args.episodes, size=args.size,
-            policy=make_policy(args.policy, args.env, args), fps=args.fps, env_kwargs=args.env_kwargs,
-        )
-    except ValueError as e:
-        print(f"forethought render: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"forethought render: interrupted; nothing written to {args.out}", file=sys.stderr)
-        return 130
+    """Run ``forethought render``; exit status 0 on success, 2 on bad input, 130 on Ctrl-C."""
+    code, result = run_writer("render", args.out, lambda: render(
+        args.env, args.seed, args.out, task=args.task, episodes=args.episodes, size=args.size,
+        policy=make_policy(args.policy, args.env, args), fps=args.fps, env_kwargs=args.env_kwargs,
+    ))
+    if result is None:
+        return code
+    path, rollout = result
     ok = sum(e["success"] for e in rollout.episodes)
     n = len(rollout.episodes)
     print(f"wrote {path}: {n} episode(s), {len(rollout.frames)} frames, success {ok}/{n}")

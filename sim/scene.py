@@ -41,6 +41,9 @@ WORKSPACE_HALF = 0.27
 BLOCK_HALF = 0.02
 """Blocks are cubes of side 2 * BLOCK_HALF."""
 PUSHER_RADIUS = 0.015
+PUSHER_JOINTS: tuple[str, str] = ("pusher_x", "pusher_y")
+"""The pusher's slide joints (and their motors), in action order: the names on the ROS
+``joint_states``, ``joint_commands`` and ``joint_trajectory`` topics."""
 
 # Success tolerances.
 REGION_TOL = 0.0
@@ -96,8 +99,8 @@ PUSHER_POS = slice(0, 2)
 PUSHER_VEL = slice(2, 4)
 BLOCK_STRIDE = 4
 OBS_DIM = 4 + BLOCK_STRIDE * len(BLOCK_NAMES)
-ACTION_DIM = 2
-OBS_LABELS: tuple[str, ...] = ("pusher_x", "pusher_y", "pusher_vx", "pusher_vy") + tuple(
+ACTION_DIM = len(PUSHER_JOINTS)
+OBS_LABELS: tuple[str, ...] = (*PUSHER_JOINTS, "pusher_vx", "pusher_vy") + tuple(
     f"{b}_{f}" for b in BLOCK_NAMES for f in ("present", "x", "y", "yaw")
 )
 

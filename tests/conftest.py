@@ -64,8 +64,8 @@ def tokenizer():
     """A 400-token byte-level BPE (SmolLM2-style special tokens and chat template) trained on plan texts and commands."""
     from transformers import PreTrainedTokenizerFast
 
-    from forethought.llm_planner.prompts import EXAMPLES
-    from forethought.llm_planner.schema import REFUSALS, plan_to_text, refusal
+    from forethought.llm_planner.planning.prompts import EXAMPLES
+    from forethought.llm_planner.planning.schema import REFUSALS, plan_to_text, refusal
 
     plans = [
         {"steps": [{"skill": "push", "object": "red_block", "target": "left"}]},
@@ -80,9 +80,9 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def planners(tokenizer, tiny_llama):
     """``{"ar", "sd", "ssd"}`` planners over one random tiny target (and a perturbed copy as draft), in-process."""
-    from forethought.llm_planner.engine import Engine, EngineConfig
-    from forethought.llm_planner.models import HFLanguageModel
-    from forethought.llm_planner.planner import Planner
+    from forethought.llm_planner.decoding.engine import Engine, EngineConfig
+    from forethought.llm_planner.decoding.language_model import HFLanguageModel
+    from forethought.llm_planner.planning.planner import Planner
 
     kw = dict(vocab=len(tokenizer), hidden=48, intermediate=96, max_positions=2048)
     _, target = tiny_llama(0, **kw)
@@ -93,7 +93,7 @@ def planners(tokenizer, tiny_llama):
     t, d = HFLanguageModel(target), HFLanguageModel(draft)
     out = {}
     for mode in ("ar", "sd", "ssd"):
-        engine = Engine(t, EngineConfig(mode=mode, k=3, draft_process=False), draft=None if mode == "ar" else d)
+        engine = Engine(t, EngineConfig(mode=mode, lookahead=3, draft_process=False), draft=None if mode == "ar" else d)
         out[mode] = Planner(tokenizer, engine, max_new_tokens=120)
     return out
 

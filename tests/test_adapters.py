@@ -8,7 +8,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import forethought.sim  # noqa: F401  (registers the envs)
 from forethought.sim.adapters import (
     PUSHER_DEFAULT_GOAL,
     PUSHER_REWARD_WEIGHTS,
@@ -17,8 +16,8 @@ from forethought.sim.adapters import (
     REACHER_SUCCESS_TOL,
     PusherGoalEnv,
     ReacherGoalEnv,
-    register_adapters,
 )
+from forethought.sim.envs import register_envs
 from forethought.sim.expert_reacher import reacher_ik
 
 REACHER, PUSHER = "forethought/Reacher-v5", "forethought/Pusher-v5"
@@ -29,7 +28,7 @@ def reach(xy):
 
 
 def test_registered_with_stock_limits_and_explicit_weights():
-    register_adapters()  # idempotent: a second call must not raise or re-register
+    register_envs()  # idempotent: a second call must not raise or re-register
     for env_id, steps, weights in ((REACHER, 50, REACHER_REWARD_WEIGHTS), (PUSHER, 100, PUSHER_REWARD_WEIGHTS)):
         spec = gym.spec(env_id)
         assert spec.max_episode_steps == steps

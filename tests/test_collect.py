@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import forethought.sim  # noqa: F401  (registers the envs)
+import forethought.sim.envs  # noqa: F401  (registers the envs)
 from forethought.cli import main
 from forethought.sim import scene
 from forethought.sim.collect import collect

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import gymnasium as gym
@@ -11,13 +13,13 @@ import pytest
 import torch
 
 from forethought.cli import main as cli_main
-from forethought.models.dynamics import DynamicsEnsemble
+from forethought.models.dynamics import DynamicsConfig, DynamicsEnsemble
 from forethought.models.dynamics.metrics import kstep_errors
 from forethought.models.dynamics.train_dynamics import build_dynamics_run
 from forethought.sim import scene
 from forethought.sim.collect import collect
 from forethought.sim.dataset import Dataset
-from forethought.sim.perturb import SHIFTED_ID
+from forethought.sim import SHIFTED_ID
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -103,7 +105,7 @@ def test_absent_block_dims_pass_through(tiny: DynamicsEnsemble) -> None:
 def test_save_load_round_trip(tiny: DynamicsEnsemble, tmp_path: Path) -> None:
     tiny.save_pretrained(tmp_path / "m")
     loaded = DynamicsEnsemble.from_pretrained(tmp_path / "m")
-    assert loaded.init_kwargs() == tiny.init_kwargs()
+    assert loaded.config == tiny.config
     for (k, a), (k2, b) in zip(tiny.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(a, b)
     assert torch.equal(loaded.rollout(_state(), _chunks()), tiny.rollout(_state(), _chunks()))
@@ -138,6 +140,49 @@ def test_missing_or_corrupt_checkpoint_is_named(tiny: DynamicsEnsemble, tmp_path
             (d / name).write_bytes(damage)
         with pytest.raises(FileNotFoundError if damage is None else ValueError, match=str(d / name)):
             DynamicsEnsemble.from_pretrained(d)
+
+
+OLD_PUSHBLOCKS_CONFIG = {
+    "_class_name": "DynamicsEnsemble", "_diffusers_version": "0.42.1", "action_dim": 2,
+    "action_high": [0.27000001072883606, 0.27000001072883606],
+    "action_low": [-0.27000001072883606, -0.27000001072883606],
+    "ensemble_size": 5, "env_id": "forethought/PushBlocks-v0", "hidden_dim": 160, "horizon": 4, "n_obs_steps": 2,
+    "num_layers": 3, "passthrough_dims": [4, 8, 12],
+    "presence_groups": [[4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]],
+    "relative_pairs": [[5, 0], [6, 1], [9, 0], [10, 1], [13, 0], [14, 1]], "rollout_horizon": 16, "state_dim": 16,
+}
+"""``dynamics-pushblocks/config.json`` as the diffusers ``ConfigMixin`` wrote it before ``DynamicsConfig``."""
+
+
+def _converter():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "convert_checkpoints.py"
+    spec = importlib.util.spec_from_file_location("convert_checkpoints", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_old_format_folder_is_refused_then_converted_and_rolls_out_the_same(shipped: DynamicsEnsemble,
+                                                                            tmp_path: Path) -> None:
+    old = tmp_path / "dynamics-old"
+    shutil.copytree(PUSHBLOCKS, old)
+    (old / "config.json").write_text(json.dumps(OLD_PUSHBLOCKS_CONFIG, indent=2, sort_keys=True) + "\n")
+    run = json.loads((old / "train_config.json").read_text())
+    (old / "train_config.json").write_text(json.dumps({**run, "dynamics": OLD_PUSHBLOCKS_CONFIG}, indent=2) + "\n")
+    with pytest.raises(ValueError, match=r"diffusers-format .*convert_checkpoints"):
+        DynamicsEnsemble.from_pretrained(old)
+    convert = _converter()
+    assert convert.main(["--check", str(old)]) == 1
+    assert convert.main([str(old)]) == 0
+    assert convert.main(["--check", str(old)]) == 0  # idempotent: nothing left to convert
+    config = json.loads((old / "config.json").read_text())
+    assert config["type"] == "dynamics_ensemble" and not any(k.startswith("_") for k in config)
+    assert json.loads((old / "train_config.json").read_text())["dynamics"] == config
+    assert (old / "config.json").read_text() == (PUSHBLOCKS / "config.json").read_text()  # as shipped
+    converted = DynamicsEnsemble.from_pretrained(old)
+    assert converted.config == shipped.config
+    chunks = _chunks(6)
+    assert torch.equal(converted.rollout(_state(), chunks), shipped.rollout(_state(), chunks))
 
 
 # ---- training, disagreement, adaptation ------------------------------------------------------
@@ -177,7 +222,7 @@ def test_chained_rollout_continues_each_member_from_its_own_prediction(pushblock
     with pytest.raises(ValueError, match="rolls out at most 5"):
         model.rollout(hist, torch.zeros(1, 6, 2))
     with pytest.raises(ValueError, match="rollout_horizon"):
-        DynamicsEnsemble(state_dim=4, action_dim=2, horizon=4, rollout_horizon=2)
+        DynamicsConfig(state_dim=4, action_dim=2, horizon=4, rollout_horizon=2)
 
 
 def test_ensemble_size_and_weight_decay_overrides(pushblocks_data: Path, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import forethought.sim  # noqa: F401  (registers the envs)
+import forethought.sim.envs  # noqa: F401  (registers the envs)
 from forethought.sim.expert_reacher import L0, L1, Q1_LIMIT, ReacherExpert, reacher_ik
 from forethought.sim.experts import make_expert
 

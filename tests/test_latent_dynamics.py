@@ -1,5 +1,6 @@
-"""The SIGReg world model as D-MPC dynamics: shapes, block-end states from the probe, interpolation,
-padding, refusals, and a D-MPC episode planned through it."""
+"""The SIGReg world model as planner dynamics: in latent space (the latent planners' state and
+rollout), and through the probe as D-MPC dynamics (shapes, block-end states from the probe,
+interpolation, padding, refusals, and a D-MPC episode planned through it)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 from forethought.models.control.policy import DMPCPolicy
 from forethought.models.evaluation import PolicySpec, evaluate
 from forethought.models.world_model import LatentWorldModel, WorldModelConfig
-from forethought.models.world_model.latent_dynamics import ProbedLatentDynamics, is_world_model_dir
+from forethought.models.world_model.latent_dynamics import LatentDynamics, ProbedLatentDynamics, is_world_model_dir
+from forethought.models.world_model.latent_objectives import ProbeObjective
 from forethought.models.world_model.probe import LinearProbe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -31,6 +33,47 @@ def start_state() -> np.ndarray:
     s[0:2] = (-0.1, 0.05)
     s[4:7] = (1.0, 0.05, 0.02)  # red block present at (0.05, 0.02)
     return s
+
+
+def test_latent_state_is_the_padded_embedding_history(dynamics: ProbedLatentDynamics) -> None:
+    """One observation: the window holds its embedding last, zero slots flagged absent before it;
+    a longer history keeps its last ``history`` frames; the rollout is the model's from that history."""
+    model = dynamics.model
+    H, D = model.config.history, model.config.embed_dim
+    latent = LatentDynamics(model, horizon=2)
+    assert (latent.n_obs_steps, latent.state_dim, latent.action_dim) == (H, D + 1, model.config.block_dim)
+    frames = np.stack([start_state() + np.float32(0.01 * i) for i in range(H + 2)])
+    with torch.inference_mode():
+        one, many = latent.start(frames[-1]), latent.start(frames)
+        z = model.encode(torch.from_numpy(frames))
+    assert one.shape == many.shape == (H, D + 1)
+    assert torch.equal(one[:, D], torch.tensor([0.0] * (H - 1) + [1.0])) and not one[:-1, :D].any()
+    assert torch.allclose(one[-1, :D], z[-1], atol=1e-6)  # encoded alone, not in a batch of H + 2
+    assert torch.equal(many[:, :D], z[-H:]) and bool(many[:, D].all())
+    blocks = torch.rand(3, 2, model.config.block_dim, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.inference_mode():
+        got = latent.rollout(many, blocks)
+        want = model.rollout_latent(z[-H:].expand(3, -1, -1), blocks)
+    assert got.shape == (1, 3, 2, D) and torch.equal(got[0], want)
+    with pytest.raises(ValueError, match="normalised blocks"):
+        latent.rollout(many, torch.zeros(3, 2, 2))
+    with pytest.raises(ValueError, match="backend 'tvm'"):
+        LatentDynamics(model, backend="tvm")
+
+
+def test_probe_objective_scores_the_probed_states(dynamics: ProbedLatentDynamics) -> None:
+    """reach: the probed pusher's mean distance to the target; push adds the final block's distance
+    and half the final pusher-to-block gap to the block's mean distance."""
+    z = torch.randn(1, 4, 5, dynamics.model.config.embed_dim, generator=torch.Generator().manual_seed(1))
+    s = dynamics.probe(z)
+    reach = ProbeObjective(dynamics.probe, {"skill": "reach", "target": [0.1, -0.1]}, start_state())
+    gap = (s[..., 0:2] - torch.tensor([0.1, -0.1])).norm(dim=-1)
+    assert torch.allclose(reach.score(z, torch.zeros(4, 5, 10)), gap.mean(-1)[0])
+    push = ProbeObjective(dynamics.probe, {"skill": "push", "object": "red_block", "target": "left"}, start_state())
+    block, pusher = s[..., 5:7], s[..., 0:2]
+    to_target = (block - push.target).norm(dim=-1)
+    want = to_target[..., -1] + 0.5 * (pusher[..., -1, :] - block[..., -1, :]).norm(dim=-1) + to_target.mean(-1)
+    assert torch.allclose(push.cost(z, torch.zeros(1, 4, 5, 10)), want)
 
 
 def test_block_ends_are_the_probed_latent_rollout(dynamics: ProbedLatentDynamics) -> None:

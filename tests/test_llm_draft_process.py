@@ -9,9 +9,9 @@ import time
 import pytest
 import torch
 
-from forethought.llm_planner.draft_process import ProcessSpeculator
-from forethought.llm_planner.engine import Engine, EngineConfig
-from forethought.llm_planner.models import HFLanguageModel, ModelSpec
+from forethought.llm_planner.decoding.draft_process import ProcessSpeculator
+from forethought.llm_planner.decoding.engine import Engine, EngineConfig
+from forethought.llm_planner.decoding.language_model import HFLanguageModel, ModelSpec
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_process_ssd_is_exact_and_overlaps(models):
     target, spec = models
     prompt = [5, 17, 33, 2, 9]
     ref = greedy_ref(target, prompt, 40)
-    with Engine(HFLanguageModel(target), EngineConfig(mode="ssd", k=3, fanout="uniform"), draft=spec) as engine:
+    with Engine(HFLanguageModel(target), EngineConfig(mode="ssd", lookahead=3, fanout="uniform"), draft=spec) as engine:
         for _ in range(2):  # the process serves several calls
             out = engine.generate(prompt, 40)
             assert out.tokens == ref
@@ -45,7 +45,7 @@ def test_draft_killed_mid_generation_finishes_exactly_with_warning(models, monke
     target, spec = models
     prompt = [40, 3]
     ref = greedy_ref(target, prompt, 40)
-    engine = Engine(HFLanguageModel(target), EngineConfig(mode="ssd", k=3, timeout_s=20), draft=spec)
+    engine = Engine(HFLanguageModel(target), EngineConfig(mode="ssd", lookahead=3, timeout_s=20), draft=spec)
     calls = {"n": 0}
     propose = ProcessSpeculator.propose
 
@@ -69,7 +69,7 @@ def test_stalled_draft_times_out_and_shutdown_is_bounded(models):
     target, spec = models
     prompt = [7, 7, 1]
     ref = greedy_ref(target, prompt, 12)
-    engine = Engine(HFLanguageModel(target), EngineConfig(mode="ssd", k=3, timeout_s=1.0), draft=spec)
+    engine = Engine(HFLanguageModel(target), EngineConfig(mode="ssd", lookahead=3, timeout_s=1.0), draft=spec)
     pid = engine.speculator.proc.pid
     os.kill(pid, signal.SIGSTOP)  # alive but silent: only a receive timeout can notice
     try:

@@ -14,13 +14,13 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from forethought.llm_planner.engine import Engine, EngineConfig
-from forethought.llm_planner.fanout import fanout, resolve_fanout
-from forethought.llm_planner.models import HFLanguageModel, LanguageModel
-from forethought.llm_planner.sampling import saguaro_probs
-from forethought.llm_planner.speculate_types import SpecRequest
-from forethought.llm_planner.speculator import DraftSpeculator, SpeculatorConfig
-from forethought.llm_planner.verify import verify
+from forethought.llm_planner.decoding.engine import Engine, EngineConfig
+from forethought.llm_planner.decoding.fanout import fanout, resolve_fanout
+from forethought.llm_planner.decoding.language_model import HFLanguageModel, LanguageModel
+from forethought.llm_planner.decoding.sampling import saguaro_probs
+from forethought.llm_planner.decoding.speculate_types import SpecRequest
+from forethought.llm_planner.decoding.speculator import DraftSpeculator, SpeculatorConfig
+from forethought.llm_planner.decoding.verify import verify
 
 VOCAB = 96
 PROMPTS = [[5, 17, 33, 2, 9], [40], [7, 7, 7, 1, 80, 3, 61, 22]]
@@ -55,10 +55,10 @@ def hf_greedy(model: LlamaForCausalLM, prompt: list[int], n: int, eos: int | Non
 
 
 def test_fanout_geometric_sums_to_budget_and_decreases():
-    for k, a, r, b in [(3, 0.7, 1.0, 12), (7, 0.8, 0.5, 24), (1, 0.5, 2.0, 5), (4, 0.9, 1.0, 0)]:
-        f = fanout(k, a, r, b)
-        assert len(f) == k + 1 and sum(f) == b and min(f) >= 0
-        assert all(f[i] >= f[i + 1] for i in range(k - 1)), f
+    for lookahead, a, r, b in [(3, 0.7, 1.0, 12), (7, 0.8, 0.5, 24), (1, 0.5, 2.0, 5), (4, 0.9, 1.0, 0)]:
+        f = fanout(lookahead, a, r, b)
+        assert len(f) == lookahead + 1 and sum(f) == b and min(f) >= 0
+        assert all(f[i] >= f[i + 1] for i in range(lookahead - 1)), f
     # The last depth is boosted by (1 - a)^(-1/(1+r)): with a = 0.9 it exceeds depth K-1.
     f = fanout(4, 0.9, 1.0, 40)
     assert f[4] > f[3]
@@ -102,7 +102,7 @@ def test_verify_one_step_preserves_target_distribution(fallback):
         # A fallback proposal comes from a distribution the verifier does not know (here q).
         d = int(torch.multinomial(q[0], 1, generator=g))
         res = verify(p, [d], None if fallback else q, greedy=False, generator=g)
-        counts[d if res.k == 1 else res.bonus] += 1
+        counts[d if res.accepted == 1 else res.bonus] += 1
     tv = 0.5 * (counts / n - p[0]).abs().sum()
     assert tv < 0.02, f"TV {tv:.4f}"
 
@@ -110,23 +110,23 @@ def test_verify_one_step_preserves_target_distribution(fallback):
 # -- greedy exactness ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("k", [1, 3, 7])
+@pytest.mark.parametrize("lookahead", [1, 3, 7])
 @pytest.mark.parametrize("fan", ["uniform", "geometric", "zero"])
 @pytest.mark.parametrize("backup", ["jit", "fast"])
-def test_greedy_ssd_equals_sd_ar_and_hf(pair, k, fan, backup):
+def test_greedy_ssd_equals_sd_ar_and_hf(pair, lookahead, fan, backup):
     cfg, target, draft = pair
     t, d = HFLanguageModel(target), HFLanguageModel(draft)
     for prompt in PROMPTS[:2]:
         ref = hf_greedy(target, prompt, 24)
-        ssd = Engine(t, EngineConfig(mode="ssd", k=k, fanout=fan, backup=backup, draft_process=False), draft=d).generate(prompt, 24)
+        ssd = Engine(t, EngineConfig(mode="ssd", lookahead=lookahead, fanout=fan, backup=backup, draft_process=False), draft=d).generate(prompt, 24)
         assert ssd.tokens == ref
         if fan == "uniform" and backup == "jit":
-            assert Engine(t, EngineConfig(mode="sd", k=k), draft=d).generate(prompt, 24).tokens == ref
+            assert Engine(t, EngineConfig(mode="sd", lookahead=lookahead), draft=d).generate(prompt, 24).tokens == ref
             assert Engine(t, EngineConfig(mode="ar")).generate(prompt, 24).tokens == ref
         hits = sum(r.kind == "hit" for r in ssd.stats.rounds)
         if fan == "zero":
             assert hits == 0
-        elif k <= 3 and backup == "jit":
+        elif lookahead <= 3 and backup == "jit":
             assert hits > 0, "a draft this close to the target should hit sometimes"
 
 
@@ -135,56 +135,56 @@ def test_eos_and_length_limit_inside_accepted_block(pair, mode):
     cfg, target, _ = pair
     t = HFLanguageModel(target)
     copy = HFLanguageModel(noisy_copy(target, cfg, 0.0, seed=0))  # draft == target: every round accepts K
-    prompt, k = PROMPTS[0], 3
+    prompt, lookahead = PROMPTS[0], 3
     ref = hf_greedy(target, prompt, 20)
-    eos = next(tok for i, tok in enumerate(ref) if i % (k + 1) not in (0, k) and tok not in ref[:i])
+    eos = next(tok for i, tok in enumerate(ref) if i % (lookahead + 1) not in (0, lookahead) and tok not in ref[:i])
     stop = ref.index(eos)
-    engine = Engine(t, EngineConfig(mode=mode, k=k, draft_process=False), draft=copy)
+    engine = Engine(t, EngineConfig(mode=mode, lookahead=lookahead, draft_process=False), draft=copy)
     out = engine.generate(prompt, 20, eos_ids={eos})
     assert out.tokens == ref[: stop + 1] == hf_greedy(target, prompt, 20, eos=eos)
-    assert out.stats.rounds[-1].kept < k + 1  # the stop fell inside an accepted block
+    assert out.stats.rounds[-1].kept < lookahead + 1  # the stop fell inside an accepted block
     out = engine.generate(prompt, 6)
-    assert out.tokens == ref[:6] and out.stats.rounds[-1].k == k and out.stats.rounds[-1].kept == 2
+    assert out.tokens == ref[:6] and out.stats.rounds[-1].accepted == lookahead and out.stats.rounds[-1].kept == 2
 
 
 def test_forced_regimes_and_accounting(pair):
     cfg, target, draft = pair
     t = HFLanguageModel(target)
     copy = HFLanguageModel(noisy_copy(target, cfg, 0.0, seed=0))
-    prompt, k = PROMPTS[2], 3
-    out = Engine(t, EngineConfig(mode="ssd", k=k, fanout="uniform", draft_process=False), draft=copy).generate(prompt, 30)
+    prompt, lookahead = PROMPTS[2], 3
+    out = Engine(t, EngineConfig(mode="ssd", lookahead=lookahead, fanout="uniform", draft_process=False), draft=copy).generate(prompt, 30)
     rounds = out.stats.rounds
-    assert rounds[0].kind == "jit" and all(r.kind == "hit" and r.k == k for r in rounds[1:])
+    assert rounds[0].kind == "jit" and all(r.kind == "hit" and r.accepted == lookahead for r in rounds[1:])
     for cfg_kw in [dict(fanout="geometric"), dict(fanout="zero"), dict(backup="fast")]:
-        out = Engine(t, EngineConfig(mode="ssd", k=k, draft_process=False, **cfg_kw), draft=HFLanguageModel(draft)).generate(prompt, 30)
+        out = Engine(t, EngineConfig(mode="ssd", lookahead=lookahead, draft_process=False, **cfg_kw), draft=HFLanguageModel(draft)).generate(prompt, 30)
         s, rounds = out.stats.summary(), out.stats.rounds
         assert s["cache_hits"] + s["cache_misses"] == s["rounds"] == len(rounds)
         assert rounds[0].kind != "hit"
-        assert all(r.kept == r.k + 1 for r in rounds[:-1]) and 1 <= rounds[-1].kept <= rounds[-1].k + 1
+        assert all(r.kept == r.accepted + 1 for r in rounds[:-1]) and 1 <= rounds[-1].kept <= rounds[-1].accepted + 1
         assert sum(r.kept for r in rounds) == len(out.tokens) == s["new_tokens"] == 30
         assert s["target_forwards"] == s["rounds"] + 1  # + prefill
-        assert s["acceptance_length"] == pytest.approx(sum(r.k + 1 for r in rounds) / len(rounds))
+        assert s["acceptance_length"] == pytest.approx(sum(r.accepted + 1 for r in rounds) / len(rounds))
 
 
-def test_cache_hit_equals_fresh_draft_from_true_prefix(pair):
+def test_speculation_cache_hit_equals_fresh_draft_from_true_prefix(pair):
     """Every pre-drafted branch equals a just-in-time draft from that branch's true prefix."""
     _, _, draft = pair
     d = HFLanguageModel(draft)
-    k, prompt = 3, PROMPTS[0]
-    spec = DraftSpeculator(d, SpeculatorConfig(k=k, fanout=(3, 2, 2, 3)))
-    fresh = DraftSpeculator(d, SpeculatorConfig(k=k, fanout=(0,) * (k + 1), predraft=False))
+    lookahead, prompt = 3, PROMPTS[0]
+    spec = DraftSpeculator(d, SpeculatorConfig(lookahead=lookahead, fanout=(3, 2, 2, 3)))
+    fresh = DraftSpeculator(d, SpeculatorConfig(lookahead=lookahead, fanout=(0,) * (lookahead + 1), predraft=False))
     spec.start(prompt, 0, None)
     committed, pending = list(prompt[:-1]), prompt[-1]
     prop = spec.propose(SpecRequest(0, 0, pending, len(committed), 0.0))
     checked = 0
     for r in range(1, 4):
         spec.predraft()
-        keys = sorted(spec.cache._entries)
+        keys = sorted(spec.spec_cache._branches)
         assert len(keys) == 10
         for _, j, bonus in keys:
             fresh.start(committed + [pending] + prop.tokens[:j] + [bonus], 0, None)
             expect = fresh.propose(SpecRequest(0, 0, bonus, len(committed) + 1 + j, 0.0)).tokens
-            assert spec.cache.get(spec.seq_id, j, bonus).tokens == expect
+            assert spec.spec_cache.get(spec.seq_id, j, bonus).tokens == expect
             checked += 1
         _, j, bonus = keys[r % len(keys)]  # take a predicted outcome: the next round is a hit
         committed += [pending] + prop.tokens[:j]
@@ -206,11 +206,11 @@ class TrigramLM(LanguageModel):
         g = torch.Generator().manual_seed(seed)
         self.table = torch.randn(self.vocab_size + 1, self.vocab_size, self.vocab_size, generator=g) * scale
 
-    def new_cache(self):
+    def new_kv_cache(self):
         return {"tokens": torch.zeros(1, 0, dtype=torch.long)}
 
-    def forward(self, cache, tokens, positions=None, attention_mask=None):
-        old = cache["tokens"].expand(tokens.shape[0], -1)
+    def forward(self, kv, tokens, positions=None, attention_mask=None):
+        old = kv["tokens"].expand(tokens.shape[0], -1)
         full = torch.cat([old, tokens], dim=1)  # [B, S + T]
         vis = torch.ones_like(full, dtype=torch.bool)
         if attention_mask is not None:
@@ -223,17 +223,17 @@ class TrigramLM(LanguageModel):
             prev_idx = torch.cat([torch.zeros_like(tokens[:, :1]), last[:, new[1:] - 1]], dim=1)
         padded = torch.cat([torch.full_like(full[:, :1], self.vocab_size), full], dim=1)  # index 0: start marker
         prev = torch.gather(padded, 1, prev_idx)
-        cache["tokens"] = full
+        kv["tokens"] = full
         return self.table[prev, tokens]
 
-    def crop(self, cache, length):
-        cache["tokens"] = cache["tokens"][:, :length]
+    def crop(self, kv, length):
+        kv["tokens"] = kv["tokens"][:, :length]
 
-    def cache_length(self, cache):
-        return cache["tokens"].shape[1]
+    def kv_length(self, kv):
+        return kv["tokens"].shape[1]
 
-    def expand(self, cache, n):
-        return {"tokens": cache["tokens"].expand(n, -1).clone()}
+    def expand(self, kv, n):
+        return {"tokens": kv["tokens"].expand(n, -1).clone()}
 
 
 def exact_three_token_distribution(model: TrigramLM, prompt: list[int], temperature: float) -> dict[tuple, float]:
@@ -279,7 +279,7 @@ def test_sampling_matches_exact_three_token_distribution(kw):
     draft.table = 0.6 * draft.table + target.table  # related, not equal: partial acceptance and hits
     prompt, temperature, n = [3, 5], 0.9, 5000
     expected = exact_three_token_distribution(target, prompt, temperature)
-    engine = Engine(target, EngineConfig(k=2, temperature=temperature, draft_process=False, **kw), draft=draft)
+    engine = Engine(target, EngineConfig(lookahead=2, temperature=temperature, draft_process=False, **kw), draft=draft)
     counts: dict[tuple, int] = {}
     hits = 0
     for seed in range(n):
@@ -290,4 +290,4 @@ def test_sampling_matches_exact_three_token_distribution(kw):
     chi2, threshold = chi_square_p_value_ok(counts, expected, n)
     assert chi2 < threshold, f"chi2 {chi2:.1f} >= {threshold:.1f} (TV {tv:.3f})"
     if kw["mode"] == "ssd" and kw["backup"] == "jit":
-        assert hits > n // 10, "the sampling test must exercise cache hits"
+        assert hits > n // 10, "the sampling test must exercise speculation-cache hits"

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from forethought.llm_planner.grammar import GrammarConstraint, token_strings
-from forethought.llm_planner.planner import clean_command
-from forethought.llm_planner.schema import REFUSALS, plan_dfa, plan_to_text, refusal, validate_plan
+from forethought.llm_planner.planning.grammar import GrammarConstraint, token_strings
+from forethought.llm_planner.planning.planner import clean_command
+from forethought.llm_planner.planning.schema import REFUSALS, plan_dfa, plan_to_text, refusal, validate_plan
 
 PLANS = [
     {"steps": [{"skill": "push", "object": "red_block", "target": "left"}]},
@@ -137,8 +137,8 @@ def test_unknown_scene_is_a_clear_error(planners):
 
 
 def test_command_set_is_labelled_valid_and_split_by_phrasing():
-    from forethought.llm_planner import commands
-    from forethought.llm_planner.schema import SCENES
+    from forethought.llm_planner.planning import commands
+    from forethought.llm_planner.planning.schema import SCENES
 
     rows = commands.load()
     assert rows == commands.generate(seed=0)  # the shipped file is what the generator makes

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from forethought.llm_planner import commands
-from forethought.llm_planner.lora import CONFIG, WEIGHTS, LoraConfig, add_lora, load_config, merge_adapter, save_adapter
-from forethought.llm_planner.training import Example, encode, pad_batch, training_rows
+from forethought.llm_planner.planning import commands
+from forethought.llm_planner.training.data import Example, encode, pad_batch, training_rows
+from forethought.llm_planner.training.lora import CONFIG, WEIGHTS, LoraConfig, add_lora, load_config, merge_adapter, save_adapter
 
 
 def small_llama(seed: int) -> LlamaForCausalLM:
@@ -111,8 +111,8 @@ DRAFT = Path(__file__).resolve().parent.parent / "models" / "pretrained" / "draf
 def test_shipped_draft_and_adapter_fit_the_embedded_target():
     from transformers import AutoConfig
 
-    from forethought.llm_planner.models import ModelSpec, check_same_vocab, load_tokenizer, resolve_model_path
-    from forethought.llm_planner.planner import DEFAULT_ADAPTER, DEFAULT_DRAFT
+    from forethought.llm_planner.decoding.language_model import ModelSpec, check_same_vocab, load_tokenizer, resolve_model_path
+    from forethought.llm_planner.planning.planner import DEFAULT_ADAPTER, DEFAULT_DRAFT
 
     assert Path(DEFAULT_ADAPTER) == ADAPTER and Path(DEFAULT_DRAFT) == DRAFT
     directory, gguf = resolve_model_path("smollm2")
@@ -154,7 +154,7 @@ def test_command_set_held_out_templates_are_disjoint_from_train():
 
 
 def test_augmented_training_rows_and_lexicon_use_no_held_out_word():
-    from forethought.llm_planner.training import held_out_words
+    from forethought.llm_planner.training.data import held_out_words
 
     held = held_out_words()
     assert {"nudge", "brick", "upper", "lower", "centre", "alongside", "after", "position", "joke"} <= held

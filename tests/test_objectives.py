@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from forethought.models.control.objectives import REACHER_ID, KeepOut, Objective
-from forethought.sim import scene
+from forethought.models.control.objectives import KeepOut, Objective
+from forethought.sim import REACHER_ID, scene
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from forethought.models import DiffusionProposer, MinMaxNormalizer, ProposerConfig
-from forethought.models.configuration_proposer import PRESETS
-from forethought.models.onnx_export import (
+from forethought.models.proposer.configuration_proposer import PRESETS
+from forethought.models.proposer.onnx_denoiser import (
     DenoiserStep,
     OnnxDenoiser,
     example_inputs,
@@ -81,21 +81,27 @@ def test_goal_free_proposer_exports_without_a_goal_input(tmp_path: Path) -> None
     assert max_abs_difference(p, denoiser) <= TOL
 
 
-def test_mismatched_missing_or_corrupt_files_are_refused(exported: tuple[DiffusionProposer, Path],
-                                                         tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "keep_bytes", "error", "match"), [
+    ("none.onnx", None, FileNotFoundError, r"export one with `python -m forethought\.models\.proposer\.onnx_denoiser"),
+    ("corrupt.onnx", 500, ValueError, "corrupt ONNX denoiser"),
+])
+def test_missing_or_corrupt_files_are_named(exported: tuple[DiffusionProposer, Path], tmp_path: Path, name: str,
+                                            keep_bytes: int | None, error: type[Exception], match: str) -> None:
+    bad = tmp_path / name
+    if keep_bytes is not None:
+        bad.write_bytes(exported[1].read_bytes()[:keep_bytes])
+    with pytest.raises(error, match=match) as info:
+        make_proposer(seed=1).load_onnx(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_files_of_other_weights_or_configs_are_refused(exported: tuple[DiffusionProposer, Path]) -> None:
     _, path = exported
     other = make_proposer(seed=1)
     with pytest.raises(ValueError, match="other weights"):
         other.load_onnx(path)
     with pytest.raises(ValueError, match=r"another proposer config .*down_dims"):
         make_proposer(down_dims=[16, 16], n_groups=4).load_onnx(path)
-    missing = tmp_path / "none.onnx"
-    with pytest.raises(FileNotFoundError, match=str(missing)):
-        other.load_onnx(missing)
-    corrupt = tmp_path / "corrupt.onnx"
-    corrupt.write_bytes(path.read_bytes()[:500])
-    with pytest.raises(ValueError, match=f"corrupt ONNX denoiser {corrupt}"):
-        other.load_onnx(corrupt)
     with pytest.raises(ValueError, match="load_onnx"):
         other.propose(np.zeros((2, 16)), 2, backend="onnx")
     with pytest.raises(ValueError, match="backend 'tensorrt'"):

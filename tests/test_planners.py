@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-import forethought.sim  # noqa: F401  (registers the forethought/* envs)
+import forethought.sim.envs  # noqa: F401  (registers the forethought/* envs)
 from forethought.models import DiffusionProposer, MinMaxNormalizer, ProposerConfig, cli_eval
-from forethought.models.configuration_proposer import PRESETS
+from forethought.models.proposer.configuration_proposer import PRESETS
 from forethought.models.control import (
     CEMPlanner,
     MPPIPlanner,
@@ -21,7 +21,9 @@ from forethought.models.control import (
     OracleDynamics,
     PlannerConfig,
     SSRPlanner,
+    TaskObjective,
 )
+from forethought.models.control.planners import refit
 from forethought.models.control.policy import DMPCPolicy
 from forethought.models.dynamics.train_dynamics import build_dynamics_run
 from forethought.models.evaluation import PolicySpec, evaluate
@@ -48,7 +50,7 @@ class PositionDynamics:
         return a.unsqueeze(0)
 
 
-class ToyObjective(Objective):
+class ToyObjective(TaskObjective):
     """Squared distance of the toy state to ``GOAL``, every step."""
 
     def distance(self, states: torch.Tensor) -> torch.Tensor:
@@ -143,6 +145,57 @@ def test_mppi_refines_the_proposals() -> None:
     mppi.reset(seed=0)
     assert best_cost(mppi, objective) < best_cost(ssr, objective)
     assert mppi.evaluations == 16 * 5
+
+
+def test_refit_is_the_elite_mean_or_the_mppi_weighted_mean() -> None:
+    elites = torch.tensor([[[0.0]], [[0.5]], [[1.0]]])  # [E=3, F=1, A=1]
+    mean, std = refit(elites, torch.tensor([0.0, 1.0, 2.0]), min_std=0.0)
+    assert torch.allclose(mean, elites.mean(0)) and torch.allclose(std, elites.std(0, unbiased=False))
+    assert refit(elites, torch.tensor([0.0, 1.0, 2.0]), min_std=0.9)[1].item() == pytest.approx(0.9)
+    # MPPI: weights softmax(-(c - c_min) / (temperature * cost range)); an infinite cost weighs nothing
+    mean, _ = refit(elites, torch.tensor([0.0, 1.0, float("inf")]), min_std=0.0, temperature=0.5)
+    w = torch.softmax(torch.tensor([0.0, -2.0]), dim=0)
+    assert mean.item() == pytest.approx(float(w[1] * 0.5))
+    cold, _ = refit(elites, torch.tensor([0.0, 1.0, 2.0]), min_std=0.0, temperature=1e-3)
+    assert cold.item() == pytest.approx(0.0, abs=1e-6)  # a cold MPPI refit is the best elite
+
+
+def test_mppi_without_a_proposer_searches_from_the_prior() -> None:
+    costs = []
+    for iterations in (1, 8):
+        config = PlannerConfig(samples=32, iterations=iterations, elites=4)
+        mppi = MPPIPlanner(None, PositionDynamics(), LOW, HIGH, config)
+        mppi.reset(seed=0)
+        costs.append(best_cost(mppi, ToyObjective()))
+        assert mppi.evaluations == 32 * iterations
+    assert costs[1] < 0.25 * costs[0]
+    with pytest.raises(ValueError, match="iterations >= 1"):
+        MPPIPlanner(None, PositionDynamics(), LOW, HIGH, PlannerConfig(iterations=0))
+
+
+def test_latent_configuration_returns_the_mean_and_keeps_fixed_candidates() -> None:
+    """LeWM's settings: a fixed candidate (row 1 of every round) that beats the mean is the only
+    elite, so the refit mean, which ``returns="mean"`` gives back, is that candidate."""
+    config = PlannerConfig(samples=2, elites=1, iterations=1, carry_elites=False, returns="mean", warm_start=False)
+    planner = CEMPlanner(PositionDynamics(), LOW, HIGH, config)
+    fixed = GOAL.expand(1, 8, 2).clone()
+    np.testing.assert_allclose(planner.plan(history(), ToyObjective(), fixed=fixed), fixed[0].numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="fixed candidates"):
+        planner.plan(history(), ToyObjective(), fixed=GOAL.expand(2, 8, 2).clone())  # m must be < samples
+    with pytest.raises(ValueError, match="returns"):
+        PlannerConfig(returns="worst")
+
+
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_warm_start_shifts_the_previous_mean_or_restarts(warm_start: bool) -> None:
+    """Without a warm start, a second plan is what a fresh planner plans from the same noise."""
+    config = PlannerConfig(samples=8, iterations=2, elites=2, action_steps=4, warm_start=warm_start)
+    planner, fresh = (CEMPlanner(PositionDynamics(), LOW, HIGH, config) for _ in range(2))
+    planner.reset(seed=0)
+    planner.plan(history(), ToyObjective())
+    fresh.generator.set_state(planner.generator.get_state())
+    same = np.array_equal(planner.plan(history(), ToyObjective()), fresh.plan(history(), ToyObjective()))
+    assert same != warm_start
 
 
 def test_planner_refuses_nan_observations() -> None:

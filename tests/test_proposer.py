@@ -14,8 +14,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from safetensors.torch import save_file
 
 from forethought.models import DiffusionProposer, MinMaxNormalizer, ProposerConfig
-from forethought.models.configuration_proposer import PRESETS
-from forethought.models.processor_proposer import NORMALIZER_FILE, GoalEncoder
+from forethought.models.proposer.configuration_proposer import PRESETS
+from forethought.models.proposer.processor_proposer import GoalEncoder
+from forethought.models.stats_file import NORMALIZER_FILE
 from forethought.sim.scene import BLOCK_NAMES, OBS_DIM, REGION_NAMES, REGIONS
 
 PUSH = {"skill": "push", "object": "red_block", "target": "left"}
@@ -285,6 +286,15 @@ def test_corrupt_config_is_named(tmp_path: Path) -> None:
     make_proposer().save_pretrained(tmp_path)
     (tmp_path / "config.json").write_text('{"obs_dim": 16,')
     with pytest.raises(ValueError, match=str(tmp_path / "config.json")):
+        DiffusionProposer.from_pretrained(tmp_path)
+
+
+def test_nan_weights_are_named(tmp_path: Path) -> None:
+    p = make_proposer()
+    with torch.no_grad():
+        p.unet.final_conv[1].bias[0] = float("nan")
+    p.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=f"proposer weights {tmp_path / 'model.safetensors'} hold NaN"):
         DiffusionProposer.from_pretrained(tmp_path)
 
 

@@ -12,7 +12,7 @@ import torch
 
 from forethought.models import DiffusionProposer, MinMaxNormalizer, ProposerConfig
 from forethought.models import cli_eval
-from forethought.models.configuration_proposer import PRESETS
+from forethought.models.proposer.configuration_proposer import PRESETS
 from forethought.models.evaluation import POLICIES, parse_seeds, register_policy, wilson_interval
 
 REQUIRED = {"success_rate", "ci_low", "ci_high", "episodes", "mean_return", "step_ms_median"}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import forethought.sim  # noqa: F401  (registers the envs)
+import forethought.sim.envs  # noqa: F401  (registers the envs)
 from forethought.sim import scene
 from forethought.sim.push_blocks import PushBlocksEnv, sample_task, wrap_yaw
 from forethought.sim.scene import BLOCK_NAMES, OBS_DIM, REGION_NAMES, WORKSPACE_HALF

@@ -166,7 +166,8 @@ def assert_clean_exit(proc: subprocess.Popen, log: Path, timeout: float = 40.0) 
     return text
 
 
-def trajectory(*points: tuple[float, float], dt: float = 0.0, names: tuple[str, ...] = nc.JOINTS) -> JointTrajectory:
+def trajectory(*points: tuple[float, float], dt: float = 0.0,
+               names: tuple[str, ...] = scene.PUSHER_JOINTS) -> JointTrajectory:
     msg = JointTrajectory(joint_names=list(names))
     for i, p in enumerate(points):
         pt = JointTrajectoryPoint(positions=[float(v) for v in p])
@@ -242,7 +243,7 @@ def test_sim_node_validates_trajectories_goals_and_resets(probe: Probe, spawn) -
     if ready:  # node constructed (timer started) -> first message in this process: discovery + 1 tick
         print(f"\nsim_node ready -> first joint_states here: {probe.first_wall['joint_states'] - float(ready[1]):.3f} s")
     js = probe.latest["joint_states"]
-    assert list(js.name) == list(nc.JOINTS) and len(js.velocity) == 2
+    assert list(js.name) == list(scene.PUSHER_JOINTS) and len(js.velocity) == 2
     p0 = np.array(js.position)
 
     pub.publish(trajectory((float("nan"), 0.0)))
@@ -381,14 +382,14 @@ def test_policy_controller_acts_within_limits_and_refuses_nan(probe: Probe, spaw
     obs_pub.publish(nc.obs_to_msg(obs))
     probe.spin_until(lambda: "joint_trajectory" in probe.latest, 10, "a command for a good observation")
     cmd = probe.latest["joint_trajectory"]
-    assert list(cmd.joint_names) == list(nc.JOINTS) and len(cmd.points) == 1
+    assert list(cmd.joint_names) == list(scene.PUSHER_JOINTS) and len(cmd.points) == 1
     assert all(np.isfinite(cmd.points[0].positions)) and max(map(abs, cmd.points[0].positions)) <= scene.WORKSPACE_HALF
     assert_clean_exit(proc, log)
 
 
 def test_planner_node_publishes_schema_valid_plans_for_the_observed_scene(probe: Probe, spawn, model_dir: str) -> None:
     """A random tiny Llama under the plan grammar: whatever it says, the plan is valid for the scene it sees."""
-    from forethought.llm_planner.schema import validate_plan
+    from forethought.llm_planner.planning.schema import validate_plan
 
     plans: list[str] = []
     keep_all = rclpy.qos.QoSProfile(depth=50, reliability=nc.PLAN_QOS.reliability, durability=nc.PLAN_QOS.durability)
@@ -427,7 +428,7 @@ def test_sim_node_publishes_the_commands_it_applies(probe: Probe, spawn) -> None
                                 command_timeout_s=0.0, n_blocks=1, seed=1), "sim_node")
     probe.spin_until(lambda: len(commands) >= 3 and pub.get_subscription_count() > 0, 40, "joint_commands")
     first = commands[0]
-    assert list(first.name) == list(nc.JOINTS) and len(first.position) == 2
+    assert list(first.name) == list(scene.PUSHER_JOINTS) and len(first.position) == 2
     held = np.array(commands[-1].position)  # no chunk yet: holding the start position
     assert np.linalg.norm(held - np.array(states[-1].position)) < 0.02
     points = [(0.1, 0.1), (-0.1, 0.15), (-0.2, -0.1)]
@@ -504,7 +505,7 @@ def test_world_model_node_matches_the_offline_trace_and_ignores_bad_input(probe:
     ``surprise_trace`` of the same episode; a NaN observation and a wrong-size command are counted, not fatal."""
     import gymnasium as gym
 
-    import forethought.sim  # noqa: F401  (registers the envs)
+    import forethought.sim.envs  # noqa: F401  (registers the envs)
     from forethought.models.world_model.modeling_world_model import LatentWorldModel
     from forethought.models.world_model.surprise import surprise_trace
     from forethought.ros_ws.world_model_node import PARAMS
@@ -537,7 +538,7 @@ def test_world_model_node_matches_the_offline_trace_and_ignores_bad_input(probe:
 
     def send(command: Any, observation: np.ndarray) -> None:
         if command is not None:
-            cmd_pub.publish(JointState(name=list(nc.JOINTS), position=[float(v) for v in command]))
+            cmd_pub.publish(JointState(name=list(scene.PUSHER_JOINTS), position=[float(v) for v in command]))
             probe.spin_for(0.02)
         obs_pub.publish(nc.obs_to_msg(observation))
         probe.spin_for(0.05)
@@ -555,7 +556,7 @@ def test_world_model_node_matches_the_offline_trace_and_ignores_bad_input(probe:
     bad[3] = np.nan
     send(actions[-1], bad)  # a command, then its observation with a NaN
     probe.spin_until(lambda: status().get("refused_observations") == "1", 10, "the NaN observation to be counted")
-    cmd_pub.publish(JointState(name=list(nc.JOINTS), position=[0.1, 0.2, 0.3]))
+    cmd_pub.publish(JointState(name=list(scene.PUSHER_JOINTS), position=[0.1, 0.2, 0.3]))
     probe.spin_until(lambda: status().get("refused_commands") == "1", 10, "the wrong-size command to be counted")
     assert proc.poll() is None
     n = len(reports)
@@ -589,26 +590,26 @@ def test_chunk_follower_times_holds_and_watchdog() -> None:
 
 
 @pytest.mark.parametrize("points, names, error", [
-    ([(float("nan"), 0.0)], nc.JOINTS, "NaN"),
-    ([(0.0, float("inf"))], nc.JOINTS, "NaN or infinite"),
-    ([(0.28, 0.0)], nc.JOINTS, "outside the joint limits"),
-    ([(0.0, 0.0, 0.0)], nc.JOINTS, "3 positions"),
+    ([(float("nan"), 0.0)], scene.PUSHER_JOINTS, "NaN"),
+    ([(0.0, float("inf"))], scene.PUSHER_JOINTS, "NaN or infinite"),
+    ([(0.28, 0.0)], scene.PUSHER_JOINTS, "outside the joint limits"),
+    ([(0.0, 0.0, 0.0)], scene.PUSHER_JOINTS, "3 positions"),
     ([(0.0, 0.0)], ("pusher_x", "pusher_x"), "exactly once"),
-    ([], nc.JOINTS, "0 points"),
+    ([], scene.PUSHER_JOINTS, "0 points"),
 ])
 def test_check_trajectory_rejects(points: list, names: tuple, error: str) -> None:
     lim = np.full(2, scene.WORKSPACE_HALF)
     with pytest.raises(ValueError, match=error):
-        nc.check_trajectory(trajectory(*points, names=names), nc.JOINTS, -lim, lim)
+        nc.check_trajectory(trajectory(*points, names=names), scene.PUSHER_JOINTS, -lim, lim)
 
 
 def test_check_trajectory_reorders_joints_and_reads_times() -> None:
     lim = np.full(2, scene.WORKSPACE_HALF)
     pos, times = nc.check_trajectory(trajectory((0.1, 0.2), (0.2, 0.25), dt=0.3, names=("pusher_y", "pusher_x")),
-                                     nc.JOINTS, -lim, lim)
+                                     scene.PUSHER_JOINTS, -lim, lim)
     assert pos.tolist() == [[0.2, 0.1], [0.25, 0.2]] and np.allclose(times, [0.0, 0.3])
     with pytest.raises(ValueError, match="strictly increasing"):
-        nc.check_trajectory(trajectory((0.1, 0.2), (0.2, 0.25), dt=0.0), nc.JOINTS, -lim, lim)
+        nc.check_trajectory(trajectory((0.1, 0.2), (0.2, 0.25), dt=0.0), scene.PUSHER_JOINTS, -lim, lim)
 
 
 def test_observation_message_round_trip_and_bad_steps() -> None:
@@ -631,7 +632,7 @@ def test_surprise_tracker_pairs_like_the_monitor_and_restarts() -> None:
     """The world_model_node's pairing logic (no DDS) gives ``SurpriseMonitor``'s values for the same steps."""
     import gymnasium as gym
 
-    import forethought.sim  # noqa: F401  (registers the envs)
+    import forethought.sim.envs  # noqa: F401  (registers the envs)
     from forethought.models.world_model.modeling_world_model import LatentWorldModel
     from forethought.models.world_model.surprise import SurpriseMonitor
     from forethought.ros_ws.world_model_node import PARAMS, SurpriseTracker, read_command
@@ -655,7 +656,7 @@ def test_surprise_tracker_pairs_like_the_monitor_and_restarts() -> None:
     assert tracker.observe(xs[0], 0.0) is None  # no command yet: (re)start here
     assert tracker.observe(xs[0], 0.1) is None and tracker.episodes == 1 and tracker.unpaired == 0
     got = [None]
-    tracker.command(read_command(list(reversed(nc.JOINTS)), actions[0][::-1]), 0.15)  # names in any order
+    tracker.command(read_command(list(reversed(scene.PUSHER_JOINTS)), actions[0][::-1]), 0.15)  # names in any order
     for t, (a, o) in enumerate(zip(actions, xs[1:])):  # each command handled before the previous observation
         if t + 1 < len(actions):
             tracker.command(actions[t + 1], 0.25 + 0.1 * t)
@@ -675,6 +676,6 @@ def test_surprise_tracker_pairs_like_the_monitor_and_restarts() -> None:
     assert tracker.observe(xs[1], now + 5.0) is None and tracker.episodes == 2 and tracker.unpaired == 2  # a gap
     tracker.command(actions[0], now + 5.0 - 0.01)  # published before the previous observation: not its command
     assert tracker.observe(xs[1], now + 5.1) is None and tracker.unpaired == 3 and not tracker.pending
-    for bad in ((["pusher_x"], [0.1]), (["pusher_x", "pusher_y"], [0.1]), (list(nc.JOINTS), [0.1, float("nan")])):
+    for bad in ((["pusher_x"], [0.1]), (["pusher_x", "pusher_y"], [0.1]), (list(scene.PUSHER_JOINTS), [0.1, float("nan")])):
         with pytest.raises(ValueError):
             read_command(*bad)

@@ -14,9 +14,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-import forethought.sim  # noqa: F401
+import forethought.sim.envs  # noqa: F401
 from forethought.models import DiffusionProposer
 from forethought.models import cli_train
+from forethought.models.proposer import train_proposer
 from forethought.models.training import CHECKPOINT, TrainConfig, train
 from forethought.sim.dataset import Episode, write_dataset
 from forethought.sim.experts import make_expert
@@ -175,7 +176,7 @@ def push_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_tiny_proposer_training_halves_the_loss(push_data: Path, tmp_path: Path) -> None:
-    model, sample, config, run_config = cli_train.build_proposer_run(push_data, "tiny", ["expert"], seed=0,
+    model, sample, config, run_config = train_proposer.build_proposer_run(push_data, "tiny", ["expert"], seed=0,
                                                                      overrides={"steps": 100})
     result = train(model, sample, config, tmp_path, run_config)
     assert result.final_loss <= result.first_loss / 2
@@ -213,9 +214,9 @@ def test_init_from_copies_weights_and_normaliser(tmp_path: Path, push_data: Path
     assert cli(["proposer", "--data", str(push_data), "--config", "tiny", "--out", str(src), "--steps", "5",
                 "--threads", "1", "--seed", "1"]) == 0
     saved = DiffusionProposer.from_pretrained(src)
-    model, _, _, _ = cli_train.build_proposer_run(push_data, "tiny", ["expert"], seed=2)
+    model, _, _, _ = train_proposer.build_proposer_run(push_data, "tiny", ["expert"], seed=2)
     assert not all(torch.equal(v, saved.unet.state_dict()[k]) for k, v in model.unet.state_dict().items())
-    cli_train.warm_start(model, src)
+    train_proposer.warm_start(model, src)
     assert all(torch.equal(v, saved.unet.state_dict()[k]) for k, v in model.unet.state_dict().items())
     assert all(torch.equal(v, saved.normalizer.stats[k]) for k, v in model.normalizer.stats.items())
 
@@ -232,9 +233,9 @@ def test_init_from_refuses_another_config(tmp_path: Path, push_data: Path,
     src = tmp_path / "src"
     assert cli(["proposer", "--data", str(push_data), "--config", "tiny", "--out", str(src), "--steps", "2",
                 "--threads", "1"]) == 0
-    model, _, _, _ = cli_train.build_proposer_run(push_data, "pushblocks", ["expert"], seed=0)
+    model, _, _, _ = train_proposer.build_proposer_run(push_data, "pushblocks", ["expert"], seed=0)
     with pytest.raises(ValueError, match=r"--init-from .*config differs .*down_dims"):
-        cli_train.warm_start(model, src)
+        train_proposer.warm_start(model, src)
     capsys.readouterr()
     assert cli(["proposer", "--data", str(push_data), "--config", "pushblocks", "--out", str(tmp_path / "o"),
                 "--steps", "2", "--threads", "1", "--init-from", str(src)]) == 2

@@ -88,13 +88,12 @@ def test_mismatched_missing_or_corrupt_files_are_refused(shipped: tuple[LatentWo
         LatentCEM(a, backend="onnx")
     with pytest.raises(ValueError, match="re-export it with --horizon 5"):
         a.onnx_rollout(*example_inputs(a, 5))
-    missing = tmp_path / "none.onnx"
-    with pytest.raises(FileNotFoundError, match=str(missing)):
-        a.load_onnx(missing)
-    corrupt = tmp_path / "corrupt.onnx"
+    missing, corrupt = tmp_path / "none.onnx", tmp_path / "corrupt.onnx"
     corrupt.write_bytes(path.read_bytes()[:500])
-    with pytest.raises(ValueError, match=f"corrupt ONNX world-model rollout {corrupt}"):
-        a.load_onnx(corrupt)
+    refusals = ((missing, FileNotFoundError, ""), (corrupt, ValueError, "corrupt ONNX world-model rollout "))
+    for bad, error, says in refusals:
+        with pytest.raises(error, match=says + str(bad)):  # the message names the file
+            a.load_onnx(bad)
     with pytest.raises(ValueError, match="load_onnx"):
         LatentCEM(b, backend="onnx")
     with pytest.raises(ValueError, match="backend 'tensorrt'"):

@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from forethought.models.control import CEMPlanner, MPPIPlanner, PlannerConfig
 from forethought.models.training import TrainConfig, train
 from forethought.models.world_model import LatentWorldModel, WorldModelConfig
+from forethought.models.world_model.latent_dynamics import LatentDynamics
+from forethought.models.world_model.latent_objectives import GoalObjective
 from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
 from forethought.models.world_model.probe import LinearProbe
 from forethought.models.world_model.surprise import SurpriseMonitor, rollout_spread, surprise_trace
@@ -74,6 +77,27 @@ def test_latent_planner_beats_random_on_a_reach(point_model: LatentWorldModel, p
     planned = run_plans(lambda s0, goal, rng: planner.plan(s0, goal=goal))
     random = run_plans(lambda s0, goal, rng: rng.uniform(-1, 1, (25, 2)))
     assert planned < 0.35 * random and planned < 0.15, (planned, random)
+
+
+@pytest.mark.parametrize("planner_cls", [LatentCEM, LatentMPPI])
+def test_latent_planners_are_control_planners_over_latent_dynamics(point_model: LatentWorldModel,
+                                                                    planner_cls: type) -> None:
+    """LatentCEM/LatentMPPI plan exactly as CEMPlanner/MPPIPlanner configured as LeWM, over
+    ``LatentDynamics`` in normalised block space, scored by ``GoalObjective``."""
+    obs, goal = np.zeros(2, np.float32), np.array([0.3, -0.2], np.float32)
+    latent = planner_cls(point_model, samples=40, elites=4, iterations=3, seed=5)
+    config = PlannerConfig(samples=40, elites=4, iterations=3, horizon=5, init_std=1.0, min_std=0.05,
+                           carry_elites=False, returns="mean", warm_start=False)
+    dynamics, box = LatentDynamics(point_model, horizon=5), np.ones(point_model.config.block_dim, np.float32)
+    search = (CEMPlanner(dynamics, -box, box, config) if planner_cls is LatentCEM
+              else MPPIPlanner(None, dynamics, -box, box, config))
+    assert type(latent.planner) is type(search)
+    search.reset(seed=5)
+    with torch.inference_mode():
+        blocks = search.plan(dynamics.start(obs), GoalObjective.from_observation(point_model, goal))  # [5, 10]
+        want = point_model.processor.unnormalize_actions(torch.from_numpy(blocks).reshape(25, 2)).numpy()
+    np.testing.assert_array_equal(latent.plan(obs, goal=goal), want)
+    assert search.evaluations == 40 * 3
 
 
 def test_plan_is_in_env_units_and_reproducible(point_model: LatentWorldModel) -> None:

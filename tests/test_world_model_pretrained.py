@@ -14,7 +14,7 @@ import mujoco
 import numpy as np
 import pytest
 
-import forethought.sim  # noqa: F401  (registers the envs)
+import forethought.sim.envs  # noqa: F401  (registers the envs)
 from forethought.models.world_model import LatentWorldModel
 from forethought.models.world_model.latent_planner import LatentPlanPolicy, LatentCEM
 from forethought.models.world_model.probe import LinearProbe

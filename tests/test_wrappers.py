@@ -7,7 +7,7 @@ import mujoco
 import numpy as np
 import pytest
 
-import forethought.sim  # noqa: F401  (registers the envs)
+import forethought.sim.envs  # noqa: F401  (registers the envs)
 from forethought.sim.scene import BLOCK_NAMES
 from forethought.sim.wrappers import ActuatorGearScale, BodyMassScale, GeomFrictionScale, KeepOutReward
 

@@ -1,11 +1,13 @@
 """Costs of imagined futures, built from a plan step: ``Objective.from_step(step, scene)``.
 
-An objective maps imagined ``states[..., F, S]`` and their ``actions[..., F, A]`` (env units) to a
-cost ``[...]`` (lower is better), vectorised in torch over any leading dims (ensemble members,
-samples). ``score`` turns an ensemble's ``states[K, n, F, S]`` into one number per candidate,
-``mean_k + beta * std_k`` of the members' costs (MOPO-style pessimism).
+An ``Objective`` maps imagined ``states[..., F, S]`` and their ``actions[..., F, A]`` (the
+dynamics' units) to a cost ``[...]`` (lower is better), vectorised in torch over any leading dims
+(ensemble members, samples). ``score`` turns an ensemble's ``states[K, n, F, S]`` into one number
+per candidate, ``mean_k + beta * std_k`` of the members' costs (MOPO-style pessimism); every
+planner scores with it. The world model's latent costs (a goal embedding, the probe's plan-step
+cost) are objectives too, over embeddings ``z[..., K, D]``: ``world_model.latent_objectives``.
 
-Terms, all in metres (or metres per step):
+``TaskObjective`` (PushBlocks, Reacher-v5) sums weighted terms, all in metres (or metres per step):
 
 - **task distance** ``d_t``: PushBlocks push: the block to the target region's rectangle shrunk by
   ``margin`` (0 well inside), or its centre distance to block Y beyond ``ADJACENT_DIST - margin``
@@ -37,10 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from forethought.sim import scene, task_env_id
+from forethought.sim import PUSH_BLOCKS_ID, REACHER_ID, scene, task_env_id
 
-PUSH_BLOCKS_ID = "forethought/PushBlocks-v0"
-REACHER_ID = "forethought/Reacher-v5"
 KEEPOUT_DEPTH_SCALE = 0.01
 """Penetration (m) that costs as much again as being inside a keep-out zone at all."""
 
@@ -92,8 +92,68 @@ def _rect_distance(xy: Tensor, center: tuple[float, float], half: tuple[float, f
     return d.clamp_min(0.0).norm(dim=-1)
 
 
+def _check_weights(**weights: float) -> None:
+    for name, v in weights.items():
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"objective {name} must be a finite number >= 0, got {v!r}")
+
+
 class Objective(ABC):
-    """Base of the objectives: subclasses give the per-step task distance and the guarded bodies.
+    """What the planners score with: ``cost`` of one imagined future, ``score`` of an ensemble's.
+
+    Args:
+        beta: pessimism, the weight of the std of the members' costs in ``score``.
+    """
+
+    def __init__(self, beta: float = 0.0) -> None:
+        _check_weights(beta=beta)
+        self.beta = float(beta)
+
+    @abstractmethod
+    def cost(self, states: Tensor, actions: Tensor) -> Tensor:
+        """Cost ``[...]`` of ``states[..., F, S]`` reached by ``actions[..., F, A]`` (broadcast over leading dims)."""
+
+    def score(self, states: Tensor, actions: Tensor) -> Tensor:
+        """``[n]`` for an ensemble's ``states[K, n, F, S]`` and ``actions[n, F, A]``:
+        ``mean_k cost + beta * std_k cost`` (the std only when K > 1)."""
+        c = self.cost(states, actions.unsqueeze(0))  # [K, n]
+        if self.beta > 0 and c.shape[0] > 1:
+            return c.mean(0) + self.beta * c.std(0)
+        return c.mean(0)
+
+    @staticmethod
+    def from_step(step: Mapping[str, Any], scene_info: Mapping[str, Any] | Sequence[str] | None = None,
+                  env_id: str = PUSH_BLOCKS_ID, **terms: Any) -> TaskObjective:
+        """The objective of plan step ``step`` in a scene.
+
+        Args:
+            step: ``{"skill": "push", "object": ..., "target": region|block}`` or
+                ``{"skill": "reach", "target": region|[x, y]}`` (validated against the scene).
+            scene_info: PushBlocks: ``scene.scene_description(present)`` or the tuple of present
+                block names (default: all three); ignored for Reacher-v5.
+            env_id: ``forethought/PushBlocks-v0`` or ``forethought/Reacher-v5``.
+            terms: weights and zones for ``TaskObjective.__init__`` (and ``margin``, ``shaping_weight``
+                for PushBlocks).
+        """
+        if env_id == REACHER_ID:
+            from forethought.sim.adapters import ReacherGoalEnv
+
+            return ReacherObjective(ReacherGoalEnv.validate_task(step)["target"], **terms)
+        if task_env_id(env_id) != PUSH_BLOCKS_ID:
+            raise ValueError(f"no objective for env {env_id!r}: supported envs are {[PUSH_BLOCKS_ID, REACHER_ID]} "
+                             "and envs with their tasks")
+        if scene_info is None:
+            present: tuple[str, ...] = scene.BLOCK_NAMES
+        elif isinstance(scene_info, Mapping):
+            present = tuple(scene_info["blocks"])
+        else:
+            present = tuple(scene_info)
+        return PushBlocksObjective(scene.validate_step(step, present), **terms)
+
+
+class TaskObjective(Objective):
+    """Weighted task-distance terms (module docstring): subclasses give the per-step task distance
+    and the guarded bodies.
 
     Args:
         running_weight, terminal_weight: weights of ``mean_t d_t`` and ``d_F``.
@@ -102,22 +162,14 @@ class Objective(ABC):
         beta: pessimism, the weight of the std of the members' costs in ``score``.
     """
 
-    def __init__(
-        self,
-        running_weight: float = 1.0,
-        terminal_weight: float = 2.0,
-        keepouts: Sequence[KeepOut] = (),
-        keepout_weight: float = 1.0,
-        energy_weight: float = 0.0,
-        beta: float = 0.0,
-    ) -> None:
-        for name, v in (("running_weight", running_weight), ("terminal_weight", terminal_weight),
-                        ("keepout_weight", keepout_weight), ("energy_weight", energy_weight), ("beta", beta)):
-            if not (np.isfinite(v) and v >= 0):
-                raise ValueError(f"objective {name} must be a finite number >= 0, got {v!r}")
+    def __init__(self, running_weight: float = 1.0, terminal_weight: float = 2.0, keepouts: Sequence[KeepOut] = (),
+                 keepout_weight: float = 1.0, energy_weight: float = 0.0, beta: float = 0.0) -> None:
+        super().__init__(beta)
+        _check_weights(running_weight=running_weight, terminal_weight=terminal_weight, keepout_weight=keepout_weight,
+                       energy_weight=energy_weight)
         self.running_weight, self.terminal_weight = float(running_weight), float(terminal_weight)
         self.keepouts, self.keepout_weight = tuple(keepouts), float(keepout_weight)
-        self.energy_weight, self.beta = float(energy_weight), float(beta)
+        self.energy_weight = float(energy_weight)
 
     @abstractmethod
     def distance(self, states: Tensor) -> Tensor:
@@ -148,7 +200,6 @@ class Objective(ABC):
         return any(bool((zone.depth(xy) > 0).any()) for zone in self.keepouts)
 
     def cost(self, states: Tensor, actions: Tensor) -> Tensor:
-        """Cost ``[...]`` of ``states[..., F, S]`` reached by ``actions[..., F, A]`` (broadcast over leading dims)."""
         d = self.distance(states)  # [..., F]
         total = self.running_weight * d.mean(-1) + self.terminal_weight * d[..., -1] + self.shaping(states)
         total = total + self.keepout_penalty(states)
@@ -156,45 +207,8 @@ class Objective(ABC):
             total = total + self.energy_weight * actions.diff(dim=-2).square().sum(-1).mean(-1)
         return total
 
-    def score(self, states: Tensor, actions: Tensor) -> Tensor:
-        """``[n]`` for an ensemble's ``states[K, n, F, S]`` and ``actions[n, F, A]``:
-        ``mean_k cost + beta * std_k cost`` (the std only when K > 1)."""
-        c = self.cost(states, actions.unsqueeze(0))  # [K, n]
-        if self.beta > 0 and c.shape[0] > 1:
-            return c.mean(0) + self.beta * c.std(0)
-        return c.mean(0)
 
-    @staticmethod
-    def from_step(step: Mapping[str, Any], scene_info: Mapping[str, Any] | Sequence[str] | None = None,
-                  env_id: str = PUSH_BLOCKS_ID, **terms: Any) -> Objective:
-        """The objective of plan step ``step`` in a scene.
-
-        Args:
-            step: ``{"skill": "push", "object": ..., "target": region|block}`` or
-                ``{"skill": "reach", "target": region|[x, y]}`` (validated against the scene).
-            scene_info: PushBlocks: ``scene.scene_description(present)`` or the tuple of present
-                block names (default: all three); ignored for Reacher-v5.
-            env_id: ``forethought/PushBlocks-v0`` or ``forethought/Reacher-v5``.
-            terms: weights and zones for ``Objective.__init__`` (and ``margin``, ``shaping_weight``
-                for PushBlocks).
-        """
-        if env_id == REACHER_ID:
-            from forethought.sim.adapters import ReacherGoalEnv
-
-            return ReacherObjective(ReacherGoalEnv.validate_task(step)["target"], **terms)
-        if task_env_id(env_id) != PUSH_BLOCKS_ID:
-            raise ValueError(f"no objective for env {env_id!r}: supported envs are {[PUSH_BLOCKS_ID, REACHER_ID]} "
-                             "and envs with their tasks")
-        if scene_info is None:
-            present: tuple[str, ...] = scene.BLOCK_NAMES
-        elif isinstance(scene_info, Mapping):
-            present = tuple(scene_info["blocks"])
-        else:
-            present = tuple(scene_info)
-        return PushBlocksObjective(scene.validate_step(step, present), **terms)
-
-
-class PushBlocksObjective(Objective):
+class PushBlocksObjective(TaskObjective):
     """PushBlocks push / push-next-to / reach (see the module docstring).
 
     Args:
@@ -251,7 +265,7 @@ class PushBlocksObjective(Objective):
         return self.shaping_weight * (states[..., scene.PUSHER_POS] - behind).norm(dim=-1).mean(-1)
 
 
-class ReacherObjective(Objective):
+class ReacherObjective(TaskObjective):
     """Reacher-v5: fingertip (``obs[8:10] + obs[4:6]``, world frame) to ``target`` ``[x, y]``."""
 
     FINGERTIP_TO_GOAL = slice(8, 10)

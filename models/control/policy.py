@@ -41,11 +41,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from forethought.models.control.objectives import PUSH_BLOCKS_ID, KeepOut, Objective
+from forethought.models.control.objectives import KeepOut, Objective
 from forethought.models.control.oracle import OracleDynamics
 from forethought.models.control.planners import CEMPlanner, MPPIPlanner, Planner, PlannerConfig, SSRPlanner
 from forethought.models.evaluation import PolicySpec, register_policy
-from forethought.sim import scene, task_env_id
+from forethought.sim import PUSH_BLOCKS_ID, scene, task_env_id
 
 PLANNERS = ("ssr", "mppi", "cem", "oracle")
 DEFAULT_BUDGETS: dict[str, dict[str, int]] = {
@@ -108,7 +108,7 @@ class DMPCPolicy:
             if spec.model is None:
                 raise ValueError(f"--planner {name} samples proposals: pass --model DIR (or --proposer DIR), "
                                  "a proposer checkpoint such as models/pretrained/proposer-pushblocks")
-            from forethought.models.modeling_proposer import DiffusionProposer
+            from forethought.models.proposer.modeling_proposer import DiffusionProposer
 
             proposer = DiffusionProposer.from_pretrained(spec.model, device=spec.device)
             c = proposer.config
@@ -144,7 +144,7 @@ class DMPCPolicy:
             self.planner = (SSRPlanner if search == "ssr" else MPPIPlanner)(proposer, self.dynamics, low, high, config)
         if config.action_steps > self.planner.horizon:
             raise ValueError(f"--action-steps {config.action_steps} exceeds the plan horizon {self.planner.horizon}")
-        n_obs = max(getattr(self.planner, "n_obs_steps", 1), self.dynamics.n_obs_steps)
+        n_obs = max(self.planner.n_obs_steps, self.dynamics.n_obs_steps)
         self._history: deque[np.ndarray] = deque(maxlen=n_obs)
         self._queue: deque[np.ndarray] = deque()
         self.task: dict[str, Any] | None = None

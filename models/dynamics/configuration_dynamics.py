@@ -1,19 +1,96 @@
-"""Presets and state layouts of the learned dynamics ensemble (``DynamicsEnsemble``).
+"""Configuration of the learned dynamics ensemble (``DynamicsEnsemble``), its presets and state layouts.
 
-The model's own settings are its constructor arguments (``@register_to_config``, saved to
-``config.json``); this file holds what ``forethought train dynamics --config NAME`` adds on top of
-the data: named presets, and the per-env state layout (which entries are copied unchanged).
+``DynamicsConfig`` is saved as the model's ``config.json``. ``forethought train dynamics --config
+NAME`` fills it from the data (sizes, action box, env id), the per-env state layout (which
+entries are copied unchanged) and a named preset.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from forethought.sim import scene, task_env_id
+from forethought.models.configuration import ModelConfig, Preset, PresetRegistry
+from forethought.sim import PUSH_BLOCKS_ID, REACHER_ID, scene, task_env_id
 
-PUSH_BLOCKS_ID = "forethought/PushBlocks-v0"
-REACHER_ID = "forethought/Reacher-v5"
+
+@dataclass
+class DynamicsConfig(ModelConfig):
+    """Everything needed to rebuild a ``DynamicsEnsemble``; saved as its ``config.json``.
+
+    Sizes:
+        state_dim: ``S``, width of one state (16 for PushBlocks, 10 for Reacher-v5).
+        action_dim: ``A``, width of one action.
+        horizon: ``H``, steps predicted per call of the network.
+        rollout_horizon: the longest action chunk ``rollout`` accepts (``None``: ``horizon``); longer
+            than ``horizon``, the network is chained: each call continues from the last predicted
+            states (``horizon=1`` is a one-step model rolled out autoregressively, as in PETS).
+        n_obs_steps: states the model is conditioned on, oldest first.
+
+    Architecture:
+        ensemble_size: ``K``, independent members.
+        hidden_dim, num_layers: width and number of hidden layers of each member's MLP.
+
+    State layout (``StateLayout``):
+        passthrough_dims: state entries copied from the current state.
+        presence_groups: ``(flag, d1, ...)`` per object slot; ``d1, ...`` are copied while the
+            object is absent (``flag < 0.5``).
+        relative_pairs: ``(a, b)`` pairs; ``s[t][a] - s[t][b]`` is an extra input.
+
+    Data:
+        action_low, action_high: the env's action box (informational: ``rollout`` does not clamp,
+            so that planners can probe the model outside it).
+        env_id: the gymnasium id of the training data.
+    """
+
+    # sizes
+    state_dim: int
+    action_dim: int
+    horizon: int = 16
+    rollout_horizon: int | None = None
+    n_obs_steps: int = 2
+    # architecture
+    ensemble_size: int = 5
+    hidden_dim: int = 160
+    num_layers: int = 3
+    # state layout
+    passthrough_dims: tuple[int, ...] = ()
+    presence_groups: tuple[tuple[int, ...], ...] = ()
+    relative_pairs: tuple[tuple[int, int], ...] = ()
+    # data
+    action_low: tuple[float, ...] | None = None
+    action_high: tuple[float, ...] | None = None
+    env_id: str | None = None
+
+    config_type = "dynamics_ensemble"
+    model_name = "dynamics"
+
+    def __post_init__(self) -> None:
+        self._check_positive_ints("state_dim", "action_dim", "horizon", "n_obs_steps", "ensemble_size", "hidden_dim",
+                                  "num_layers")
+        r = self.rollout_horizon
+        if r is not None and (not isinstance(r, int) or isinstance(r, bool) or r < self.horizon):
+            raise ValueError(f"dynamics rollout_horizon must be None or an integer >= horizon ({self.horizon}), "
+                             f"got {r!r}")
+        self._as_tuples("passthrough_dims", "presence_groups", "relative_pairs")
+        self.presence_groups = tuple(tuple(g) for g in self.presence_groups)
+        self.relative_pairs = tuple(tuple(p) for p in self.relative_pairs)
+        dims = [d for g in (*self.presence_groups, *self.relative_pairs) for d in g] + list(self.passthrough_dims)
+        if any(not isinstance(d, int) or not 0 <= d < self.state_dim for d in dims):
+            raise ValueError(f"passthrough_dims, presence_groups and relative_pairs must index the state "
+                             f"(0..{self.state_dim - 1}), got {list(self.passthrough_dims)}, "
+                             f"{[list(g) for g in self.presence_groups]} and {[list(p) for p in self.relative_pairs]}")
+        if any(len(g) < 2 for g in self.presence_groups):
+            raise ValueError(f"each presence group needs a flag and at least one gated entry, got "
+                             f"{self.presence_groups}")
+        if any(len(p) != 2 for p in self.relative_pairs):
+            raise ValueError(f"relative_pairs must be (a, b) pairs, got {self.relative_pairs}")
+        if self.action_low is not None or self.action_high is not None:
+            self._check_action_box()
+
+    @property
+    def max_horizon(self) -> int:
+        """The longest chunk ``rollout`` accepts (chained calls beyond ``horizon``)."""
+        return self.rollout_horizon or self.horizon
 
 
 @dataclass(frozen=True)
@@ -55,46 +132,30 @@ def state_layout(env_id: str | None) -> StateLayout:
     return STATE_LAYOUTS.get(task_env_id(env_id) or "", StateLayout())
 
 
-@dataclass(frozen=True)
-class DynamicsPreset:
-    """A named recipe: model settings the data does not fix, and training settings."""
-
-    description: str
-    model: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
-
-
-PRESETS: dict[str, DynamicsPreset] = {
-    "tiny": DynamicsPreset(
+PRESETS = PresetRegistry("dynamics", {
+    "tiny": Preset(
         "seconds-long run for tests and smoke checks",
         model={"ensemble_size": 3, "hidden_dim": 32, "num_layers": 2},
         train={"steps": 150, "batch_size": 64, "lr": 3e-3, "weight_decay": 1e-4, "warmup_steps": 10,
                "checkpoint_every": 50, "log_every": 25, "ema_max_decay": 0.99},
     ),
-    "pushblocks": DynamicsPreset(
+    "pushblocks": Preset(
         "PushBlocks (1-3 blocks, every task), 5 members x 3 hidden layers of 160 (about 2 MB float32), "
         "4 steps per call chained to 16",
         model={"ensemble_size": 5, "hidden_dim": 160, "num_layers": 3, "horizon": 4, "rollout_horizon": 16},
         train={"steps": 8000, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-2, "warmup_steps": 200,
                "checkpoint_every": 1000, "ema_max_decay": 0.999},
     ),
-    "reacher": DynamicsPreset(
+    "reacher": Preset(
         "Reacher-v5, 5 members x 3 hidden layers of 160 (about 2 MB float32), 4 steps per call chained to 16",
         model={"ensemble_size": 5, "hidden_dim": 160, "num_layers": 3, "horizon": 4, "rollout_horizon": 16},
         train={"steps": 8000, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-2, "warmup_steps": 200,
                "checkpoint_every": 1000, "ema_max_decay": 0.999},
     ),
-    "gpu": DynamicsPreset(
+    "gpu": Preset(
         "for a GPU host: 5 members x 4 hidden layers of 512, large batches; too big to ship",
         model={"ensemble_size": 5, "hidden_dim": 512, "num_layers": 4, "horizon": 4, "rollout_horizon": 16},
         train={"steps": 50_000, "batch_size": 1024, "lr": 1e-3, "weight_decay": 1e-2, "warmup_steps": 1000,
                "checkpoint_every": 5000, "ema_max_decay": 0.999},
     ),
-}
-
-
-def get_preset(name: str) -> DynamicsPreset:
-    """The preset called ``name``, else ``ValueError`` listing the valid names."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown dynamics config {name!r}: valid configs are {sorted(PRESETS)}")
-    return PRESETS[name]
+})

@@ -7,9 +7,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from forethought.models.dynamics.configuration_dynamics import PUSH_BLOCKS_ID, REACHER_ID
 from forethought.models.dynamics.modeling_dynamics import DynamicsEnsemble
-from forethought.sim import scene, task_env_id
+from forethought.sim import PUSH_BLOCKS_ID, REACHER_ID, scene, task_env_id
 from forethought.sim.dataset import Dataset
 
 HORIZONS: tuple[int, ...] = (1, 4, 8, 16)

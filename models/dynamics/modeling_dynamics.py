@@ -22,35 +22,18 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from pathlib import Path
+from dataclasses import replace
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from forethought.models.dynamics.processor_dynamics import NORMALIZER_FILE, DynamicsNormalizer
-from forethought.files import atomic_path
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-
-
-def _constructor_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``DynamicsEnsemble`` arguments from a config dict (JSON lists back to tuples, diffusers' ``_`` keys dropped)."""
-    kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
-    kwargs["passthrough_dims"] = tuple(kwargs.get("passthrough_dims", ()))
-    for key in ("presence_groups", "relative_pairs"):
-        kwargs[key] = tuple(tuple(g) for g in kwargs.get(key, ()))
-    return kwargs
+from forethought.models.checkpoint import PretrainedModel
+from forethought.models.dynamics.configuration_dynamics import DynamicsConfig
+from forethought.models.dynamics.processor_dynamics import DynamicsNormalizer
 
 
 class EnsembleMLP(nn.Module):
@@ -83,125 +66,50 @@ class EnsembleMLP(nn.Module):
         return h
 
 
-class DynamicsEnsemble(ModelMixin, ConfigMixin):
+class DynamicsEnsemble(PretrainedModel):
     """``rollout(state, actions[n, F, A]) -> states[K, n, F, S]``: an ensemble of multi-step dynamics.
 
     Args:
-        state_dim: ``S``, width of one state (16 for PushBlocks, 10 for Reacher-v5).
-        action_dim: ``A``, width of one action.
-        horizon: ``H``, steps predicted per call of the network.
-        rollout_horizon: the longest action chunk ``rollout`` accepts (``None``: ``horizon``); longer
-            than ``horizon``, the network is chained: each call continues from the last predicted
-            states (``horizon=1`` is a one-step model rolled out autoregressively, as in PETS).
-        n_obs_steps: states the model is conditioned on, oldest first.
-        ensemble_size: ``K``, independent members.
-        hidden_dim, num_layers: width and number of hidden layers of each member's MLP.
-        passthrough_dims: state entries copied from the current state (``StateLayout``).
-        presence_groups: ``(flag, d1, ...)`` per object slot; ``d1, ...`` are copied while the
-            object is absent (``flag < 0.5``).
-        relative_pairs: ``(a, b)`` pairs; ``s[t][a] - s[t][b]`` is an extra input.
-        action_low, action_high: the env's action box (informational: ``rollout`` does not clamp,
-            so that planners can probe the model outside it).
-        env_id: the gymnasium id of the training data.
+        config: sizes, state layout and data of the ensemble (``DynamicsConfig``).
+        normalizer: statistics of its inputs and residuals; ``None`` until fitted
+            (``train_dynamics.fit_normalizer``) or loaded (``from_pretrained``).
+
+    The sizes the planners read (``state_dim``, ``action_dim``, ``horizon``, ``max_horizon``,
+    ``n_obs_steps``, ``ensemble_size``) are attributes, copied from ``config``.
     """
 
-    config_name = CONFIG_FILE
+    config_class = DynamicsConfig
+    normalizer_class = DynamicsNormalizer
+    pretrained_prefix = "dynamics"
 
-    @register_to_config
-    def __init__(
-        self,
-        state_dim: int,
-        action_dim: int,
-        horizon: int = 16,
-        rollout_horizon: int | None = None,
-        n_obs_steps: int = 2,
-        ensemble_size: int = 5,
-        hidden_dim: int = 160,
-        num_layers: int = 3,
-        passthrough_dims: tuple[int, ...] = (),
-        presence_groups: tuple[tuple[int, ...], ...] = (),
-        relative_pairs: tuple[tuple[int, int], ...] = (),
-        action_low: tuple[float, ...] | None = None,
-        action_high: tuple[float, ...] | None = None,
-        env_id: str | None = None,
-    ) -> None:
+    def __init__(self, config: DynamicsConfig, normalizer: DynamicsNormalizer | None = None) -> None:
         super().__init__()
-        for name, v in (("state_dim", state_dim), ("action_dim", action_dim), ("horizon", horizon),
-                        ("n_obs_steps", n_obs_steps), ("ensemble_size", ensemble_size), ("hidden_dim", hidden_dim),
-                        ("num_layers", num_layers)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"dynamics {name} must be a positive integer, got {v!r}")
-        if rollout_horizon is not None and (not isinstance(rollout_horizon, int) or rollout_horizon < horizon):
-            raise ValueError(f"dynamics rollout_horizon must be None or an integer >= horizon ({horizon}), "
-                             f"got {rollout_horizon!r}")
-        dims = [d for g in (*presence_groups, *relative_pairs) for d in g] + list(passthrough_dims)
-        if any(not isinstance(d, int) or not 0 <= d < state_dim for d in dims):
-            raise ValueError(f"passthrough_dims, presence_groups and relative_pairs must index the state "
-                             f"(0..{state_dim - 1}), got {list(passthrough_dims)}, {[list(g) for g in presence_groups]} "
-                             f"and {[list(p) for p in relative_pairs]}")
-        if any(len(g) < 2 for g in presence_groups):
-            raise ValueError(f"each presence group needs a flag and at least one gated entry, got {presence_groups}")
-        if any(len(p) != 2 for p in relative_pairs):
-            raise ValueError(f"relative_pairs must be (a, b) pairs, got {relative_pairs}")
+        c = self.config = config
+        self.state_dim, self.action_dim, self.n_obs_steps = c.state_dim, c.action_dim, c.n_obs_steps
+        self.horizon, self.max_horizon, self.ensemble_size = c.horizon, c.max_horizon, c.ensemble_size
+        state_dim = c.state_dim
         fixed = torch.zeros(state_dim, dtype=torch.bool)
-        fixed[list(passthrough_dims)] = True
+        fixed[list(c.passthrough_dims)] = True
         self.register_buffer("fixed", fixed, persistent=False)  # [S] always copied
-        gates = torch.zeros(len(presence_groups), state_dim, dtype=torch.bool)
-        for i, g in enumerate(presence_groups):
+        gates = torch.zeros(len(c.presence_groups), state_dim, dtype=torch.bool)
+        for i, g in enumerate(c.presence_groups):
             gates[i, list(g[1:])] = True
         self.register_buffer("gates", gates, persistent=False)  # [P, S] copied while slot i is absent
-        self.register_buffer("flags", torch.tensor([g[0] for g in presence_groups], dtype=torch.long),
+        self.register_buffer("flags", torch.tensor([g[0] for g in c.presence_groups], dtype=torch.long),
                              persistent=False)  # [P]
-        self.register_buffer("relative", torch.tensor(relative_pairs, dtype=torch.long).reshape(-1, 2),
+        self.register_buffer("relative", torch.tensor(c.relative_pairs, dtype=torch.long).reshape(-1, 2),
                              persistent=False)  # [R, 2]
-        in_dim = (2 * n_obs_steps - 1) * state_dim + len(relative_pairs) + horizon * action_dim
-        self.core = EnsembleMLP(ensemble_size, in_dim, hidden_dim, num_layers, horizon * state_dim)
-        self.normalizer: DynamicsNormalizer | None = None
-
-    # ---- sizes -------------------------------------------------------------------------------
-
-    @property
-    def ensemble_size(self) -> int:
-        return int(self.config.ensemble_size)
-
-    @property
-    def horizon(self) -> int:
-        """Steps the network predicts per call (its training windows)."""
-        return int(self.config.horizon)
-
-    @property
-    def max_horizon(self) -> int:
-        """The longest chunk ``rollout`` accepts (chained calls beyond ``horizon``)."""
-        return int(self.config.rollout_horizon or self.config.horizon)
-
-    @property
-    def state_dim(self) -> int:
-        return int(self.config.state_dim)
-
-    @property
-    def action_dim(self) -> int:
-        return int(self.config.action_dim)
-
-    @property
-    def n_obs_steps(self) -> int:
-        return int(self.config.n_obs_steps)
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        in_dim = (2 * c.n_obs_steps - 1) * state_dim + len(c.relative_pairs) + c.horizon * c.action_dim
+        self.core = EnsembleMLP(c.ensemble_size, in_dim, c.hidden_dim, c.num_layers, c.horizon * state_dim)
+        self.normalizer = normalizer
 
     def member(self, k: int) -> DynamicsEnsemble:
         """A one-member ensemble holding a copy of member ``k`` (same normaliser)."""
         if not 0 <= k < self.ensemble_size:
             raise ValueError(f"member must lie in 0..{self.ensemble_size - 1}, got {k}")
-        one = type(self)(**{**self.init_kwargs(), "ensemble_size": 1})
+        one = type(self)(replace(self.config, ensemble_size=1), self.normalizer)
         one.load_state_dict({n: p[k : k + 1] for n, p in self.state_dict().items()})
-        one.normalizer = self.normalizer
         return one.to(self.fixed.device)
-
-    def init_kwargs(self) -> dict[str, Any]:
-        """The constructor arguments of this ensemble (its ``config.json`` without diffusers' keys)."""
-        return _constructor_kwargs(self.config)
 
     # ---- math core ---------------------------------------------------------------------------
 
@@ -317,53 +225,3 @@ class DynamicsEnsemble(ModelMixin, ConfigMixin):
                              "split the chunk or retrain with a longer rollout_horizon")
         n = act.shape[0]
         return self.imagine(hist.expand(1, n, o, S), act.unsqueeze(0)).float()
-
-    # ---- persistence -------------------------------------------------------------------------
-
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:  # type: ignore[override]
-        """Write ``config.json``, ``model.safetensors`` and ``normalizer.safetensors`` (each atomically)."""
-        if self.normalizer is None:
-            raise ValueError("cannot save a DynamicsEnsemble without its normaliser")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / CONFIG_FILE) as tmp:
-            tmp.write_text(self.to_json_string())
-        weights = {k: v.detach().cpu().float().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file(weights, str(tmp), metadata={"format": "pt"})
-        self.normalizer.save(directory / NORMALIZER_FILE)
-
-    @classmethod
-    def from_pretrained(  # type: ignore[override]
-        cls, directory: str | os.PathLike[str], device: str | torch.device = "cpu"
-    ) -> DynamicsEnsemble:
-        """Load an ensemble saved by ``save_pretrained``, in eval mode; every error names the offending path."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"no dynamics checkpoint at {directory}: the directory does not exist "
-                                    "(train one with `forethought train dynamics` or use models/pretrained/dynamics-*)")
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"missing {path.name} in dynamics checkpoint {directory}: expected {path}")
-        try:
-            raw = json.loads(config_path.read_text())
-            if not isinstance(raw, dict):
-                raise ValueError("not a JSON object")
-            model = cls(**_constructor_kwargs(raw))
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"corrupt or invalid dynamics config {config_path}: {e}") from e
-        model.normalizer = DynamicsNormalizer.load(directory / NORMALIZER_FILE, model.state_dim, model.action_dim,
-                                                   model.horizon, len(model.relative))
-        try:
-            state = load_file(str(weights_path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise ValueError(f"corrupt dynamics weights {weights_path}: {e}") from e
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise ValueError(f"dynamics weights {weights_path} do not match {config_path}: {e}") from e
-        bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
-        if bad:
-            raise ValueError(f"dynamics weights {weights_path} hold NaN or inf in {bad[:3]}: the checkpoint is corrupt")
-        return model.to(device).eval()

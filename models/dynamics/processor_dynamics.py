@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from forethought.models.dynamics.configuration_dynamics import DynamicsConfig
 from forethought.models.stats_file import read_stats, save_stats
 
-NORMALIZER_FILE = "normalizer.safetensors"
 NORMALIZER_FORMAT = "forethought-dynamics-meanstd-v1"
 STAT_KEYS: tuple[str, ...] = ("state", "velocity", "relative", "action", "delta")
 MIN_STD = 1e-6
@@ -78,12 +78,12 @@ class DynamicsNormalizer:
         save_stats(path, self.stats, NORMALIZER_FORMAT)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], state_dim: int, action_dim: int, horizon: int,
-             relative_dim: int) -> DynamicsNormalizer:
+    def load(cls, path: str | os.PathLike[str], config: DynamicsConfig) -> DynamicsNormalizer:
         """Read stats from ``path`` and check them against the model's sizes; errors name the file."""
         norm = read_stats(path, "dynamics", cls)
-        want = {"state": (state_dim,), "velocity": (state_dim,), "relative": (relative_dim,), "action": (action_dim,),
-                "delta": (horizon, state_dim)}
+        S = config.state_dim
+        want = {"state": (S,), "velocity": (S,), "relative": (len(config.relative_pairs),),
+                "action": (config.action_dim,), "delta": (config.horizon, S)}
         for key, shape in want.items():
             if norm.shape(key) != shape:
                 raise ValueError(f"normaliser statistics {path} have {key} shape {list(norm.shape(key))} but the "

@@ -26,11 +26,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from forethought.models.dynamics.configuration_dynamics import PRESETS, get_preset, state_layout
+from forethought.models.dynamics.configuration_dynamics import PRESETS, DynamicsConfig, state_layout
 from forethought.models.dynamics.metrics import kstep_errors
 from forethought.models.dynamics.modeling_dynamics import DynamicsEnsemble
 from forethought.models.dynamics.processor_dynamics import DynamicsNormalizer
-from forethought.models.training import TrainConfig, TrainResult, data_metadata, run_command, seed_everything, train
+from forethought.models.training import (ModelTrainer, TrainConfig, TrainResult, data_metadata, run_command,
+                                         seed_everything, train)
 from forethought.files import atomic_path
 from forethought.sim.dataset import Dataset
 
@@ -96,7 +97,7 @@ def build_dynamics_run(
     ``overrides`` replace the preset's training settings, ``model_overrides`` its model sizes
     (e.g. ``{"ensemble_size": 1}``).
     """
-    preset = get_preset(preset_name)
+    preset = PRESETS.lookup(preset_name)
     ds = Dataset.load(data)
     meta = ds.metadata
     layout = state_layout(meta.get("env_id"))
@@ -105,11 +106,11 @@ def build_dynamics_run(
     train_eps = list(range(ds.num_episodes - n_val))
     val_eps = list(range(ds.num_episodes - n_val, ds.num_episodes))
     seed_everything(seed)
-    model = DynamicsEnsemble(
+    model = DynamicsEnsemble(DynamicsConfig(
         state_dim=ds.obs_dim, action_dim=ds.act_dim, passthrough_dims=layout.passthrough_dims,
         presence_groups=layout.presence_groups, relative_pairs=layout.relative_pairs, action_low=meta.get("action_low"),
         action_high=meta.get("action_high"), env_id=meta.get("env_id"), **{**preset.model, **(model_overrides or {})},
-    )
+    ))
     windows, obs_valid = window_tensors(ds, model, sources, train_eps)
     model.normalizer = fit_normalizer(model, windows, obs_valid)
     sample_batch = bootstrap_sampler(windows, model.ensemble_size, train_config.batch_size, seed)
@@ -122,7 +123,7 @@ def build_dynamics_run(
         "train_episodes": len(train_eps),
         "validation_episodes": len(val_eps),
         "windows": len(windows["obs_history"]),
-        "dynamics": json.loads(model.to_json_string()),
+        "dynamics": model.config.to_dict(),
     }
     return model, sample_batch, train_config, run_config, val_eps
 
@@ -142,6 +143,15 @@ def summary_line(diag: dict[str, Any]) -> str:
     """``metric@k model (copy-last)`` for every metric and horizon."""
     return "; ".join(f"{g}@{k} {diag['model'][g][k]:.4f} ({diag['copy_last'][g][k]:.4f})"
                      for g in diag["model"] for k in diag["model"][g])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ensemble's own options of ``forethought train dynamics`` (beside ``cli_train``'s shared ones)."""
+    parser.add_argument("--ensemble-size", type=int, help="override the preset's number of members K")
+    parser.add_argument("--weight-decay", type=float, help="override the preset's AdamW weight decay")
+    parser.add_argument("--horizon", type=int, help="override the steps predicted per network call")
+    parser.add_argument("--rollout-horizon", type=int,
+                        help="longest chunk a rollout takes, chaining calls beyond --horizon (default: --horizon)")
 
 
 def train_dynamics(args: argparse.Namespace) -> TrainResult:
@@ -169,8 +179,8 @@ def train_dynamics(args: argparse.Namespace) -> TrainResult:
     return result
 
 
-TRAINER: tuple[Callable[[argparse.Namespace], TrainResult], dict[str, Any]] = (train_dynamics, PRESETS)
-"""The entry for ``forethought.models.cli_train.TRAINERS["dynamics"]``."""
+TRAINER = ModelTrainer(train_dynamics, PRESETS, add_arguments, sources=("expert", "play"))
+"""The entry for ``forethought.models.cli_train.TRAINERS["dynamics"]``; dynamics need broad action coverage."""
 
 
 def adapt(
@@ -201,7 +211,7 @@ def adapt(
     sample_batch = bootstrap_sampler(windows, model.ensemble_size, train_config.batch_size, train_config.seed)
     run_config = {"model": "dynamics", "adapted_from": str(model_dir), "data": str(data),
                   "data_metadata": data_metadata(ds.metadata), "sources": sources, "windows": len(windows["obs_history"]),
-                  "dynamics": json.loads(model.to_json_string()), "command": command}
+                  "dynamics": model.config.to_dict(), "command": command}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
     try:

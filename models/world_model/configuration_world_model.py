@@ -10,18 +10,17 @@ stop-gradient or decoder.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
 
-CONFIG_TYPE = "sigreg_world_model"
+from forethought.models.configuration import ModelConfig, Preset, PresetRegistry
+
 DEFAULT_HORIZON = 5
 """Action blocks per latent plan (LeWorldModel's 5 blocks = 25 env steps at frameskip 5)."""
 OBS_TYPES: tuple[str, ...] = ("state", "pixels")
 
 
 @dataclass
-class WorldModelConfig:
+class WorldModelConfig(ModelConfig):
     """Everything needed to rebuild a ``LatentWorldModel``; saved as its ``config.json``.
 
     Inputs:
@@ -84,31 +83,22 @@ class WorldModelConfig:
     sigreg_knots: int = 17
     sigreg_t_max: float = 3.0
 
+    config_type = "sigreg_world_model"
+    model_name = "world-model"
+
     def __post_init__(self) -> None:
-        for name in ("action_low", "action_high", "cnn_channels"):
-            value = getattr(self, name)
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                raise ValueError(f"{name} must be a list, got {value!r}")
-            setattr(self, name, tuple(value))
-        self.action_low = tuple(float(v) for v in self.action_low)
-        self.action_high = tuple(float(v) for v in self.action_high)
+        self._as_tuples("cnn_channels")
         if self.obs_type not in OBS_TYPES:
             raise ValueError(f"obs_type {self.obs_type!r} is not one of {list(OBS_TYPES)}")
-        for name in ("obs_dim", "image_size", "action_dim", "frameskip", "history", "embed_dim", "encoder_hidden",
-                     "projector_hidden", "predictor_hidden", "predictor_blocks", "action_embed_dim", "sigreg_slices"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self._check_positive_ints("obs_dim", "image_size", "action_dim", "frameskip", "history", "embed_dim",
+                                  "encoder_hidden", "projector_hidden", "predictor_hidden", "predictor_blocks",
+                                  "action_embed_dim", "sigreg_slices")
         if not isinstance(self.num_frames, int) or self.num_frames < 2:
             raise ValueError(f"num_frames must be an integer >= 2 (a frame and its successor), got {self.num_frames!r}")
         if self.history > self.num_frames - 1:
             raise ValueError(f"history ({self.history}) must be <= num_frames - 1 ({self.num_frames - 1}): training "
                              "sub-trajectories must hold a full history before the last target")
-        if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
-            raise ValueError(f"action_low/action_high need action_dim = {self.action_dim} entries, got "
-                             f"{len(self.action_low)}/{len(self.action_high)}")
-        if any(lo >= hi for lo, hi in zip(self.action_low, self.action_high)):
-            raise ValueError(f"action_low {self.action_low} must be below action_high {self.action_high} entrywise")
+        self._check_action_box()
         if self.obs_type == "pixels":
             if not self.cnn_channels or any(not isinstance(c, int) or c < 1 for c in self.cnn_channels):
                 raise ValueError(f"cnn_channels must be positive integers, got {self.cnn_channels}")
@@ -133,63 +123,33 @@ class WorldModelConfig:
         """Shape of one observation: ``(S,)`` or ``(H, W, 3)``."""
         return (self.obs_dim,) if self.obs_type == "state" else (self.image_size, self.image_size, 3)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict, tagged with ``type``."""
-        return {"type": CONFIG_TYPE, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WorldModelConfig:
-        """Inverse of ``to_dict``; unknown keys or a different ``type`` raise ``ValueError``."""
-        data = dict(data)
-        kind = data.pop("type", CONFIG_TYPE)
-        if kind != CONFIG_TYPE:
-            raise ValueError(f"config type is {kind!r}, expected {CONFIG_TYPE!r}: this is not a world-model config")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown world-model config keys {unknown}; valid keys are {sorted(known)}")
-        return cls(**data)
-
-
-@dataclass(frozen=True)
-class WorldModelPreset:
-    """A named recipe: model settings the data does not fix, and training settings (``TrainConfig``)."""
-
-    description: str
-    model: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
-
 
 _TRAIN = {"ema": False, "weight_decay": 1e-3, "grad_clip_norm": 1.0, "betas": (0.9, 0.999)}
 """LeWM's optimiser settings (AdamW, wd 1e-3, clip 1.0); no weight EMA (BatchNorm statistics would not follow it)."""
 
-PRESETS: dict[str, WorldModelPreset] = {
-    "tiny": WorldModelPreset(
+_STATE = Preset(
+    "PushBlocks task state (S = 16), D = 32, about 0.3 M parameters; a few minutes on 2 cores",
+    model={"obs_type": "state", "embed_dim": 32},
+    train={**_TRAIN, "steps": 4000, "batch_size": 256, "lr": 1e-3, "warmup_steps": 200, "checkpoint_every": 1000},
+)
+
+PRESETS = PresetRegistry("world-model", {
+    "tiny": Preset(
         "seconds-long state run for tests and smoke checks",
         model={"obs_type": "state", "embed_dim": 16, "encoder_hidden": 64, "projector_hidden": 64,
                "predictor_hidden": 64, "predictor_blocks": 1, "action_embed_dim": 32, "sigreg_slices": 64},
         train={**_TRAIN, "steps": 150, "batch_size": 64, "lr": 3e-3, "warmup_steps": 10, "checkpoint_every": 50,
                "log_every": 25},
     ),
-    "state": WorldModelPreset(
-        "PushBlocks task state (S = 16), D = 32, about 0.3 M parameters; a few minutes on 2 cores",
-        model={"obs_type": "state", "embed_dim": 32},
-        train={**_TRAIN, "steps": 4000, "batch_size": 256, "lr": 1e-3, "warmup_steps": 200, "checkpoint_every": 1000},
-    ),
-    "state-noreg": WorldModelPreset(
-        "ablation: the state preset without SIGReg (sigreg_weight 0); expected to collapse",
-        model={"obs_type": "state", "embed_dim": 32, "sigreg_weight": 0.0},
-        train={**_TRAIN, "steps": 4000, "batch_size": 256, "lr": 1e-3, "warmup_steps": 200, "checkpoint_every": 1000},
-    ),
-    "pixels": WorldModelPreset(
+    "state": _STATE,
+    "state-noreg": Preset("ablation: the state preset without SIGReg (sigreg_weight 0); expected to collapse",
+                          model={**_STATE.model, "sigreg_weight": 0.0}, train=_STATE.train),
+    "pixels": Preset(
         "64x64 top-down renders, 4-layer CNN, D = 64, about 1 M parameters; 7 minutes on 2 cores; undertrained (see its README)",
         model={"obs_type": "pixels", "embed_dim": 64},
         train={**_TRAIN, "steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "checkpoint_every": 500},
     ),
-    "gpu-pixels": WorldModelPreset(
+    "gpu-pixels": Preset(
         "wider pixel model for a GPU host (D = 192, LeWM's width); too slow to train on 2 cores",
         model={"obs_type": "pixels", "embed_dim": 192, "encoder_hidden": 512, "cnn_channels": [32, 64, 128, 256],
                "projector_hidden": 2048, "predictor_hidden": 1024, "predictor_blocks": 4, "action_embed_dim": 256,
@@ -197,11 +157,4 @@ PRESETS: dict[str, WorldModelPreset] = {
         train={**_TRAIN, "steps": 30_000, "batch_size": 128, "lr": 5e-4, "warmup_steps": 1000,
                "checkpoint_every": 5000},
     ),
-}
-
-
-def get_preset(name: str) -> WorldModelPreset:
-    """The preset called ``name``, else ``ValueError`` listing the valid names."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown world-model config {name!r}: valid configs are {sorted(PRESETS)}")
-    return PRESETS[name]
+})

@@ -15,8 +15,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-import forethought.sim  # noqa: F401  (registers the forethought/* envs)
-from forethought.sim import scene
+import forethought.sim.envs  # noqa: F401  (registers the forethought/* envs)
+from forethought.sim import PUSH_BLOCKS_ID, scene
 from forethought.sim.dataset import Dataset
 
 REPLAY_ATOL = 1e-4
@@ -86,7 +86,7 @@ def render_frames(ds: Dataset, image_size: int = 64, progress: bool = True) -> n
             a, b = int(ds.episode_start[i]), int(ds.episode_start[i + 1])
             states = ds.states[a + i: b + i + 1]
             options = {}
-            if env_id == "forethought/PushBlocks-v0":
+            if env_id == PUSH_BLOCKS_ID:
                 options["n_blocks"] = len(scene.present_blocks(states[0]))
             obs, _ = env.reset(seed=int(seed) + i, options=options or None)
             frames[a + i] = env.render()

@@ -1,7 +1,7 @@
 """``forethought eval --policy latent-cem`` (and ``latent-mppi``): latent MPC on plan-step tasks.
 
 The harness (``forethought.models.evaluation``) gives each episode a plan step; the policy scores
-imagined latents with the model folder's linear probe (``latent_planner.probe_objective``), so it
+imagined latents with the model folder's linear probe (``latent_objectives.ProbeObjective``), so it
 needs a state model (a pixel model is planned with goal images instead, see ``bench/world_model.py``).
 
 Example::
@@ -26,7 +26,8 @@ import numpy as np
 
 from forethought.models.evaluation import PolicySpec, register_policy
 from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
-from forethought.models.world_model.latent_planner import BACKENDS, LatentCEM, LatentMPPI, LatentPlanPolicy
+from forethought.models.world_model.latent_dynamics import BACKENDS
+from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.onnx_rollout import export_rollout
 from forethought.models.world_model.probe import LinearProbe
@@ -78,7 +79,7 @@ class LatentPlannerEvalPolicy:
             raise ValueError(f"--policy {self.name} plans toward the task: do not pass --no-goal")
         self.task = task
         self.policy.reset()
-        self.policy.planner.generator.manual_seed(seed)
+        self.policy.planner.reset(seed)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.policy.act(obs, self.task)

@@ -1,8 +1,21 @@
-"""The latent world model as D-MPC dynamics: encode, roll out in latent space, read the states back.
+"""The latent world model as planner dynamics: in latent space (``LatentDynamics``), or read back
+as task states through the probe (``ProbedLatentDynamics``).
 
-``ProbedLatentDynamics`` implements the controller's ``Dynamics`` call (``rollout(state,
-actions[n, F, A]) -> states[1, n, F, S]``), so SSR, MPPI and CEM plan through the SIGReg world
-model as through the dynamics ensemble (``forethought eval --policy dmpc --dynamics
+``LatentDynamics`` is the ``Dynamics`` the latent planners (LeWM's CEM and MPPI,
+``latent_planner``) search: its state is the embedding history, its actions are the model's
+normalised action blocks, and a rollout returns the embedding after each block::
+
+    state = dynamics.start(obs)                     # [history, D + 1]: embeddings, presence flags
+    z = dynamics.rollout(state, blocks[n, K, Bd])   # [1, n, K, D]; Bd = frameskip * A, in [-1, 1]
+
+so a planner's action box is ``[-1, 1]^Bd`` and its chunk is ``K`` blocks. The state holds the last
+``history`` embeddings, zero-padded before an episode's first frame, each with its presence flag
+(the predictor's inputs), so the planner passes it through unchanged. The rollout runs in torch
+or, with ``backend="onnx"``, on onnxruntime (``LatentWorldModel.load_onnx``).
+
+``ProbedLatentDynamics`` implements the controller's ``Dynamics`` call in task-state units
+(``rollout(state, actions[n, F, A]) -> states[1, n, F, S]``), so SSR, MPPI and CEM plan through the
+SIGReg world model as through the dynamics ensemble (``forethought eval --policy dmpc --dynamics
 models/pretrained/wm-pushblocks-state``), over the same 16-step horizon by default. The model
 predicts one embedding per action block of ``frameskip`` steps from the current observation alone
 (a one-frame history); the linear probe reads each back as a task state, corrected by the probe's
@@ -24,18 +37,71 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from forethought.models.world_model.configuration_world_model import CONFIG_TYPE
+from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON, WorldModelConfig
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
+from forethought.models.world_model.onnx_rollout import EXPORT_HINT
 from forethought.models.world_model.probe import LinearProbe
 from forethought.sim import scene
 
 
 def is_world_model_dir(directory: str | os.PathLike[str]) -> bool:
-    """Whether ``directory`` holds a world model (its ``config.json`` has ``"type": CONFIG_TYPE``)."""
+    """Whether ``directory`` holds a world model (its ``config.json`` has ``WorldModelConfig``'s ``type``)."""
     try:
-        return json.loads((Path(directory) / "config.json").read_text()).get("type") == CONFIG_TYPE
+        return json.loads((Path(directory) / "config.json").read_text()).get("type") == WorldModelConfig.config_type
     except (OSError, ValueError, AttributeError):
         return False
+
+
+BACKENDS = ("torch", "onnx")
+"""Who runs ``LatentDynamics``' rollouts: torch, or onnxruntime (``LatentWorldModel.load_onnx``)."""
+
+
+class LatentDynamics:
+    """``Dynamics`` in the world model's latent space (module docstring).
+
+    Args:
+        model: a trained ``LatentWorldModel`` (put in eval mode here), state or pixels.
+        horizon: action blocks per rollout (``K``).
+        backend: ``"torch"``, or ``"onnx"`` to run the rollouts on onnxruntime (after
+            ``model.load_onnx(FILE)``; the file's horizon must equal ``horizon``).
+    """
+
+    def __init__(self, model: LatentWorldModel, horizon: int = DEFAULT_HORIZON, backend: str = "torch") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {list(BACKENDS)}")
+        if backend == "onnx":
+            if model.onnx_rollout is None:
+                raise ValueError("backend 'onnx' needs an exported rollout: call model.load_onnx(FILE) first "
+                                 f"(export one with {EXPORT_HINT})")
+            if model.onnx_rollout.horizon != horizon:
+                raise ValueError(f"the attached ONNX rollout was exported for a horizon of "
+                                 f"{model.onnx_rollout.horizon} blocks, the planner's is {horizon}")
+            model.onnx_rollout.check_matches(model)  # the weights may have changed since load_onnx
+        self.model, self.horizon, self.backend = model.eval(), horizon, backend
+        c = model.config
+        self.n_obs_steps = c.history
+        """Rows of the state (``start``), which the planners pass through unchanged."""
+        self.state_dim, self.action_dim = c.embed_dim + 1, c.block_dim
+
+    def start(self, obs: Any) -> Tensor:
+        """The state ``[history, D + 1]`` of an observation ``[*obs_shape]`` or a history
+        ``[h, *obs_shape]`` (oldest first, ``frameskip`` env steps apart; the last ``history`` are used)."""
+        model, shape = self.model, self.model.config.obs_shape
+        x = model.processor.check_obs(obs)
+        if x.dim() == len(shape):
+            x = x.unsqueeze(0)
+        z = model.embed(model.processor.normalize_obs(x))[-model.config.history:]  # [h, D]
+        window, present = model.pad_history(z.unsqueeze(0))  # [1, history, D], [1, history]
+        return torch.cat([window[0], present[0, :, None]], dim=-1)
+
+    def rollout(self, state: Tensor, actions: Tensor) -> Tensor:
+        """``state[history, D + 1]`` (``start``) and normalised ``actions[n, K, Bd]`` -> ``z[1, n, K, D]``."""
+        if actions.dim() != 3 or actions.shape[2] != self.action_dim:
+            raise ValueError(f"actions must be normalised blocks [n, K, {self.action_dim}], got {list(actions.shape)}")
+        n, D = actions.shape[0], self.state_dim - 1
+        window, present = state[:, :D].expand(n, -1, -1), state[:, D].expand(n, -1)
+        rollout = self.model.onnx_rollout if self.backend == "onnx" else self.model.rollout_window
+        return rollout(window, present, actions).unsqueeze(0)
 
 
 class ProbedLatentDynamics:

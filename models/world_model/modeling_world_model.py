@@ -22,24 +22,17 @@ The model implements the ``Dynamics`` call in its latent space::
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from forethought.models.checkpoint import PretrainedModel
 from forethought.models.world_model.configuration_world_model import WorldModelConfig
 from forethought.models.world_model.processor_world_model import WorldModelProcessor
 from forethought.models.world_model.sigreg import collapse_diagnostics, sigreg
-from forethought.files import atomic_path
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 class BNProjector(nn.Module):
@@ -153,13 +146,18 @@ class Predictor(nn.Module):
         return self.output(torch.addcmul(shift, self.final_norm(x), scale1))
 
 
-class LatentWorldModel(nn.Module):
+class LatentWorldModel(PretrainedModel):
     """Encoder, projectors and predictor of a SIGReg world model (see the module docstring).
 
     Args:
         config: the architecture and objective.
         processor: observation/action normalisation; a fresh one (identity statistics) by default.
+            Its statistics are buffers, saved in ``model.safetensors`` (under ``processor.``)
+            rather than in a statistics file beside it.
     """
+
+    config_class = WorldModelConfig
+    pretrained_prefix = "wm"
 
     def __init__(self, config: WorldModelConfig, processor: WorldModelProcessor | None = None) -> None:
         super().__init__()
@@ -323,49 +321,3 @@ class LatentWorldModel(nn.Module):
                "copy_last_mse": float((z[:, :-1] - z[:, 1:]).square().mean())}
         out.update(collapse_diagnostics(z[:, 0]))
         return out
-
-    # ---- persistence -------------------------------------------------------------------------
-
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
-        """Write ``config.json`` and ``model.safetensors`` (weights plus normalisation statistics)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / CONFIG_FILE) as tmp:
-            tmp.write_text(self.config.to_json())
-        weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file(weights, str(tmp), metadata={"format": "pt"})
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str], device: str | torch.device = "cpu") -> LatentWorldModel:
-        """Load a model saved by ``save_pretrained``, in eval mode; every error names the offending file."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"no world-model checkpoint at {directory}: the directory does not exist "
-                                    "(train one with `forethought train world-model` or use models/pretrained/wm-*)")
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"missing {path.name} in world-model checkpoint {directory}: expected {path}")
-        try:
-            config = WorldModelConfig.from_dict(json.loads(config_path.read_text()))
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"corrupt or invalid world-model config {config_path}: {e}") from e
-        model = cls(config)
-        try:
-            state = load_file(str(weights_path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise ValueError(f"corrupt world-model weights {weights_path}: {e}") from e
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise ValueError(f"world-model weights {weights_path} do not match {config_path}: {e}") from e
-        bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-        if bad:
-            raise ValueError(f"world-model weights {weights_path} hold NaN or inf in {bad[:3]}: the checkpoint is corrupt")
-        return model.to(device).eval()
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-

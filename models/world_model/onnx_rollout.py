@@ -27,17 +27,16 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from forethought.models.onnx_session import OPSET, export_parser, open_session, run_export, weights_fingerprint
+from forethought.models.onnx_session import (OPSET, ExportedGraph, export_parser, run_export, weights_fingerprint,
+                                              write_graph)
 from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
-from forethought.files import atomic_path
 
 META_CONFIG = "forethought.world_model_config"
 META_WEIGHTS = "forethought.weights_sha256"
@@ -76,8 +75,6 @@ def example_inputs(model: LatentWorldModel, horizon: int, n: int = 4, seed: int 
 def export_rollout(model: LatentWorldModel, path: str | os.PathLike[str], horizon: int = DEFAULT_HORIZON,
                    opset: int = OPSET) -> Path:
     """Write ``model``'s ``horizon``-block latent rollout (dynamic batch) as one ONNX file at ``path``."""
-    import onnx
-
     if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
         raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
     path = Path(path)
@@ -86,42 +83,29 @@ def export_rollout(model: LatentWorldModel, path: str | os.PathLike[str], horizo
         clone = LatentWorldModel(model.config)  # on the CPU; the caller's model keeps its device, mode and session
     clone.load_state_dict(model.state_dict())
     graph = RolloutGraph(clone).eval()
-    names = ["window", "present", "blocks"]
-    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        torch.onnx.export(
-            graph, example_inputs(model, horizon), str(tmp), dynamo=False, opset_version=opset,
-            input_names=names, output_names=["z"], dynamic_axes={k: {0: "n"} for k in [*names, "z"]},
-        )
-        proto = onnx.load(str(tmp))
-        for key, value in ((META_CONFIG, model.config.to_json()), (META_WEIGHTS, rollout_fingerprint(model)),
-                           (META_HORIZON, str(horizon))):
-            proto.metadata_props.add(key=key, value=value)
-        onnx.checker.check_model(proto)
-        onnx.save(proto, str(tmp))
+    write_graph(graph, example_inputs(model, horizon), path, opset, ["window", "present", "blocks"], ["z"], "n",
+                {META_CONFIG: model.config.to_json(), META_WEIGHTS: rollout_fingerprint(model),
+                 META_HORIZON: str(horizon)})
     return path
 
 
-class OnnxRollout:
+class OnnxRollout(ExportedGraph):
     """An onnxruntime session over an exported rollout, called like ``LatentWorldModel.rollout_window``.
 
-    Args:
-        path: the ``.onnx`` file written by ``export_rollout``.
-        threads: onnxruntime intra-op threads (default: ``torch.get_num_threads()``).
-        providers: onnxruntime execution providers (default: CPU).
+    Opens the file ``export_rollout`` wrote with ``ExportedGraph``'s arguments.
     """
+
+    what = "ONNX world-model rollout"
+    writer = "export_rollout"
+    hint = EXPORT_HINT
+    metadata_keys = (META_CONFIG, META_WEIGHTS, META_HORIZON)
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
                  providers: list[str] | None = None) -> None:
-        self.path = Path(path)
-        self.session = open_session(self.path, threads, providers, "ONNX world-model rollout", EXPORT_HINT)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if not {META_CONFIG, META_WEIGHTS, META_HORIZON} <= set(meta):
-            raise ValueError(f"{self.path} was not written by forethought's export_rollout (no world-model metadata)")
-        self.config = json.loads(meta[META_CONFIG])
-        self.weights_sha256 = meta[META_WEIGHTS]
-        self.horizon = int(meta[META_HORIZON])
+        super().__init__(path, threads, providers)
+        self.config = json.loads(self.metadata[META_CONFIG])
+        self.weights_sha256 = self.metadata[META_WEIGHTS]
+        self.horizon = int(self.metadata[META_HORIZON])
 
     def check_matches(self, model: LatentWorldModel) -> None:
         """Raise ``ValueError`` unless this file was exported from ``model``'s config and weights."""

@@ -26,8 +26,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from forethought.models.training import TrainConfig, TrainResult, data_metadata, run_command, seed_everything, train
-from forethought.models.world_model.configuration_world_model import PRESETS, WorldModelConfig, get_preset
+from forethought.models.training import (ModelTrainer, TrainConfig, TrainResult, data_metadata, run_command,
+                                         seed_everything, train)
+from forethought.models.world_model.configuration_world_model import OBS_TYPES, PRESETS, WorldModelConfig
 from forethought.models.world_model.data import make_sequences, render_frames
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.probe import LinearProbe
@@ -55,7 +56,7 @@ def build_world_model_run(
 
     ``obs_type`` (``--obs``) must agree with the preset's observation type when both are given.
     """
-    preset = get_preset(preset_name)
+    preset = PRESETS.lookup(preset_name)
     model_kwargs = dict(preset.model)
     if obs_type is not None and obs_type != model_kwargs.get("obs_type", "state"):
         raise ValueError(f"--obs {obs_type} contradicts --config {preset_name} (a {model_kwargs.get('obs_type')} "
@@ -138,6 +139,11 @@ def _block_means(x: np.ndarray, every: int) -> np.ndarray:
     return x[: n * every].reshape(n, every).mean(axis=1) if n else x[:0]
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The world model's own option of ``forethought train world-model`` (beside ``cli_train``'s shared ones)."""
+    parser.add_argument("--obs", choices=OBS_TYPES, help="observation type; must match --config")
+
+
 def train_world_model(args: argparse.Namespace) -> TrainResult:
     """``forethought train world-model`` (arguments of ``forethought.models.cli_train`` plus ``--obs``)."""
     overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("device", args.device))
@@ -162,5 +168,5 @@ def train_world_model(args: argparse.Namespace) -> TrainResult:
     return result
 
 
-TRAINER: tuple[Callable[[argparse.Namespace], TrainResult], dict[str, Any]] = (train_world_model, PRESETS)
+TRAINER = ModelTrainer(train_world_model, PRESETS, add_arguments, sources=("expert",))
 """The entry for ``forethought.models.cli_train.TRAINERS["world-model"]``."""

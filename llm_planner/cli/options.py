@@ -1,0 +1,56 @@
+"""Flags the planner's verbs share: decoding (``plan``, ``generate``), training (``train draft``, ``train planner-lora``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from ..decoding.engine import MODES, EngineConfig
+
+ENGINE_FIELDS = ("mode", "lookahead", "temperature", "draft_temperature", "branch_budget", "accept_rate", "saguaro_c", "backup",
+                 "timeout_s", "seed")
+"""``EngineConfig`` fields read straight from the parsed decoding flags (``fanout`` is parsed apart)."""
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, default_mode: str = "ssd") -> None:
+    g = parser.add_argument_group("decoding")
+    g.add_argument("--mode", choices=MODES, default=default_mode, help=f"decoding mode (default {default_mode})")
+    g.add_argument("--k", dest="lookahead", metavar="K", type=int, default=4, help="draft tokens per round (sd, ssd)")
+    g.add_argument("--temperature", type=float, default=0.0, help="target temperature; 0 = greedy")
+    g.add_argument("--draft-temperature", type=float, default=None, help="draft temperature (default: --temperature)")
+    g.add_argument("--fanout", default="geometric", help="ssd fan-out: geometric, uniform, zero or K+1 comma-separated counts")
+    g.add_argument("--branch-budget", type=int, default=12, help="ssd branches pre-drafted per round")
+    g.add_argument("--accept-rate", type=float, default=0.7, help="per-token acceptance a assumed by the geometric fan-out")
+    g.add_argument("--saguaro-c", type=float, default=1.0, help="Saguaro scale C in [0, 1] on the draft's top tokens (sampling)")
+    g.add_argument("--backup", choices=("jit", "fast"), default="jit", help="ssd cache-miss backup")
+    g.add_argument("--timeout", dest="timeout_s", metavar="TIMEOUT", type=float, default=60.0,
+                   help="seconds to wait for the draft process before finishing without it")
+    g.add_argument("--seed", type=int, default=0)
+
+
+def engine_config(args: argparse.Namespace) -> EngineConfig:
+    """``EngineConfig`` from parsed arguments (``ValueError`` on invalid values)."""
+    fan = args.fanout
+    if "," in fan or fan.isdigit():
+        fan = [int(x) for x in fan.split(",")]
+    return EngineConfig(fanout=fan, **{name: getattr(args, name) for name in ENGINE_FIELDS})
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int, seed: int) -> None:
+    """The optimisation flags of both training jobs, with the job's defaults."""
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=seed)
+
+
+def run_job(job: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
+    """Run ``job(args)``; a user error (``ValueError``, ``OSError``) prints one line and returns 2."""
+    try:
+        job(args)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
