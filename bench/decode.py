@@ -102,7 +102,7 @@ def run_hf(planner: Planner, draft_model: Any, items: list[tuple[str, str]], loo
     tot = {"tokens": 0, "wall_s": 0.0, "outputs": []}
     eos = min(planner.eos_ids)
     for command, scene in items:
-        present, ids = planner._prepare(command, scene)
+        present, _, ids = planner._prepare(command, scene)
         proc = GrammarProcessor(planner.constraint(present), len(ids))
         t0 = time.perf_counter()
         out = target.generate(torch.tensor([ids]), assistant_model=draft_model, max_new_tokens=planner.max_new_tokens,

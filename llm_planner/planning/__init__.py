@@ -6,6 +6,10 @@
   of ``decoding``);
 - ``normalize`` and ``prompts``: the command, lower-cased and typo-corrected, in a chat prompt;
 - ``commands``: the labelled command set (``llm_planner/data/commands.jsonl``), its generator and scorer;
+- ``frozen``: the hand-written frozen command set (``llm_planner/data/frozen_commands.jsonl``), dev
+  and test splits, never trained on;
+- ``grounding``: the lexicon check that every block, region and point of a plan is one the command
+  names, else a refusal saying what is missing or asking which block;
 - ``planner``: ``Planner`` joins them: prompt, then the decoding engine under the scene's grammar,
-  then ``validate_plan``.
+  then ``validate_plan``, then ``grounding.ground``.
 """

@@ -194,13 +194,31 @@ def generate(n_per_split: dict[str, int] | None = None, seed: int = 0) -> list[d
     return rows
 
 
-def score(rows: list[dict[str, Any]], plans: list[dict[str, Any]]) -> dict[str, Any]:
-    """Schema-valid rate, exact-plan accuracy (overall and per kind) and refusal accuracy of ``plans`` for ``rows``.
+def named_blocks(plan: dict[str, Any]) -> set[str]:
+    """Blocks a labelled plan names: pushed objects and blocks pushed next to."""
+    return {b for s in plan["steps"] if s["skill"] == "push" for b in (s["object"], s["target"]) if b in COLORS}
 
-    ``refusal_exact``: labelled refusals answered with the same reason; ``false_refusals``: plannable
-    commands answered with a refusal.
+
+def wrong_execution(want: dict[str, Any], got: dict[str, Any]) -> bool:
+    """Whether ``got`` would move something for a command labelled as refused, or push a block ``want`` does not name.
+
+    Refusing a plannable command is a miss, never a wrong execution.
     """
-    valid = exact = refusals = refusals_right = plannable = false_refusals = 0
+    if not got.get("steps"):
+        return False
+    if "refusal" in want:
+        return True
+    return any(s["skill"] == "push" and s["object"] not in named_blocks(want) for s in got["steps"])
+
+
+def score(rows: list[dict[str, Any]], plans: list[dict[str, Any]]) -> dict[str, Any]:
+    """Schema-valid rate, exact-plan accuracy (overall and per kind), refusal accuracy and wrong executions of ``plans`` for ``rows``.
+
+    A refusal's ``detail`` (the explanation grounding adds) is not compared. ``refusal_exact``:
+    labelled refusals answered with the same reason; ``false_refusals``: plannable commands
+    answered with a refusal; ``wrong_executions``: a count (``wrong_execution``).
+    """
+    valid = exact = refusals = refusals_right = plannable = false_refusals = wrong = 0
     by_kind: dict[str, list[int]] = {}
     for row, plan in zip(rows, plans, strict=True):
         try:
@@ -208,8 +226,9 @@ def score(rows: list[dict[str, Any]], plans: list[dict[str, Any]]) -> dict[str, 
             valid += 1
         except ValueError:
             pass
-        right = plan == row["plan"]
+        right = {k: v for k, v in plan.items() if k != "detail"} == row["plan"]
         exact += right
+        wrong += wrong_execution(row["plan"], plan)
         by_kind.setdefault(row["kind"], [0, 0])[0] += right
         by_kind[row["kind"]][1] += 1
         if "refusal" in row["plan"]:
@@ -225,6 +244,7 @@ def score(rows: list[dict[str, Any]], plans: list[dict[str, Any]]) -> dict[str, 
         "exact": exact / n,
         "refusal_exact": refusals_right / refusals if refusals else None,
         "false_refusals": false_refusals / plannable if plannable else None,
+        "wrong_executions": wrong,
         "exact_by_kind": {k: right / total for k, (right, total) in sorted(by_kind.items())},
     }
 

@@ -5,23 +5,34 @@ Example::
     planner = Planner.load(config=EngineConfig(mode="ssd"))
     result = planner.plan("push the red block to the left", scene="pushblocks-3")
     print(result.plan, result.stats)
+
+Every decoded plan then goes through ``grounding.ground``: a plan naming a block, region or point
+the command does not refer to becomes a refusal whose ``detail`` says what is missing or asks
+which block is meant. With ``score_plans`` (or a ``min_logprob``) the plan's log-probability under
+the grammar-constrained target is in ``stats["plan_logprob"]``, and a plan below ``min_logprob``
+becomes the refusal "not sure what you mean; please rephrase".
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from forethought.runtime import pretrained_dir
 
 from ..decoding.engine import Engine, EngineConfig
 from ..decoding.language_model import HFLanguageModel, ModelSpec, check_same_vocab, load_tokenizer
+from ..decoding.sampling import masked_logits
 from ..training.lora import load_config
 from .grammar import GrammarConstraint, token_strings
+from .grounding import ground
 from .prompts import prompt_ids
 from .schema import plan_dfa, refusal, scene_blocks, validate_plan
 
@@ -33,11 +44,16 @@ DEFAULT_ADAPTER = str(pretrained_dir() / "planner-lora-smollm2")
 """The shipped LoRA adapter of the default target (``forethought train planner-lora``); pass ``adapter=None`` to plan with the base model."""
 MAX_COMMAND_CHARS = 500
 MAX_PLAN_TOKENS = 192
+UNSURE = "not sure what you mean; please rephrase"
 
 
 @dataclass
 class PlanResult:
-    """The validated plan, the raw text the model produced (and its token ids, EOS excluded) and the decoding statistics."""
+    """The validated, grounded plan, the raw text the model produced (and its token ids, EOS excluded) and the decoding statistics.
+
+    ``stats["grounding"]``: ``"refused"`` when grounding replaced the decoded plan by a refusal,
+    ``"explained"`` when it added a detail to the model's refusal, ``"unsure"`` when the plan fell below
+    ``min_logprob``; absent when the decoded plan stands."""
 
     plan: dict[str, Any]
     text: str = ""
@@ -56,10 +72,19 @@ def clean_command(command: str | bytes) -> str:
 
 
 class Planner:
-    """Loads the target (and draft) once; ``plan`` decodes one command under the scene's grammar."""
+    """Loads the target (and draft) once; ``plan`` decodes one command under the scene's grammar, then grounds it.
 
-    def __init__(self, tokenizer: Any, engine: Engine, max_new_tokens: int = MAX_PLAN_TOKENS, prompt_style: str = "fewshot") -> None:
+    ``grounding=False`` returns the decoded plans unchecked (to measure what grounding changes);
+    ``score_plans=True`` puts each plan's log-probability in ``stats["plan_logprob"]`` (one more
+    target forward per command); ``min_logprob`` (which implies scoring) refuses plans below it.
+    """
+
+    def __init__(self, tokenizer: Any, engine: Engine, max_new_tokens: int = MAX_PLAN_TOKENS, prompt_style: str = "fewshot",
+                 grounding: bool = True, score_plans: bool = False, min_logprob: float | None = None) -> None:
         self.tokenizer = tokenizer
+        self.grounding = grounding
+        self.score_plans = score_plans
+        self.min_logprob = min_logprob
         self.engine = engine
         self.max_new_tokens = max_new_tokens
         self.prompt_style = prompt_style
@@ -115,16 +140,30 @@ class Planner:
             self._constraints[present] = GrammarConstraint(plan_dfa(present), self.tokens, self.eos_ids, self.engine.target.vocab_size)
         return self._constraints[present]
 
-    def _prepare(self, command: str | bytes, scene: str) -> tuple[tuple[str, ...], list[int] | PlanResult]:
-        """The scene's blocks and the prompt ids, or a refusal made without decoding."""
+    def _prepare(self, command: str | bytes, scene: str) -> tuple[tuple[str, ...], str, list[int] | PlanResult]:
+        """The scene's blocks, the cleaned command and the prompt ids, or a refusal made without decoding."""
         present = scene_blocks(scene)
         text = clean_command(command)
         if not text or len(text) > MAX_COMMAND_CHARS:
             why = "empty" if not text else f"longer than {MAX_COMMAND_CHARS} characters"
-            return present, PlanResult(refusal("unclear command"), stats={"note": f"command {why}: refused without decoding"})
-        return present, prompt_ids(self.tokenizer, text, present, self.prompt_style)
+            return present, text, PlanResult(refusal("unclear command"), stats={"note": f"command {why}: refused without decoding"})
+        return present, text, prompt_ids(self.tokenizer, text, present, self.prompt_style)
 
-    def _finish(self, tokens: list[int], present: tuple[str, ...], stats: dict[str, Any]) -> PlanResult:
+    @torch.inference_mode()
+    def plan_logprob(self, prompt: list[int], tokens: list[int], present: tuple[str, ...]) -> float:
+        """Sum of ``log p(token)`` over the decoded ``tokens`` (EOS included) under the target masked by the scene's grammar."""
+        if not tokens:
+            return 0.0
+        constraint = self.constraint(present)
+        target = self.engine.target
+        logits = target.forward(target.new_kv_cache(), torch.tensor([prompt + tokens[:-1]]))[0, len(prompt) - 1 :]  # [len(tokens), V]
+        state, total = constraint.initial(), 0.0
+        for row, token in zip(logits, tokens):
+            total += float(torch.log_softmax(masked_logits(row, constraint.mask(state)), -1)[token])
+            state = constraint.advance(state, token)
+        return total if math.isfinite(total) else -math.inf
+
+    def _finish(self, tokens: list[int], present: tuple[str, ...], stats: dict[str, Any], command: str, prompt: list[int]) -> PlanResult:
         body = [t for t in tokens if t not in self.eos_ids]
         raw = self.tokenizer.decode(body)
         try:
@@ -132,15 +171,24 @@ class Planner:
         except ValueError as e:  # json.JSONDecodeError is a ValueError: only a cut-off plan gets here
             warnings.warn(f"plan did not complete within {self.max_new_tokens} tokens: {e}", RuntimeWarning, stacklevel=3)
             plan = refusal("unclear command")
+        if self.score_plans or self.min_logprob is not None:
+            stats = {**stats, "plan_logprob": self.plan_logprob(prompt, tokens, present)}
+            if self.min_logprob is not None and plan["steps"] and stats["plan_logprob"] < self.min_logprob:
+                plan, stats = refusal("unclear command", UNSURE), {**stats, "grounding": "unsure"}
+        if self.grounding:
+            grounded = ground(command, present, plan)
+            if grounded != plan:
+                stats = {**stats, "grounding": "refused" if "steps" in plan and plan["steps"] else "explained"}
+            plan = grounded
         return PlanResult(plan, raw, stats, body)
 
     def plan(self, command: str | bytes, scene: str = "pushblocks-3", seed: int | None = None) -> PlanResult:
         """Plan ``command`` in ``scene``; unusable commands get a refusal, never an exception."""
-        present, ids = self._prepare(command, scene)
+        present, text, ids = self._prepare(command, scene)
         if isinstance(ids, PlanResult):
             return ids
         out = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, constraint=self.constraint(present), seed=seed)
-        return self._finish(out.tokens, present, out.stats.summary())
+        return self._finish(out.tokens, present, out.stats.summary(), text, ids)
 
     def plan_batch(self, items: list[tuple[str | bytes, str]], batch_size: int = 32) -> list[PlanResult]:
         """Greedy plans for many ``(command, scene)`` pairs at once with the target alone (``decoding.batched.greedy_batch``).
@@ -153,18 +201,18 @@ class Planner:
         if not isinstance(self.engine.target, HFLanguageModel):
             raise ValueError("plan_batch needs a Hugging Face target model")
         results: list[PlanResult | None] = [None] * len(items)
-        todo: list[tuple[int, tuple[str, ...], list[int]]] = []
+        todo: list[tuple[int, tuple[str, ...], str, list[int]]] = []
         for i, (command, scene) in enumerate(items):
-            present, ids = self._prepare(command, scene)
+            present, text, ids = self._prepare(command, scene)
             if isinstance(ids, PlanResult):
                 results[i] = ids
             else:
-                todo.append((i, present, ids))
-        todo.sort(key=lambda t: len(t[2]))  # similar lengths together: little padding
+                todo.append((i, present, text, ids))
+        todo.sort(key=lambda t: len(t[3]))  # similar lengths together: little padding
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            outs = greedy_batch(self.engine.target, [ids for _, _, ids in chunk], [self.constraint(p) for _, p, _ in chunk],
+            outs = greedy_batch(self.engine.target, [ids for *_, ids in chunk], [self.constraint(p) for _, p, _, _ in chunk],
                                 self.eos_ids, self.max_new_tokens)
-            for (i, present, _), tokens in zip(chunk, outs):
-                results[i] = self._finish(tokens, present, {"mode": "batched", "new_tokens": len(tokens)})
+            for (i, present, text, ids), tokens in zip(chunk, outs):
+                results[i] = self._finish(tokens, present, {"mode": "batched", "new_tokens": len(tokens)}, text, ids)
         return results

@@ -3,7 +3,8 @@
 A plan is ``{"steps": [step, ...]}`` with steps exactly as the sim takes them
 (``forethought.sim.scene.validate_step``), or ``{"steps": [], "refusal": reason}`` when the
 command cannot be done in this scene. Reasons come from a closed set (``REFUSALS``) so that
-refusals can be checked exactly.
+refusals can be checked exactly; a refusal may carry a ``"detail"`` for people (what is missing, a
+clarifying question), which ``grounding`` adds after decoding and the grammar never emits.
 
 The grammar emits the canonical ``json.dumps`` spelling (``", "`` and ``": "`` separators); a
 push never targets its own object; reach points have two decimals at most and lie inside the
@@ -27,6 +28,7 @@ SCENES: dict[str, tuple[str, ...]] = {f"pushblocks-{n}": BLOCK_NAMES[:n] for n i
 """Named scenes: ``pushblocks-N`` holds the first N of red, green, blue blocks."""
 
 MAX_STEPS = 6
+MAX_DETAIL_CHARS = 300
 
 
 def scene_blocks(scene: str) -> tuple[str, ...]:
@@ -36,23 +38,30 @@ def scene_blocks(scene: str) -> tuple[str, ...]:
     return SCENES[scene]
 
 
-def refusal(reason: str) -> dict[str, Any]:
+def refusal(reason: str, detail: str | None = None) -> dict[str, Any]:
+    """``{"steps": [], "refusal": reason}``, with ``"detail"`` (an explanation for people) when given."""
     if reason not in REFUSALS:
         raise ValueError(f"unknown refusal reason {reason!r}: valid reasons are {list(REFUSALS)}")
-    return {"steps": [], "refusal": reason}
+    if detail is None:
+        return {"steps": [], "refusal": reason}
+    if not isinstance(detail, str) or not detail or len(detail) > MAX_DETAIL_CHARS:
+        raise ValueError(f"a refusal detail must be a non-empty str of at most {MAX_DETAIL_CHARS} characters, got {str(detail)[:80]!r}")
+    return {"steps": [], "refusal": reason, "detail": detail}
 
 
 def validate_plan(plan: Any, present: tuple[str, ...] = BLOCK_NAMES) -> dict[str, Any]:
     """Check a plan against the scene and return a normalised copy; ``ValueError`` naming the problem."""
     if not isinstance(plan, dict) or not isinstance(plan.get("steps"), list):
         raise ValueError(f"a plan must be a dict with a 'steps' list, got {str(plan)[:80]!r}")
-    extra = set(plan) - {"steps", "refusal"}
+    extra = set(plan) - {"steps", "refusal", "detail"}
     if extra:
         raise ValueError(f"unexpected plan keys: {sorted(extra)}")
     if "refusal" in plan:
         if plan["steps"]:
             raise ValueError("a refusal must have no steps")
-        return refusal(plan["refusal"])
+        return refusal(plan["refusal"], plan.get("detail"))
+    if "detail" in plan:
+        raise ValueError("only a refusal may carry a 'detail'")
     if not plan["steps"]:
         raise ValueError("a plan needs at least one step, or a refusal")
     if len(plan["steps"]) > MAX_STEPS:

@@ -1,0 +1,296 @@
+"""Grounding: every block, place and point in a plan must be licensed by the command's own words.
+
+After decoding, ``ground(command, present, plan)`` reads the command with the lexicon below and
+returns the plan unchanged when every pushed block, block target, region and reach point is one
+the command refers to. Otherwise it returns a refusal (``schema.refusal``) whose ``detail`` says
+why: what is missing ("there is no yellow block; present: red, green, blue"), a clarifying question
+for an ambiguous reference ("which block do you mean: the red, green or blue one?"), or which
+place the plan invented. It never substitutes another object and never turns a refusal into a
+plan. All functions here are pure.
+
+The lexicon (words are lower-cased letters; a hyphen splits words, so "top-left" is "top left"):
+
+- **block colours** (``sim.scene.BLOCK_NAMES``): ``red``, ``green``, ``blue``, with the
+  synonyms of ``COLOR_SYNONYMS`` (crimson, scarlet, ruby, cherry; emerald; navy, azure, cobalt,
+  sapphire);
+- **other colours** (``OTHER_COLORS``: yellow, purple, orange, black, white, pink, grey, ...):
+  no block has them, so naming one is an absent object;
+- **other objects** (``OTHER_OBJECTS``: ball, cup, cylinder, ...): not in any scene;
+- **quantifiers** (``QUANTIFIERS``: all, both, each, every): every present block;
+- **block references** (``BLOCK_WORDS``: block, cube, box, it, that, ...) and **pusher words**
+  (``PUSHER_WORDS``: pusher, go, reach, touch, ...): a command that refers to a block and never to
+  the pusher licenses no reach step;
+- **regions** (``sim.scene.REGION_NAMES``): a vertical word (``VERTICAL``: top, upper, back,
+  rear, north / bottom, lower, front, south) directly before or after a horizontal one
+  (``HORIZONTAL``: left, leftmost, leftwards, west / right, ...) is a corner, as are ``CORNERS``
+  (northwest, ...); a horizontal word alone is ``left``/``right`` ("right" before ``RIGHT_ADVERB``
+  words, as in "right next to", is an adverb); ``CENTER`` words (center, centre, middle, central)
+  are ``center``;
+- **points**: the numbers written in the command; a reach point ``[x, y]`` must be written there as
+  two consecutive numbers;
+- **unsupported skills** (``UNSUPPORTED``: pick, lift, stack, rotate, ...) and **injections**
+  (``INJECTION``: "ignore your instructions", "system prompt", ...): refused whatever the plan.
+
+A word of at least 4 letters that is not in the lexicon is read as the colour, region, block or
+pusher word one typo away (Damerau-Levenshtein distance 1, same first letter; among several, a
+swap of its letters first, then the one sharing the longest prefix plus suffix, if only one does).
+Words of the planner's domain (``commands.lexicon``, ``OTHER_OBJECTS``, ``UNSUPPORTED``: "block"
+is not "black", "cone" is not "come") and the common words of ``NOT_TYPOS`` ("pick" is not
+"pink", "grab" is not "gray") are never corrected; ``SHORT_TYPOS`` lists typos the rule misses
+("lft", "bue"). The same person wrote this lexicon and the frozen command set: see BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from forethought.sim.scene import BLOCK_NAMES, REGION_NAMES, WORKSPACE_HALF
+
+from .commands import lexicon
+from .normalize import _affix, edits1
+from .schema import refusal
+
+BLOCK_COLORS: dict[str, str] = {name.removesuffix("_block"): name for name in BLOCK_NAMES}
+"""Colour word -> block name: red, green, blue."""
+COLOR_SYNONYMS: dict[str, str] = {
+    "crimson": "red", "scarlet": "red", "ruby": "red", "cherry": "red",
+    "emerald": "green",
+    "navy": "blue", "azure": "blue", "cobalt": "blue", "sapphire": "blue",
+}
+SHORT_TYPOS: dict[str, str] = {
+    "rd": "red", "rde": "red", "redd": "red", "rred": "red", "blu": "blue", "bue": "blue", "ble": "blue", "bleu": "blue",
+    "grn": "green", "lft": "left", "lef": "left", "rgt": "right",
+}
+"""Typos the edit-distance rule misses (too short, or as close to another word)."""
+OTHER_COLORS: tuple[str, ...] = (
+    "yellow", "purple", "orange", "black", "white", "pink", "grey", "gray", "brown", "cyan", "magenta", "gold",
+    "golden", "silver", "violet", "teal", "turquoise", "beige", "maroon", "indigo", "lavender", "lilac", "mauve",
+    "khaki", "tan", "amber", "bronze", "copper", "olive", "peach", "coral", "salmon", "aqua",
+    "fuchsia", "ivory", "charcoal", "burgundy", "ochre", "rainbow", "striped", "transparent",
+)
+OTHER_OBJECTS: tuple[str, ...] = (
+    "ball", "balls", "sphere", "cylinder", "cup", "mug", "bottle", "bowl", "plate", "pen", "pencil", "toy",
+    "triangle", "pyramid", "cone", "disk", "disc", "ring",
+)
+BLOCK_WORDS: frozenset[str] = frozenset({
+    "block", "blocks", "cube", "cubes", "box", "boxes", "brick", "bricks", "piece", "pieces", "object", "objects",
+    "thing", "things", "square", "squares", "one", "ones", "it", "them", "that", "this", "those", "these",
+})
+PUSHER_WORDS: frozenset[str] = frozenset({
+    "pusher", "go", "goes", "reach", "touch", "park", "head", "drive", "travel", "navigate", "tap", "come", "visit",
+    "yourself", "effector", "tool",
+})
+QUANTIFIERS: frozenset[str] = frozenset({"all", "both", "each", "every", "everything"})
+VERTICAL: dict[str, str] = {
+    **dict.fromkeys(("top", "upper", "uppermost", "topmost", "back", "rear", "north"), "top"),
+    **dict.fromkeys(("bottom", "lower", "lowermost", "bottommost", "front", "south"), "bottom"),
+}
+HORIZONTAL: dict[str, str] = {
+    **dict.fromkeys(("left", "leftmost", "leftward", "leftwards", "west"), "left"),
+    **dict.fromkeys(("right", "rightmost", "rightward", "rightwards", "east"), "right"),
+}
+CORNERS: dict[str, str] = {"northwest": "top_left", "northeast": "top_right", "southwest": "bottom_left", "southeast": "bottom_right"}
+CENTER: frozenset[str] = frozenset({"center", "centre", "middle", "central", "centered", "centred"})
+RIGHT_ADVERB: frozenset[str] = frozenset({"next", "beside", "by", "now", "away", "there", "here", "against", "up", "in", "on", "at", "into"})
+"""Words after which "right" is an adverb ("right next to"), unless punctuation separates them."""
+UNSUPPORTED: frozenset[str] = frozenset({
+    "pick", "lift", "stack", "rotate", "spin", "grab", "hold", "flip", "knock", "sort", "paint", "throw", "drop",
+    "turn", "squeeze", "balance", "carry", "open", "wave", "clean", "photo", "picture", "break", "hide", "weigh",
+    "kick", "fold", "cut", "pour", "eat", "juggle", "twist", "tilt", "raise", "stand",
+})
+INJECTION = re.compile(
+    r"\b(ignore|disregard|forget)\b.{0,40}\b(instructions?|rules?|prompt|previous|above|user|scene|system|everything)\b"
+    r"|\bsystem\s*(prompt|:)|\byou are now\b|\bdeveloper mode\b|\bjailbreak|\bnew instructions?\b|\boverride\b"
+    r"|\bpretend\b|\badmin\b|\bsafety (checks?|limits?)\b|</?s>|<\|im_|\bassistant\s*:|[{}]",
+    re.IGNORECASE,
+)
+UNSUPPORTED_PHRASE = re.compile(r"\b(?:hand|give|bring|fetch) me\b", re.IGNORECASE)
+DISTANCE = re.compile(
+    r"\b(\d+(\.\d+)?|one|two|three|four|five|ten|a few|half a)\s*(m|metres?|meters?|cm|centimet(er|re)s?|mm|inch(es)?|feet|foot|ft)\b",
+    re.IGNORECASE,
+)
+NOT_TYPOS: frozenset[str] = frozenset({
+    "lift", "loft", "lest", "lefty", "rigid", "greed", "greet", "greek", "blur", "blues", "glue", "grew", "grab", "pick",
+    "pint", "pine", "pins", "punk", "good", "golf", "told", "tell", "team", "tear", "teak", "blank", "while", "write",
+    "whit", "whine", "violent", "lover", "loser", "frost", "fronts", "reed", "read", "redo", "rugby", "cheery", "clan",
+    "grow", "blot", "bluff", "cheer", "went", "easy", "vast", "block", "blocks", "clock", "bock",
+})
+_TYPO_TARGETS: frozenset[str] = frozenset(
+    w for w in (*BLOCK_COLORS, *COLOR_SYNONYMS, *OTHER_COLORS, *VERTICAL, *HORIZONTAL, *CORNERS, *CENTER, *BLOCK_WORDS, *PUSHER_WORDS)
+    if len(w) >= 4
+)
+_KNOWN: frozenset[str] = frozenset(lexicon() - _TYPO_TARGETS) | NOT_TYPOS | frozenset(OTHER_OBJECTS) | UNSUPPORTED | QUANTIFIERS
+_WORD = re.compile(r"-?\d*\.\d+|-?\d+|[a-z]+|[.,;:!?]")
+_NUMBER = re.compile(r"-?\d")
+
+
+def correct(word: str) -> str:
+    """``word``, or the lexicon word one typo away from it (see the module docstring)."""
+    if word in SHORT_TYPOS:
+        return SHORT_TYPOS[word]
+    if len(word) < 4 or word in _KNOWN or word in _TYPO_TARGETS or not word.isalpha():
+        return word
+    candidates = [w for w in edits1(word) & _TYPO_TARGETS if w[0] == word[0]]
+    rank = lambda w: (sorted(w) == sorted(word), _affix(word, w))  # noqa: E731  a swap first, then the closest spelling
+    best = max((rank(w) for w in candidates), default=None)
+    top = [w for w in candidates if rank(w) == best]
+    return top[0] if len(top) == 1 else word
+
+
+@dataclass(frozen=True)
+class Mentions:
+    """What a command refers to, read with the lexicon.
+
+    colors: block colours named (red, green, blue, in order of first mention); other_colors:
+    colours no block has; other_objects: object words no scene has; all_blocks: a quantifier;
+    block_reference: a colour or a block word; pusher: a pusher word; regions: region names; numbers: the numbers written; unsupported: unsupported skill words;
+    injection: the text of an injection, if any; distance: a distance phrase ("two metres"), if any.
+    """
+
+    colors: tuple[str, ...]
+    other_colors: tuple[str, ...]
+    other_objects: tuple[str, ...]
+    all_blocks: bool
+    block_reference: bool
+    pusher: bool
+    regions: frozenset[str]
+    numbers: tuple[float, ...]
+    unsupported: tuple[str, ...]
+    injection: str | None
+    distance: str | None
+
+
+def mentions(command: str) -> Mentions:
+    """Read ``command`` with the lexicon (see the module docstring)."""
+    text = command.lower()
+    tokens = [t if _NUMBER.match(t) else correct(t) for t in _WORD.findall(text)]
+    words = [t for t in tokens if not _NUMBER.match(t)]
+    colors: list[str] = []
+    other: list[str] = []
+    for w in words:
+        c = COLOR_SYNONYMS.get(w, w)
+        if c in BLOCK_COLORS and c not in colors:
+            colors.append(c)
+        elif c in OTHER_COLORS and c not in other:
+            other.append(c)
+    regions: set[str] = {CORNERS[w] for w in words if w in CORNERS}
+    regions |= {"center" for w in words if w in CENTER}
+    used: set[int] = set()
+    for i in range(len(words) - 1):
+        a, b = words[i], words[i + 1]
+        vertical, horizontal = (VERTICAL.get(a), HORIZONTAL.get(b)) if a in VERTICAL else (VERTICAL.get(b), HORIZONTAL.get(a))
+        if vertical and horizontal:
+            regions.add(f"{vertical}_{horizontal}")
+            used |= {i, i + 1}
+    for i, w in enumerate(words):
+        if w in HORIZONTAL and i not in used:
+            after = words[i + 1] if i + 1 < len(words) else ""
+            before = words[i - 1] if i else ""
+            if w == "right" and (after in RIGHT_ADVERB or before == "all"):
+                continue
+            regions.add(HORIZONTAL[w])
+    injection = INJECTION.search(command)
+    distance = DISTANCE.search(command)
+    return Mentions(
+        colors=tuple(colors),
+        other_colors=tuple(other),
+        other_objects=tuple(dict.fromkeys(w for w in words if w in OTHER_OBJECTS)),
+        all_blocks=any(w in QUANTIFIERS for w in words),
+        block_reference=bool(colors) or any(w in BLOCK_WORDS for w in words),
+        pusher=any(w in PUSHER_WORDS for w in words),
+        regions=frozenset(regions),
+        numbers=tuple(float(t) for t in tokens if _NUMBER.match(t)),
+        unsupported=tuple(dict.fromkeys([w for w in words if w in UNSUPPORTED] + UNSUPPORTED_PHRASE.findall(text))),
+        injection=injection.group(0) if injection else None,
+        distance=distance.group(0) if distance else None,
+    )
+
+
+def _colors(blocks: tuple[str, ...]) -> str:
+    return ", ".join(b.removesuffix("_block") for b in blocks) or "none"
+
+
+def missing(m: Mentions, present: tuple[str, ...]) -> str | None:
+    """"there is no yellow block; present: red, green, blue" when the command names something absent, else ``None``."""
+    absent = [f"{c} block" for c in m.colors if BLOCK_COLORS[c] not in present] + [f"{c} block" for c in m.other_colors]
+    absent += list(m.other_objects)
+    if not absent:
+        return None
+    return f"there is no {' or '.join(absent)}; present: {_colors(present)}"
+
+
+def which_block(present: tuple[str, ...]) -> str:
+    """The clarifying question for an ambiguous block reference."""
+    names = [b.removesuffix("_block") for b in present]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"which block do you mean: the {listed} one?"
+
+
+def licensed_blocks(m: Mentions, present: tuple[str, ...]) -> tuple[str, ...]:
+    """Blocks the command refers to: those it names by colour; with no colour named, every present block
+    after a quantifier ("both blocks") or the only one ("the block" in a one-block scene)."""
+    if m.colors:
+        return tuple(BLOCK_COLORS[c] for c in m.colors if BLOCK_COLORS[c] in present)
+    if m.all_blocks or len(present) == 1:
+        return present
+    return ()
+
+
+def _point_licensed(xy: list[float], numbers: tuple[float, ...]) -> bool:
+    """Whether ``xy`` is written in the command as two consecutive numbers ``x, y``."""
+    return any(abs(xy[0] - a) < 1e-9 and abs(xy[1] - b) < 1e-9 for a, b in zip(numbers, numbers[1:]))
+
+
+def check(command: str, present: tuple[str, ...], plan: dict[str, Any]) -> tuple[str, str] | None:
+    """``(reason, detail)`` of the refusal ``plan`` earns for ``command`` in a scene with blocks ``present``,
+    or ``None`` when every block, region and point of the plan is licensed (``plan`` has steps)."""
+    m = mentions(command)
+    if m.injection:
+        return "unclear command", f"the command tries to instruct the planner ({m.injection!r}); give only a task"
+    if m.unsupported:
+        return "unsupported action", f"I can only push blocks and move the pusher; {m.unsupported[0]!r} is not a skill"
+    if (what := missing(m, present)) is not None:
+        return "object not in scene", what
+    if m.distance:
+        return "unknown target", f"moves by a distance ({m.distance!r}) are not supported; name a region, a block or a point"
+    blocks = licensed_blocks(m, present)
+    for step in plan["steps"]:
+        if step["skill"] == "reach" and m.block_reference and not m.pusher:
+            about = f"the {m.colors[0]} block" if m.colors else "a block"
+            return "unclear command", f"the command is about {about}, not the pusher; what should happen to it?"
+        named = [step["object"]] if step["skill"] == "push" else []
+        target = step["target"]
+        if isinstance(target, str) and target in BLOCK_NAMES:
+            named.append(target)
+        for b in named:
+            if b not in blocks:
+                if not m.colors:
+                    return "unclear command", which_block(present)
+                return "unclear command", (f"the command does not name the {b.removesuffix('_block')} block; "
+                                           f"{which_block(present)}")
+        if isinstance(target, str) and target not in BLOCK_NAMES and target not in m.regions:
+            return "unknown target", (f"the command names no place that is the {target.replace('_', ' ')}; "
+                                      f"where to? regions: {', '.join(r.replace('_', ' ') for r in REGION_NAMES)}")
+        if isinstance(target, list) and not _point_licensed(target, m.numbers):
+            off = [v for v in m.numbers if abs(v) > WORKSPACE_HALF]
+            if off:
+                return "unknown target", f"{off[0]:g} is off the table: reach points need |x|, |y| <= {WORKSPACE_HALF} m"
+            return "unknown target", f"the command does not give the point {target}; where to?"
+    return None
+
+
+def ground(command: str, present: tuple[str, ...], plan: dict[str, Any]) -> dict[str, Any]:
+    """``plan`` if the command licenses every block, region and point in it, else a refusal with a ``detail``.
+
+    A refusal stays a refusal; an "object not in scene" one gets the detail of what is missing.
+    """
+    if "refusal" in plan:
+        if plan["refusal"] == "object not in scene" and "detail" not in plan:
+            what = missing(mentions(command), present)
+            if what is not None:
+                return refusal(plan["refusal"], what)
+        return plan
+    why = check(command, present, plan)
+    return plan if why is None else refusal(*why)
