@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("forethought.models.cli_train", "train a model (proposer, world-model, planner draft or LoRA)"),
     "eval": ("forethought.models.cli_eval", "closed-loop success rate, return and step time over fixed seeds"),
     "adapt": ("forethought.models.cli_adapt", "fine-tune the dynamics ensemble on data from a changed world"),
+    "export": ("forethought.models.cli_export", "write a proposer, dynamics or world-model graph as ONNX"),
     "plan": ("forethought.llm_planner.cli.plan", "turn task commands into schema-valid plans (AR/SD/SSD decoding)"),
     "plan-eval": ("forethought.llm_planner.cli.plan_eval", "planner accuracy on the labelled command set (valid, exact, refusals)"),
     "generate": ("forethought.llm_planner.cli.generate", "run the AR/SD/SSD decoding engine on any local model pair"),

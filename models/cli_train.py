@@ -5,6 +5,8 @@ Examples::
     forethought collect --env forethought/PushBlocks-v0 --episodes 300 --seed 0 --out data/pushblocks.parquet
     forethought train proposer --data data/pushblocks.parquet --config tiny --out runs/tiny --steps 50
     forethought train dynamics --data data/pushblocks.parquet --config tiny --out runs/dyn
+    forethought train distill-proposer --teacher models/pretrained/proposer-pushblocks \
+        --data data/pushblocks.parquet --config cpu --out runs/proposer-fast   # a one-step student
     forethought train world-model --obs state --data data/pushblocks.parquet --config state --out runs/wm
     forethought train planner-lora --out models/pretrained/planner-lora-smollm2   # the planner's models
     forethought train draft --out models/pretrained/draft-smollm2
@@ -27,6 +29,7 @@ from pathlib import Path
 import torch
 
 from forethought.models.dynamics.train_dynamics import TRAINER as DYNAMICS_TRAINER
+from forethought.models.proposer.distill_proposer import TRAINER as DISTILL_PROPOSER_TRAINER
 from forethought.models.proposer.train_proposer import TRAINER as PROPOSER_TRAINER
 from forethought.models.training import ModelTrainer
 from forethought.models.world_model.train_world_model import TRAINER as WORLD_MODEL_TRAINER
@@ -36,6 +39,7 @@ TRAINERS: dict[str, ModelTrainer] = {
     "proposer": PROPOSER_TRAINER,
     "world-model": WORLD_MODEL_TRAINER,
     "dynamics": DYNAMICS_TRAINER,
+    "distill-proposer": DISTILL_PROPOSER_TRAINER,
 }
 """model name -> how it trains on a collected data set."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import sys
 import warnings
@@ -23,12 +24,16 @@ from forethought.files import atomic_path
 
 OPSET = 18
 """ONNX opset of the exports (18 has ``Mish`` and ``GroupNormalization``)."""
+CUDA_PROVIDERS = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+CPU_PROVIDERS = ["CPUExecutionProvider"]
+log = logging.getLogger(__name__)
 
 
-def weights_fingerprint(module: nn.Module) -> str:
-    """sha256 over a module's parameter and buffer names, shapes and float32 bytes."""
+def weights_fingerprint(module: nn.Module, extra: Mapping[str, Tensor] | None = None) -> str:
+    """sha256 over a module's parameter and buffer names, shapes and float32 bytes (and those of
+    ``extra``, e.g. a normaliser's statistics kept outside the module)."""
     h = hashlib.sha256()
-    for name, value in sorted(module.state_dict().items()):
+    for name, value in sorted({**module.state_dict(), **{f"extra.{k}": v for k, v in (extra or {}).items()}}.items()):
         t = value.detach().to("cpu", torch.float32).contiguous()
         h.update(f"{name}:{tuple(t.shape)};".encode())
         h.update(t.numpy().tobytes())
@@ -59,12 +64,22 @@ def write_graph(graph: nn.Module, inputs: Sequence[Tensor], path: Path, opset: i
         onnx.save(proto, str(tmp))
 
 
+def providers_for(device: str | torch.device | None) -> list[str]:
+    """Execution providers for a torch device name: CUDA then CPU for ``cuda[:i]``, else CPU only."""
+    return list(CUDA_PROVIDERS if torch.device(device or "cpu").type == "cuda" else CPU_PROVIDERS)
+
+
 def open_session(path: Path, threads: int | None, providers: list[str] | None, what: str, hint: str) -> Any:
     """An onnxruntime session over the ONNX file ``path`` (a ``what``, e.g. "ONNX denoiser").
 
     ``threads``: intra-op threads (default ``torch.get_num_threads()``); ``providers``: execution
-    providers (default CPU). Raises ``FileNotFoundError`` (with ``hint``, the export command) for a
-    missing file, ``ValueError`` for one onnxruntime cannot read, ``ImportError`` without onnxruntime.
+    providers (default CPU). Tuned for a small CPU (the replan's graphs are small, so one
+    sequential inter-op thread and ``threads`` intra-op threads that do not spin between calls,
+    which would starve the sim and the other nodes on a 2-core machine). With
+    ``CUDAExecutionProvider`` it first calls ``onnxruntime.preload_dlls()`` (the ``gpu`` extra's
+    CUDA/cuDNN wheels) and logs a warning when onnxruntime fell back to the CPU. Raises
+    ``FileNotFoundError`` (with ``hint``, the export command) for a missing file, ``ValueError``
+    for one onnxruntime cannot read, ``ImportError`` without onnxruntime.
     """
     try:
         import onnxruntime as ort
@@ -80,11 +95,20 @@ def open_session(path: Path, threads: int | None, providers: list[str] | None, w
     options = ort.SessionOptions()
     options.intra_op_num_threads = n
     options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = list(providers or CPU_PROVIDERS)
+    if "CUDAExecutionProvider" in providers and hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()
     try:
-        return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types for unreadable models
         raise ValueError(f"corrupt {what} {path}: {type(e).__name__}: {e}") from e
+    if "CUDAExecutionProvider" in providers and "CUDAExecutionProvider" not in session.get_providers():
+        log.warning("%s %s: CUDAExecutionProvider is unavailable (onnxruntime %s offers %s); running on the CPU",
+                    what, path, ort.__version__, ort.get_available_providers())
+    return session
 
 
 class ExportedGraph:

@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import replace
 from typing import Any, Mapping
 
@@ -35,6 +36,9 @@ from forethought.models.checkpoint import PretrainedModel
 from forethought.models.dynamics.configuration_dynamics import DynamicsConfig
 from forethought.models.dynamics.processor_dynamics import DynamicsNormalizer
 
+BACKENDS: tuple[str, ...] = ("torch", "onnx")
+"""Who evaluates ``rollout``: torch, or onnxruntime (``load_onnx``, then ``backend = "onnx"``)."""
+
 
 class EnsembleMLP(nn.Module):
     """``K`` independent MLPs ``x[K, B, in] -> [K, B, out]`` with stacked weights ``[K, in, out]``.
@@ -46,6 +50,7 @@ class EnsembleMLP(nn.Module):
     def __init__(self, ensemble_size: int, in_dim: int, hidden_dim: int, num_layers: int, out_dim: int) -> None:
         super().__init__()
         dims = [in_dim] + [hidden_dim] * num_layers + [out_dim]
+        self.widths = dims[1:]  # plain ints, so a traced graph (ONNX export) keeps static LayerNorm shapes
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
@@ -62,7 +67,7 @@ class EnsembleMLP(nn.Module):
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b, h, w)  # [K, B, d_out]
             if i < last:
-                h = F.silu(F.layer_norm(h, h.shape[-1:]))
+                h = F.silu(F.layer_norm(h, (self.widths[i],)))
         return h
 
 
@@ -75,7 +80,8 @@ class DynamicsEnsemble(PretrainedModel):
             (``train_dynamics.fit_normalizer``) or loaded (``from_pretrained``).
 
     The sizes the planners read (``state_dim``, ``action_dim``, ``horizon``, ``max_horizon``,
-    ``n_obs_steps``, ``ensemble_size``) are attributes, copied from ``config``.
+    ``n_obs_steps``, ``ensemble_size``) are attributes, copied from ``config``. ``backend``
+    (``BACKENDS``) says who evaluates ``rollout``: ``"onnx"`` needs ``load_onnx`` first.
     """
 
     config_class = DynamicsConfig
@@ -102,6 +108,36 @@ class DynamicsEnsemble(PretrainedModel):
         in_dim = (2 * c.n_obs_steps - 1) * state_dim + len(c.relative_pairs) + c.horizon * c.action_dim
         self.core = EnsembleMLP(c.ensemble_size, in_dim, c.hidden_dim, c.num_layers, c.horizon * state_dim)
         self.normalizer = normalizer
+        self.onnx_rollout: Any = None
+        """An ``onnx_ensemble.OnnxEnsemble`` attached by ``load_onnx``."""
+        self._backend = "torch"
+
+    @property
+    def backend(self) -> str:
+        """``"torch"`` or ``"onnx"``: who evaluates ``rollout``."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, name: str) -> None:
+        if name not in BACKENDS:
+            raise ValueError(f"backend {name!r} is not one of {list(BACKENDS)}")
+        if name == "onnx" and self.onnx_rollout is None:
+            raise ValueError("backend 'onnx' needs an exported rollout: call dynamics.load_onnx(FILE) first "
+                             "(export one with `forethought export --model DIR --out FILE.onnx`)")
+        self._backend = name
+
+    def load_onnx(self, path: str | os.PathLike[str], threads: int | None = None,
+                  providers: list[str] | None = None) -> None:
+        """Attach the onnxruntime rollout exported to ``path`` (``onnx_ensemble.export_ensemble``).
+
+        Raises ``ValueError`` if the file was exported from another config, other weights or
+        another normaliser; set ``backend = "onnx"`` to use it.
+        """
+        from forethought.models.dynamics.onnx_ensemble import OnnxEnsemble
+
+        ensemble = OnnxEnsemble(path, threads=threads, providers=providers)
+        ensemble.check_matches(self)
+        self.onnx_rollout = ensemble
 
     def member(self, k: int) -> DynamicsEnsemble:
         """A one-member ensemble holding a copy of member ``k`` (same normaliser)."""
@@ -224,4 +260,6 @@ class DynamicsEnsemble(PretrainedModel):
             raise ValueError(f"actions have {f} steps but this model rolls out at most {self.max_horizon}: "
                              "split the chunk or retrain with a longer rollout_horizon")
         n = act.shape[0]
+        if self._backend == "onnx":
+            return self.onnx_rollout(hist.expand(n, o, S), act)
         return self.imagine(hist.expand(1, n, o, S), act.unsqueeze(0)).float()

@@ -190,6 +190,8 @@ class DiffusionProposer(PretrainedModel):
         self.register_buffer("action_low", torch.tensor(config.action_low, dtype=torch.float32), persistent=False)
         self.register_buffer("action_high", torch.tensor(config.action_high, dtype=torch.float32), persistent=False)
         self.onnx_denoiser: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
+        self.backend = "torch"
+        """``propose``'s default backend (``BACKENDS``), e.g. for a planner that does not pass one."""
         self.reset()
 
     # ---- math core ---------------------------------------------------------------------------
@@ -283,7 +285,7 @@ class DiffusionProposer(PretrainedModel):
         goal: Mapping[str, Any] | None = None,
         generator: torch.Generator | None = None,
         num_inference_steps: int | None = None,
-        backend: str = "torch",
+        backend: str | None = None,
     ) -> Tensor:
         """Sample ``n`` action chunks ``actions[n, F, A]`` (float32, env units, within the action box).
 
@@ -294,8 +296,10 @@ class DiffusionProposer(PretrainedModel):
             generator: a ``torch.Generator`` for reproducible samples.
             num_inference_steps: DDIM steps (default ``config.num_inference_steps``).
             backend: ``"torch"``, or ``"onnx"`` to evaluate the denoiser on onnxruntime (after
-                ``load_onnx``); the DDIM loop and the noise are the same for both.
+                ``load_onnx``); the DDIM loop and the noise are the same for both. ``None``:
+                ``self.backend``.
         """
+        backend = self.backend if backend is None else backend
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r} is not one of {list(BACKENDS)}")
         if backend == "onnx" and self.onnx_denoiser is None:
@@ -369,14 +373,16 @@ class DiffusionProposer(PretrainedModel):
             self._action_queue.extend(chunk[: self._n_action_steps])
         return self._action_queue.popleft().cpu().numpy()
 
-    def load_onnx(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+    def load_onnx(self, path: str | os.PathLike[str], threads: int | None = None,
+                  providers: list[str] | None = None) -> None:
         """Attach the onnxruntime denoiser exported to ``path`` for ``propose(..., backend="onnx")``.
 
-        Raises ``ValueError`` if the file was exported from another config or other weights.
+        ``providers``: onnxruntime execution providers (default CPU). Raises ``ValueError`` if the
+        file was exported from another config or other weights.
         """
         from forethought.models.proposer.onnx_denoiser import OnnxDenoiser
 
-        denoiser = OnnxDenoiser(path, threads=threads)
+        denoiser = OnnxDenoiser(path, threads=threads, providers=providers)
         denoiser.check_matches(self)
         self.onnx_denoiser = denoiser
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from forethought.models.onnx_session import (OPSET, ExportedGraph, export_parser, run_export, weights_fingerprint,
@@ -46,6 +47,50 @@ INFERENCE_ONLY: tuple[str, ...] = ("num_inference_steps", "n_action_steps")
 
 def _structural_config(config_dict: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config_dict.items() if k not in INFERENCE_ONLY}
+
+
+class ExpMish(nn.Module):
+    """``x * tanh(softplus(x))`` written as ``x * n / (n + 2)`` with ``n = e^x (e^x + 2)``.
+
+    The same function (to float32 rounding) with one ``Exp`` in place of ``Softplus`` and ``Tanh``:
+    onnxruntime's CPU Softplus alone took a fifth of the exported denoiser's time. ``x`` is capped
+    at 20 inside the exponential, where ``tanh(softplus(x))`` is 1 in float32.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        e = torch.exp(torch.clamp(x, max=20.0))
+        n = e * (e + 2.0)
+        return x * n / (n + 2.0)
+
+
+class Conv1dAs2d(nn.Module):
+    """An ``nn.Conv1d`` run as a ``[B, C, 1, F]`` 2-D convolution (same weights, same result).
+
+    onnxruntime's CPU provider rewrites 2-D convolutions into its blocked NCHWc layout, not 1-D
+    ones; on the shipped denoiser this halves the exported graph's time.
+    """
+
+    def __init__(self, conv: nn.Conv1d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = self.conv
+        return F.conv2d(x.unsqueeze(2), c.weight.unsqueeze(2), c.bias, (1, c.stride[0]), (0, c.padding[0]),
+                        (1, c.dilation[0]), c.groups).squeeze(2)
+
+
+def for_onnxruntime(module: nn.Module) -> nn.Module:
+    """``module`` with every ``nn.Mish`` replaced by ``ExpMish`` and every ``nn.Conv1d`` by
+    ``Conv1dAs2d`` (in place; returns it): the same function, faster on onnxruntime's CPU provider."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Mish):
+            setattr(module, name, ExpMish())
+        elif isinstance(child, nn.Conv1d):
+            setattr(module, name, Conv1dAs2d(child))
+        else:
+            for_onnxruntime(child)
+    return module
 
 
 class DenoiserStep(nn.Module):
@@ -79,10 +124,11 @@ def export_denoiser(proposer: DiffusionProposer, path: str | os.PathLike[str], o
     """Write ``proposer``'s denoiser (one step, dynamic batch) as a single ONNX file at ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    step = DenoiserStep(copy.deepcopy(proposer.unet).to("cpu")).eval()  # the proposer keeps its device and mode
+    unet = for_onnxruntime(copy.deepcopy(proposer.unet).to("cpu"))  # the proposer's own U-Net is left as it is
+    step = DenoiserStep(unet).eval()
     inputs = example_inputs(proposer)
     write_graph(step, list(inputs.values()), path, opset, list(inputs), ["eps"], "batch",
-                {META_CONFIG: proposer.config.to_json(), META_WEIGHTS: weights_fingerprint(step.unet)})
+                {META_CONFIG: proposer.config.to_json(), META_WEIGHTS: weights_fingerprint(proposer.unet)})
     return path
 
 
