@@ -6,6 +6,14 @@ the success rate reported with a Wilson 95% interval, plus the mean return and t
 wall time per step. Policies plug in through ``POLICIES`` (``register_policy``); the D-MPC
 planner adds ``dmpc`` there.
 
+PushBlocks episodes also report the disturbance: per episode, the largest displacement of a block
+the active step does not name, from where it was when that step was issued
+(``sim.plan_progress.disturbance``); the report gives its median and p90. Given a multi-step
+``plan``, an episode runs the whole plan with ``sim.plan_progress.PlanProgress`` (the executive's
+definition): the policy is reset with each issued step, a broken earlier step is re-issued up to
+``max_reissues`` times, each issue may take ``step_limit`` env steps, and the episode succeeds when
+every step holds at the end; the report adds ``plan_success_rate`` with its Wilson interval.
+
 Example::
 
     forethought eval --policy proposer --model models/pretrained/proposer-pushblocks \\
@@ -27,6 +35,8 @@ import numpy as np
 
 import forethought.sim.envs  # noqa: F401  (registers the forethought/* env ids)
 from forethought.files import atomic_path
+from forethought.sim import PUSH_BLOCKS_ID, scene, task_env_id
+from forethought.sim.plan_progress import DONE, PlanProgress, disturbance
 from forethought.sim.push_blocks import sample_task
 from forethought.sim.scene import BLOCK_NAMES
 
@@ -189,6 +199,9 @@ class EpisodeResult:
     episode_return: float
     steps: int
     final_distance: float | None
+    disturbance_m: float | None = None
+    reissues: int = 0
+    failure: str = ""
 
 
 @dataclass
@@ -211,6 +224,11 @@ class EvalReport:
     replans: int = 0
     replan_ms_median: float | None = None
     replan_ms_p90: float | None = None
+    disturbance_m_median: float | None = None
+    disturbance_m_p90: float | None = None
+    plan_success_rate: float | None = None
+    plan_ci_low: float | None = None
+    plan_ci_high: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -229,6 +247,56 @@ def task_for_seed(env: gym.Env, seed: int, skills: Sequence[str] | None, task: M
     return sample_task(np.random.default_rng(seed), BLOCK_NAMES[:n_blocks], tuple(skills))
 
 
+def parse_plan(value: Any) -> list[dict[str, Any]]:
+    """The steps of a plan given as ``{"steps": [...]}`` (a planner's plan) or a list of steps;
+    each step is checked against the whole PushBlocks scene (``scene.validate_step``)."""
+    steps = value.get("steps") if isinstance(value, Mapping) else value
+    if isinstance(value, Mapping) and value.get("refusal"):
+        raise ValueError(f"--plan is a refusal ({value['refusal']!r}): nothing to evaluate")
+    if not isinstance(steps, list) or not steps:
+        raise ValueError(f'--plan must be {{"steps": [step, ...]}} or a non-empty list of steps, got {value!r}')
+    return [scene.validate_step(s) for s in steps]
+
+
+def _run_steps(env: gym.Env, policy: Policy, obs: np.ndarray, task: dict[str, Any] | None, seed: int,
+               frames: list[np.ndarray] | None, step_ms: list[float], limit: int | None,
+               progress: PlanProgress | None) -> tuple[np.ndarray, dict[str, Any], float, int, float | None]:
+    """Drive ``policy`` from ``obs``: one episode for ``task``, or (``progress``) the whole plan, the
+    policy reset with each issued step. Returns the last obs and info, return, env steps and the
+    largest disturbance (m; ``None`` outside PushBlocks)."""
+    pushblocks = task_env_id(env.spec.id if env.spec else "") == PUSH_BLOCKS_ID
+    info: dict[str, Any] = {}
+    ret, steps, worst = 0.0, 0, 0.0
+    while True:
+        policy.reset(task, seed)
+        start, issued_at = obs, steps
+        while True:
+            t0 = time.perf_counter()
+            action = policy.act(obs)
+            step_ms.append((time.perf_counter() - t0) * 1e3)
+            obs, reward, terminated, truncated, info = env.step(action)
+            ret += float(reward)
+            steps += 1
+            if frames is not None:
+                frames.append(env.render())
+            if pushblocks and task is not None:
+                worst = max(worst, disturbance(task, start, obs))
+            if progress is None:
+                if terminated or truncated:
+                    return obs, info, ret, steps, worst if pushblocks else None
+                continue
+            event = progress.update(obs)
+            if event is not None or steps - issued_at >= limit:
+                break
+        if progress.active is None:
+            return obs, info, ret, steps, worst
+        if event is None:
+            progress.fail(f"step {progress.index + 1} {progress.active} not achieved within {limit} env steps")
+            return obs, info, ret, steps, worst
+        task = progress.active
+        env.unwrapped.set_task(task)
+
+
 def evaluate(
     policy: Policy,
     env_id: str,
@@ -239,13 +307,32 @@ def evaluate(
     task: Mapping[str, Any] | None = None,
     video_dir: str | Path | None = None,
     progress: Callable[[EpisodeResult], None] | None = None,
+    plan: Sequence[Mapping[str, Any]] | None = None,
+    max_reissues: int = 2,
+    settle_steps: int = 3,
 ) -> EvalReport:
-    """Run one episode per seed and summarise (see the module docstring)."""
+    """Run one episode per seed and summarise (see the module docstring).
+
+    Args:
+        plan: PushBlocks plan steps to run as a whole in every episode (instead of ``task``/``skills``).
+        max_reissues, settle_steps: ``PlanProgress`` settings for ``plan``.
+    """
     if not seeds:
         raise ValueError("no seeds to evaluate")
     kwargs = dict(env_kwargs or {})
     if video_dir is not None:
         kwargs["render_mode"] = "rgb_array"
+    step_limit = None
+    if plan is not None:
+        if task is not None or skills:
+            raise ValueError("pass a plan, or a task or skills, not both")
+        if task_env_id(env_id) != PUSH_BLOCKS_ID:
+            raise ValueError(f"--plan runs PushBlocks plans; {env_id!r} is not PushBlocks")
+        plan = [dict(s) for s in plan]
+        PlanProgress(plan, max_reissues, settle_steps)  # validates the settings
+        step_limit = int(gym.spec(env_id).max_episode_steps or 200)
+        # the plan's own limits end the episode: one step_limit per issued step
+        kwargs["max_episode_steps"] = step_limit * len(plan) * (max_reissues + 1)
     env = gym.make(env_id, **kwargs)
     if hasattr(policy, "bind_env"):
         policy.bind_env(env)
@@ -254,27 +341,26 @@ def evaluate(
     step_ms: list[float] = []
     try:
         for seed in seeds:
-            episode_task = task_for_seed(env, seed, skills, task)
+            episode_task = plan[0] if plan is not None else task_for_seed(env, seed, skills, task)
             obs, info = env.reset(seed=seed, options=None if episode_task is None else {"task": episode_task})
             episode_task = info.get("task", episode_task)
-            policy.reset(episode_task, seed)
-            frames = [env.render()] if video_dir is not None else []
-            ret, steps, done = 0.0, 0, False
-            while not done:
-                t0 = time.perf_counter()
-                action = policy.act(obs)
-                step_ms.append((time.perf_counter() - t0) * 1e3)
-                obs, reward, terminated, truncated, info = env.step(action)
-                ret += float(reward)
-                steps += 1
-                done = terminated or truncated
-                if video_dir is not None:
-                    frames.append(env.render())
-            result = EpisodeResult(seed, episode_task, bool(info.get("is_success", False)), ret, steps,
-                                   None if "distance" not in info else float(info["distance"]))
+            if plan is not None:
+                for step in plan:
+                    scene.validate_step(step, env.unwrapped.present)
+            frames = [env.render()] if video_dir is not None else None
+            tracker = None if plan is None else PlanProgress(plan, max_reissues, settle_steps)
+            obs, info, ret, steps, worst = _run_steps(env, policy, obs, episode_task, seed, frames, step_ms,
+                                                      step_limit, tracker)
+            if tracker is None:
+                result = EpisodeResult(seed, episode_task, bool(info.get("is_success", False)), ret, steps,
+                                       None if "distance" not in info else float(info["distance"]), worst)
+            else:
+                result = EpisodeResult(seed, {"steps": plan}, tracker.status == DONE, ret, steps,
+                                       max(scene.step_distance(s, obs) for s in plan), worst,
+                                       sum(tracker.reissues), tracker.reason)
             results.append(result)
             if video_dir is not None:
-                _write_video(Path(video_dir) / f"{policy_name or 'policy'}_seed{seed}.mp4", frames, env)
+                _write_video(Path(video_dir) / f"{policy_name or 'policy'}_seed{seed}.mp4", frames or [], env)
             if progress is not None:
                 progress(result)
     finally:
@@ -283,6 +369,7 @@ def evaluate(
     lo, hi = wilson_interval(k, n)
     returns = np.array([r.episode_return for r in results])
     replan_ms = list(getattr(policy, "replan_ms", ()))[replans_before:]
+    moved = [r.disturbance_m for r in results if r.disturbance_m is not None]
     return EvalReport(
         env=env_id, policy=policy_name, episodes=n, successes=k, success_rate=k / n, ci_low=lo, ci_high=hi,
         mean_return=float(returns.mean()), std_return=float(returns.std()),
@@ -291,6 +378,11 @@ def evaluate(
         replans=len(replan_ms),
         replan_ms_median=float(np.median(replan_ms)) if replan_ms else None,
         replan_ms_p90=float(np.percentile(replan_ms, 90)) if replan_ms else None,
+        disturbance_m_median=float(np.median(moved)) if moved else None,
+        disturbance_m_p90=float(np.percentile(moved, 90)) if moved else None,
+        plan_success_rate=None if plan is None else k / n,
+        plan_ci_low=None if plan is None else lo,
+        plan_ci_high=None if plan is None else hi,
     )
 
 
@@ -320,6 +412,12 @@ def format_report(report: EvalReport) -> str:
     if report.replan_ms_median is not None:
         text += (f", {report.replans} replans: median {report.replan_ms_median:.1f} ms, "
                  f"p90 {report.replan_ms_p90:.1f} ms")
+    if report.disturbance_m_median is not None:
+        text += (f", other blocks displaced: median {report.disturbance_m_median * 100:.1f} cm, "
+                 f"p90 {report.disturbance_m_p90 * 100:.1f} cm")
+    if report.plan_success_rate is not None:
+        text += (f", plan success {report.plan_success_rate:.2f} "
+                 f"(95% CI {report.plan_ci_low:.2f}-{report.plan_ci_high:.2f})")
     return text
 
 

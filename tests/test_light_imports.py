@@ -21,7 +21,8 @@ def loaded_after(module: str) -> set[str]:
     return set(json.loads(out.stdout.splitlines()[-1]))
 
 
-@pytest.mark.parametrize("module", ["forethought.sim", "forethought.sim.scene", "forethought.ros_ws.graph"])
+@pytest.mark.parametrize("module", ["forethought.sim", "forethought.sim.scene", "forethought.sim.plan_progress",
+                                    "forethought.ros_ws.graph"])
 def test_pure_module_imports_nothing_heavy(module: str) -> None:
     assert loaded_after(module) == set()
 

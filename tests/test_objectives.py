@@ -134,3 +134,92 @@ def test_an_env_with_changed_physics_shares_the_pushblocks_objective() -> None:
     assert type(shifted) is type(nominal)
     assert cost(nominal, states) > 0
     assert cost(shifted, states) == pytest.approx(cost(nominal, states))
+
+
+def push_chunk(red_end: tuple[float, float], green_end: tuple[float, float], steps: int = 8) -> torch.Tensor:
+    """``states[steps, S]``: red (pushed) and green move on straight lines from (0.05, 0) and
+    (-0.03, 0) to their end points, with the pusher just behind red."""
+    red0, green0 = np.array([0.05, 0.0]), np.array([-0.03, 0.0])
+    frames = []
+    for t in np.linspace(1.0 / steps, 1.0, steps):
+        red = red0 + t * (np.asarray(red_end) - red0)
+        green = green0 + t * (np.asarray(green_end) - green0)
+        frames.append(pushblocks_states(tuple(red + (0.04, 0.0)), tuple(red), tuple(green), steps=1)[0])
+    return torch.stack(frames)
+
+
+def test_disturbance_ranks_pushing_through_a_block_worse_than_going_around() -> None:
+    scene_blocks = ("red_block", "green_block")
+    start = push_chunk((0.05, 0.0), (-0.03, 0.0))[0].numpy()  # where both blocks are now
+    through = push_chunk((-0.14, 0.0), (-0.21, 0.0))  # red gets further, but carries green with it
+    around = push_chunk((-0.10, 0.04), (-0.03, 0.0))  # red goes round green, which stays put
+    tidy = Objective.from_step(PUSH, scene_blocks)
+    messy = Objective.from_step(PUSH, scene_blocks, disturbance_weight=0.0)
+    for objective in (tidy, messy):
+        objective.observe(start)
+    assert cost(tidy, around) < cost(tidy, through)
+    assert cost(messy, through) < cost(messy, around)  # without the term, the shortcut wins
+    assert cost(tidy, around) == pytest.approx(cost(messy, around))  # green did not move: no charge
+    # the charge is the weight times green's largest displacement beyond the dead-band
+    moved = 0.18 - tidy.disturbance_deadband
+    assert cost(tidy, through) - cost(messy, through) == pytest.approx(tidy.disturbance_weight * moved, rel=1e-4)
+
+
+def test_disturbance_dead_band_origin_and_named_blocks() -> None:
+    blocks = ("red_block", "green_block")
+    still = pushblocks_states((0.2, 0.2), (0.0, 0.0), green=(0.1, 0.1))
+    objective = Objective.from_step(PUSH, blocks, disturbance_deadband=0.005)
+    objective.observe(still[0].numpy())
+    nudged = still.clone()
+    nudged[:, scene.block_slice("green_block").start + 1] += 0.004  # inside the dead-band
+    assert float(objective.disturbance(nudged)) == 0.0
+    nudged[:, scene.block_slice("green_block").start + 1] += 0.006
+    assert float(objective.disturbance(nudged)) == pytest.approx(0.005, abs=1e-6)
+    # measured from the observed origin, not the first imagined step: a move in step 1 counts
+    moved_early = still.clone()
+    moved_early[:, scene.block_slice("green_block").start + 1] += 0.03
+    assert float(objective.disturbance(moved_early)) == pytest.approx(0.025, abs=1e-6)
+    # the block a "next to" step names as its target is not a bystander; a reach names no block
+    next_to = Objective.from_step({"skill": "push", "object": "red_block", "target": "green_block"}, blocks)
+    next_to.observe(still[0].numpy())
+    assert float(next_to.disturbance(moved_early)) == 0.0
+    reach = Objective.from_step({"skill": "reach", "target": "top_right"}, blocks, disturbance_deadband=0.005)
+    reach.observe(still[0].numpy())
+    assert float(reach.disturbance(moved_early)) == pytest.approx(0.025, abs=1e-6)
+    for bad in ({"disturbance_weight": -1.0}, {"disturbance_deadband": float("nan")}):
+        with pytest.raises(ValueError, match="disturbance"):
+            Objective.from_step(PUSH, blocks, **bad)
+
+
+def test_disturbance_goes_through_the_ensemble_and_beta_charges_its_spread() -> None:
+    blocks = ("red_block", "green_block")
+    states = pushblocks_states((0.2, 0.2), (-0.2, 0.0), green=(0.1, 0.1))  # red already in "left": d = 0
+    agree = torch.stack([states, states, states])[:, None]  # [K=3, n=1, F, S]
+    unsure = agree.clone()
+    unsure[0, ..., scene.block_slice("green_block").start + 1] += 0.05  # one member foresees a knock
+    actions = torch.zeros(1, states.shape[0], 2)
+    plain = Objective.from_step(PUSH, blocks, shaping_weight=0.0)
+    pessimist = Objective.from_step(PUSH, blocks, shaping_weight=0.0, beta=1.0)
+    for objective in (plain, pessimist):
+        objective.observe(states[0].numpy())
+    assert float(plain.score(agree, actions)) == pytest.approx(0.0, abs=1e-6)
+    mean = float(plain.score(unsure, actions))
+    assert mean == pytest.approx(plain.disturbance_weight * (0.05 - plain.disturbance_deadband) / 3, rel=1e-4)
+    assert float(pessimist.score(unsure, actions)) > mean
+
+
+def test_disturbance_weight_yields_while_the_task_stalls_and_returns_with_progress() -> None:
+    objective = Objective.from_step(PUSH, ("red_block", "green_block"), disturbance_patience=2)
+    stuck = pushblocks_states((0.1, 0.0), (0.05, 0.0), green=(-0.03, 0.0))[0].numpy()
+    weights = []
+    for _ in range(5):  # red never gets closer to "left"
+        objective.observe(stuck)
+        weights.append(objective.effective_disturbance_weight)
+    w = objective.disturbance_weight
+    assert weights == [w, w, w, w / 2, w / 4]  # first observation sets the mark; patience 2; then halving
+    moved = stuck.copy()
+    moved[scene.block_slice("red_block").start + 1] -= 0.02  # red 2 cm nearer its region: progress
+    objective.observe(moved)
+    assert objective.effective_disturbance_weight == w
+    with pytest.raises(ValueError, match="disturbance_patience"):
+        Objective.from_step(PUSH, ("red_block",), disturbance_patience=-1)

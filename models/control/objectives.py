@@ -21,6 +21,17 @@ cost) are objectives too, over embeddings ``z[..., K, D]``: ``world_model.latent
   the Reacher fingertip) is inside a ``KeepOut`` zone, plus ``keepout_weight * depth / 0.01 m``.
 - **action energy** (optional): ``energy_weight * mean_t |a[t] - a[t-1]|^2``, the size of each
   change of command.
+- **disturbance** (PushBlocks, on by default): ``disturbance_weight * sum_b max_t
+  max(|xy_b[t] - xy_b[origin]| - disturbance_deadband, 0)`` over every present block ``b`` the step
+  does not name (``plan_progress.named_blocks``): the imagined displacement of the blocks the
+  command leaves alone, from where they are when planning (``observe(obs)``, which the D-MPC
+  policy calls before every replan; without it, the first imagined step). The dead-band absorbs
+  model noise. Scored per ensemble member, so with ``beta > 0`` chunks whose predicted contact
+  with another block is uncertain (members disagree) pay for the spread too. When the only way
+  on is through another block, the term would stall the task forever: after
+  ``disturbance_patience`` observed replans in which the step's distance did not shrink by
+  ``PROGRESS_M``, the weight halves at every further such replan, and it is restored as soon as
+  the task progresses again.
 
 Example::
 
@@ -40,9 +51,21 @@ import torch
 from torch import Tensor
 
 from forethought.sim import PUSH_BLOCKS_ID, REACHER_ID, scene, task_env_id
+from forethought.sim.plan_progress import named_blocks
 
 KEEPOUT_DEPTH_SCALE = 0.01
 """Penetration (m) that costs as much again as being inside a keep-out zone at all."""
+DISTURBANCE_WEIGHT = 30.0
+"""Default weight of the disturbance term (cost per metre a block the step does not name moves);
+chosen with ``DISTURBANCE_DEADBAND`` on dev seeds 100-129 of ``bench/tidy.py`` (BENCHMARKS.md)."""
+DISTURBANCE_PATIENCE = 3
+"""Default number of replans without progress before the disturbance weight starts halving (chosen on
+dev seeds, BENCHMARKS.md)."""
+PROGRESS_M = 0.005
+"""A replan counts as progress for the disturbance term's patience when the step's distance shrank this much (m)."""
+DISTURBANCE_DEADBAND = 0.015
+"""Default dead-band (m) of the disturbance term: smaller imagined displacements cost nothing (the
+shipped dynamics ensemble imagines a few mm of motion for blocks nothing touches)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +136,10 @@ class Objective(ABC):
     def cost(self, states: Tensor, actions: Tensor) -> Tensor:
         """Cost ``[...]`` of ``states[..., F, S]`` reached by ``actions[..., F, A]`` (broadcast over leading dims)."""
 
+    def observe(self, obs: np.ndarray | Tensor) -> None:
+        """Take the current observation ``obs[S]`` before planning (terms measured from it, such
+        as the disturbance term, use it; the others ignore it)."""
+
     def score(self, states: Tensor, actions: Tensor) -> Tensor:
         """``[n]`` for an ensemble's ``states[K, n, F, S]`` and ``actions[n, F, A]``:
         ``mean_k cost + beta * std_k cost`` (the std only when K > 1)."""
@@ -132,8 +159,8 @@ class Objective(ABC):
             scene_info: PushBlocks: ``scene.scene_description(present)`` or the tuple of present
                 block names (default: all three); ignored for Reacher-v5.
             env_id: ``forethought/PushBlocks-v0`` or ``forethought/Reacher-v5``.
-            terms: weights and zones for ``TaskObjective.__init__`` (and ``margin``, ``shaping_weight``
-                for PushBlocks).
+            terms: weights and zones for ``TaskObjective.__init__`` (and ``margin``, ``shaping_weight``,
+                ``disturbance_weight``, ``disturbance_deadband`` for PushBlocks).
         """
         if env_id == REACHER_ID:
             from forethought.sim.adapters import ReacherGoalEnv
@@ -148,7 +175,7 @@ class Objective(ABC):
             present = tuple(scene_info["blocks"])
         else:
             present = tuple(scene_info)
-        return PushBlocksObjective(scene.validate_step(step, present), **terms)
+        return PushBlocksObjective(scene.validate_step(step, present), present=present, **terms)
 
 
 class TaskObjective(Objective):
@@ -215,14 +242,29 @@ class PushBlocksObjective(TaskObjective):
         step: a validated plan step.
         margin: aim this far (m) inside the success boundary, to absorb model error.
         shaping_weight: weight of the pusher's distance to its pushing position (push only).
+        present: the blocks in the scene (default: all three).
+        disturbance_weight, disturbance_deadband: the disturbance term (0 turns it off).
+        disturbance_patience: replans without progress before the disturbance weight starts halving.
     """
 
     def __init__(self, step: Mapping[str, Any], margin: float = 0.01, shaping_weight: float = 0.3,
+                 present: Sequence[str] = scene.BLOCK_NAMES, disturbance_weight: float = DISTURBANCE_WEIGHT,
+                 disturbance_deadband: float = DISTURBANCE_DEADBAND, disturbance_patience: int = DISTURBANCE_PATIENCE,
                  **terms: Any) -> None:
         super().__init__(**terms)
         if not (np.isfinite(margin) and margin >= 0) or not (np.isfinite(shaping_weight) and shaping_weight >= 0):
             raise ValueError(f"margin and shaping_weight must be finite and >= 0, got {margin!r}, {shaping_weight!r}")
+        _check_weights(disturbance_weight=disturbance_weight, disturbance_deadband=disturbance_deadband,
+                       disturbance_patience=disturbance_patience)
         self.step, self.margin, self.shaping_weight = dict(step), float(margin), float(shaping_weight)
+        self.disturbance_weight, self.disturbance_deadband = float(disturbance_weight), float(disturbance_deadband)
+        self.bystanders = [scene.block_slice(b) for b in present if b not in named_blocks(step)]
+        """Observation slices of the present blocks the step does not name."""
+        self.disturbance_patience = int(disturbance_patience)
+        self.origin: Tensor | None = None
+        """The observation ``[S]`` the disturbance is measured from (``observe``)."""
+        self.best_distance, self.stalled = float("inf"), 0
+        """The step's smallest observed distance (m) and the observed replans since it last shrank."""
         target = step["target"]
         self.region = scene.REGIONS.get(target) if isinstance(target, str) else None
         self.half = None if self.region is None else tuple(max(h - self.margin, 0.0) for h in self.region.half)
@@ -248,6 +290,37 @@ class PushBlocksObjective(TaskObjective):
         if self.other is not None:
             return (gap - (scene.ADJACENT_DIST - self.margin)).clamp_min(0.0)
         return gap
+
+    def observe(self, obs: np.ndarray | Tensor) -> None:
+        self.origin = torch.as_tensor(obs, dtype=torch.float32).reshape(-1)
+        distance = scene.step_distance(self.step, self.origin.cpu().numpy())
+        if distance < self.best_distance - PROGRESS_M:
+            self.best_distance, self.stalled = distance, 0
+        else:
+            self.stalled += 1
+
+    @property
+    def effective_disturbance_weight(self) -> float:
+        """``disturbance_weight``, halved per observed replan without progress beyond the patience."""
+        return self.disturbance_weight * 0.5 ** max(0, self.stalled - self.disturbance_patience)
+
+    def disturbance(self, states: Tensor) -> Tensor:
+        """``[...]``: summed over the blocks the step does not name, their largest imagined displacement
+        (m) from the origin beyond the dead-band; unweighted."""
+        total = states.new_zeros(states.shape[:-2])
+        if not self.bystanders:
+            return total
+        origin = states[..., :1, :] if self.origin is None else self.origin.to(states)
+        for s in self.bystanders:
+            moved = (self._xy(states, s) - self._xy(origin, s)).norm(dim=-1)  # [..., F]
+            total = total + (moved - self.disturbance_deadband).clamp_min(0.0).amax(-1)
+        return total
+
+    def cost(self, states: Tensor, actions: Tensor) -> Tensor:
+        total = super().cost(states, actions)
+        if self.disturbance_weight > 0:
+            total = total + self.effective_disturbance_weight * self.disturbance(states)
+        return total
 
     def bodies(self, states: Tensor) -> Tensor:
         parts = [states[..., scene.PUSHER_POS]]

@@ -27,19 +27,27 @@ Example::
 ``min_std``, ``horizon``, ``goal_fraction`` (share of goal-conditioned proposals, default 1)
 (planner); ``beta``, ``energy_weight``, ``keepout`` (``circle:x,y,r`` or ``rect:x,y,hx,hy``,
 several joined by ``;``), ``keepout_weight``, ``running_weight``,
-``terminal_weight``, ``margin``, ``shaping_weight`` (objective); ``search`` (``ssr|mppi|cem``, for
-the oracle). ``--action-steps`` sets m (default 8), ``--inference-steps`` the proposer's DDIM
+``terminal_weight``, ``margin``, ``shaping_weight``, ``disturbance_weight``,
+``disturbance_deadband``, ``disturbance_patience`` (objective); ``search`` (``ssr|mppi|cem``, for
+the oracle); ``backend`` (``torch``, or ``onnx``: the proposer's denoiser and the dynamics
+ensemble's whole rollout are exported to temporary ONNX files and run on onnxruntime, with
+``torch.get_num_threads()`` threads, on ``CUDAExecutionProvider`` when ``--device cuda``; the
+noise, the DDIM loop and the objective stay in torch, so both backends pick the same chunk for
+the same seed). ``--action-steps`` sets m (default 8), ``--inference-steps`` the proposer's DDIM
 steps, ``--no-goal`` goal-free proposals (the objective still uses the task).
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from forethought.models.control.objectives import KeepOut, Objective
 from forethought.models.control.oracle import OracleDynamics
@@ -57,12 +65,15 @@ DEFAULT_BUDGETS: dict[str, dict[str, int]] = {
 PLANNER_KEYS = {"samples": int, "iterations": int, "elites": int, "horizon": int, "temperature": float,
                 "init_std": float, "min_std": float, "goal_fraction": float}
 OBJECTIVE_KEYS = {"beta": float, "energy_weight": float, "keepout_weight": float, "running_weight": float,
-                  "terminal_weight": float, "margin": float, "shaping_weight": float}
-OTHER_KEYS = ("keepout", "search")
+                  "terminal_weight": float, "margin": float, "shaping_weight": float,
+                  "disturbance_weight": float, "disturbance_deadband": float, "disturbance_patience": int}
+OTHER_KEYS = ("keepout", "search", "backend")
+BACKENDS = ("torch", "onnx")
+"""Who evaluates the proposer's denoiser and the dynamics ensemble (``--policy-option backend``)."""
 
 
-def _parse_options(options: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any], str | None]:
-    """``--policy-option`` strings -> (planner settings, objective terms, oracle search)."""
+def _parse_options(options: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any], str | None, str]:
+    """``--policy-option`` strings -> (planner settings, objective terms, oracle search, backend)."""
     unknown = sorted(set(options) - set(PLANNER_KEYS) - set(OBJECTIVE_KEYS) - set(OTHER_KEYS))
     if unknown:
         valid = sorted([*PLANNER_KEYS, *OBJECTIVE_KEYS, *OTHER_KEYS])
@@ -82,7 +93,31 @@ def _parse_options(options: dict[str, str]) -> tuple[dict[str, Any], dict[str, A
     search = options.get("search")
     if search is not None and search not in DEFAULT_BUDGETS:
         raise ValueError(f"--policy-option search={search!r}: valid searches are {sorted(DEFAULT_BUDGETS)}")
-    return planner, terms, search
+    backend = options.get("backend", "torch")
+    if backend not in BACKENDS:
+        raise ValueError(f"--policy-option backend={backend!r}: valid backends are {list(BACKENDS)}")
+    return planner, terms, search, backend
+
+
+def use_onnx(proposer: Any, dynamics: Any, device: str) -> None:
+    """Export ``proposer``'s denoiser and ``dynamics``' rollout (when it is a ``DynamicsEnsemble``) to
+    temporary ONNX files and switch both to onnxruntime (CUDA provider for a ``cuda`` device)."""
+    from forethought.models.dynamics import DynamicsEnsemble
+    from forethought.models.dynamics.onnx_ensemble import export_ensemble
+    from forethought.models.onnx_session import providers_for
+    from forethought.models.proposer.onnx_denoiser import export_denoiser
+
+    if proposer is None and not isinstance(dynamics, DynamicsEnsemble):
+        raise ValueError("--policy-option backend=onnx exports the proposer and the dynamics ensemble, "
+                         "and this planner has neither (cem over the oracle or a world model)")
+    providers, threads = providers_for(device), torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="dmpc-onnx-") as tmp:
+        if proposer is not None:
+            proposer.load_onnx(export_denoiser(proposer, Path(tmp) / "denoiser.onnx"), threads, providers)
+            proposer.backend = "onnx"
+        if isinstance(dynamics, DynamicsEnsemble):
+            dynamics.load_onnx(export_ensemble(dynamics, Path(tmp) / "dynamics.onnx"), threads, providers)
+            dynamics.backend = "onnx"
 
 
 class DMPCPolicy:
@@ -92,7 +127,7 @@ class DMPCPolicy:
         name = spec.planner or "ssr"
         if name not in PLANNERS:
             raise ValueError(f"--planner {name!r}: valid planners are {list(PLANNERS)}")
-        planner_opts, self.terms, search = _parse_options(dict(spec.options))
+        planner_opts, self.terms, search, backend = _parse_options(dict(spec.options))
         if search is not None and name != "oracle" and spec.dynamics != "oracle":
             raise ValueError("--policy-option search=... only applies to the oracle "
                              "(--planner oracle or --dynamics oracle)")
@@ -135,6 +170,8 @@ class DMPCPolicy:
                 raise ValueError(f"dynamics {spec.dynamics} has state/action widths {self.dynamics.state_dim}/"
                                  f"{self.dynamics.action_dim}, {spec.env_id} has "
                                  f"{spec.observation_dim}/{spec.action_dim}")
+        if backend == "onnx":
+            use_onnx(proposer, self.dynamics, spec.device)
         budget = {**DEFAULT_BUDGETS[search], **planner_opts}
         config = PlannerConfig(**budget, action_steps=spec.action_steps or 8, use_goal=spec.use_goal,
                                num_inference_steps=spec.num_inference_steps)
@@ -188,6 +225,7 @@ class DMPCPolicy:
         if not self._queue:
             history = np.stack(list(self._history))
             t0 = time.perf_counter()
+            self.objective.observe(x)
             chunk = self.planner.plan(history, self.objective, goal=self.task)
             self.replan_ms.append((time.perf_counter() - t0) * 1e3)
             self._queue.extend(chunk[: self.planner.config.action_steps])

@@ -1,0 +1,91 @@
+"""Plan-level progress (``sim.plan_progress``) on scripted observation sequences, without ROS or MuJoCo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forethought.sim import scene
+from forethought.sim.plan_progress import DONE, FAILED, RUNNING, PlanProgress, disturbance, named_blocks
+
+RED_LEFT = {"skill": "push", "object": "red_block", "target": "left"}
+GREEN_RIGHT = {"skill": "push", "object": "green_block", "target": "right"}
+BLUE_CENTER = {"skill": "push", "object": "blue_block", "target": "center"}
+MIDDLE = (0.0, 0.15)  # inside no region
+
+
+def obs(red=MIDDLE, green=(0.1, 0.15), blue=(-0.1, 0.15)) -> np.ndarray:
+    """A 3-block PushBlocks observation with the pusher parked at a corner."""
+    o = np.zeros(scene.OBS_DIM, dtype=np.float32)
+    o[scene.PUSHER_POS] = (0.25, -0.25)
+    for name, xy in zip(scene.BLOCK_NAMES, (red, green, blue)):
+        s = scene.block_slice(name).start
+        o[s : s + 3] = (1.0, *xy)
+    return o
+
+
+LEFT, RIGHT, CENTER = scene.REGIONS["left"].center, scene.REGIONS["right"].center, scene.REGIONS["center"].center
+
+
+def feed(progress: PlanProgress, o: np.ndarray, times: int) -> list[str | None]:
+    return [progress.update(o) for _ in range(times)]
+
+
+def test_steps_settle_in_order_and_the_plan_is_done_only_when_all_hold() -> None:
+    p = PlanProgress([RED_LEFT, GREEN_RIGHT], settle_steps=2)
+    assert p.active == RED_LEFT
+    assert feed(p, obs(red=LEFT), 1) == [None]  # not settled yet
+    assert feed(p, obs(), 1) == [None]  # the run of holding observations restarts
+    assert feed(p, obs(red=LEFT), 2) == [None, "settled"]
+    assert p.active == GREEN_RIGHT and p.status == RUNNING
+    assert feed(p, obs(red=LEFT, green=RIGHT), 2) == [None, DONE]
+    assert p.status == DONE and p.active is None and p.steps_done == 2
+    assert p.update(obs(red=LEFT, green=RIGHT)) is None  # finished: nothing more happens
+
+
+def test_a_step_broken_by_a_later_one_is_reissued_then_the_plan_fails_with_a_reason() -> None:
+    p = PlanProgress([RED_LEFT, GREEN_RIGHT, BLUE_CENTER], max_reissues=1, settle_steps=1)
+    assert p.update(obs(red=LEFT)) == "settled" and p.active == GREEN_RIGHT
+    # pushing green to the right knocked red out of "left": step 1 is issued again
+    assert p.update(obs(red=MIDDLE, green=RIGHT)) == "reissue"
+    assert p.active == RED_LEFT and p.reissues == [1, 0, 0]
+    # red back in place: the next step not holding is blue's (green still holds)
+    assert p.update(obs(red=LEFT, green=RIGHT)) == "settled" and p.active == BLUE_CENTER
+    # blue's push breaks red again: one re-issue was allowed, so the plan fails and says why
+    assert p.update(obs(red=MIDDLE, green=RIGHT, blue=CENTER)) == FAILED
+    assert p.status == FAILED and p.active is None
+    assert "step 1" in p.reason and "max_reissues=1" in p.reason and "step 3" in p.reason
+
+
+def test_steps_that_already_hold_are_skipped_and_then_guarded() -> None:
+    p = PlanProgress([RED_LEFT, GREEN_RIGHT, BLUE_CENTER], max_reissues=0, settle_steps=1)
+    # green starts in "right": after red settles, blue is next
+    assert p.update(obs(red=LEFT, green=RIGHT)) == "settled" and p.active == BLUE_CENTER
+    # green held at a settle, so knocking it out later is a break (with no re-issues allowed: failure)
+    assert p.update(obs(red=LEFT, green=MIDDLE, blue=CENTER)) == FAILED and "step 2" in p.reason
+
+
+def test_fail_and_bad_settings() -> None:
+    p = PlanProgress([RED_LEFT])
+    p.fail("step 1 not achieved within 200 env steps")
+    assert p.status == FAILED and p.active is None and "200" in p.reason
+    for kwargs in ({"max_reissues": -1}, {"settle_steps": 0}, {"max_reissues": 1.5}):
+        with pytest.raises(ValueError):
+            PlanProgress([RED_LEFT], **kwargs)
+    with pytest.raises(ValueError, match="at least one step"):
+        PlanProgress([])
+
+
+def test_disturbance_counts_only_blocks_the_step_does_not_name() -> None:
+    start = obs()
+    knocked = obs(red=LEFT, green=(0.1, 0.12))  # red pushed (named), green moved 3 cm
+    assert disturbance(RED_LEFT, start, knocked) == pytest.approx(0.03, abs=1e-6)
+    assert disturbance(GREEN_RIGHT, start, obs(green=RIGHT)) == 0.0
+    next_to = {"skill": "push", "object": "red_block", "target": "green_block"}
+    assert named_blocks(next_to) == ("red_block", "green_block")
+    assert disturbance(next_to, start, knocked) == 0.0  # blue did not move
+    assert named_blocks({"skill": "reach", "target": "left"}) == ()
+    one_block = obs()
+    one_block[scene.block_slice("green_block")] = 0.0
+    one_block[scene.block_slice("blue_block")] = 0.0
+    assert disturbance(RED_LEFT, one_block, one_block) == 0.0  # no bystanders
