@@ -7,10 +7,17 @@
   is logged and the robot keeps holding (no goal is sent).
 - ``goal`` (std_msgs/String, JSON plan step): the active step, published when it changes and
   again every ``goal_period_s`` for late joiners (controllers ignore a repeat of their goal).
-- A step is done when the observation satisfies it (``scene.is_success``) for ``settle_steps``
-  observations in a row; then the next step becomes the goal. After the last step the plan is
-  done; with ``exit_on_success`` the node exits 0 (``forethought run stack --until-success``).
-  With ``exit_on_success``, a refusal or an invalid plan exits 3.
+  When a plan is refused, done, failed or cancelled, a hold goal (``node_common.hold_goal``)
+  goes out once: the controller stops publishing motion and the robot holds.
+- ``cancel`` (std_srvs/Trigger): drops the plan; the goal becomes a hold.
+- The whole plan is kept and judged by ``sim.plan_progress.PlanProgress`` (the definition
+  ``forethought eval --plan`` uses): a step is settled when the observation satisfies it
+  (``scene.is_success``) for ``settle_steps`` observations in a row; then the goal becomes the
+  first step of the plan that does not hold. A step a later step broke (e.g. its block pushed out
+  of its region) is re-issued, at most ``max_reissues`` times; one more break fails the plan,
+  with the reason on ``status`` (ERROR), and the goal becomes a hold. The plan is done only when every
+  step holds at once. With ``exit_on_success`` the node exits 0 when done
+  (``forethought run stack --until-success``), 3 on a refusal or an invalid plan, 4 on a failed plan.
 - Observations older than ``stale_s`` (wall time) make the status WARN ("stale observation");
   one with NaN/inf or the wrong size is ignored.
 - ``surprise`` (DiagnosticArray from ``world_model_node``): each WARN report (the world did not
@@ -32,17 +39,22 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
 
 from forethought.llm_planner.planning.schema import validate_plan  # noqa: E402
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.sim import scene  # noqa: E402
+from forethought.sim.plan_progress import DONE, FAILED, RUNNING, PlanProgress  # noqa: E402
 
 EXIT_REFUSED = 3
 """Exit code with ``exit_on_success`` when the plan is a refusal or invalid: the task cannot be done."""
+EXIT_FAILED = 4
+"""Exit code with ``exit_on_success`` when a plan failed (a step broken more than ``max_reissues`` times)."""
 
 PARAMS = {
     "exit_on_success": (False, "exit 0 when the last step is done (3 on a refused or invalid plan)"),
     "settle_steps": (3, "consecutive observations satisfying a step before it counts as done"),
+    "max_reissues": (2, "re-issue a step broken by a later step at most this often, then fail the plan"),
     "goal_period_s": (1.0, "republish the active goal this often (wall seconds)"),
     "stale_s": (2.0, "observations older than this (wall seconds) are stale"),
 }
@@ -53,28 +65,29 @@ class Executive(nc.ReportingNode):
         super().__init__("executive")
         p = nc.declare_parameters(self, PARAMS)
         nc.check_range("settle_steps", p["settle_steps"], 1, 1000)
+        nc.check_range("max_reissues", p["max_reissues"], 0, 1000)
         nc.check_range("goal_period_s", p["goal_period_s"], 0, 3600, lo_open=True)
         nc.check_range("stale_s", p["stale_s"], 0, 3600, lo_open=True)
         self.p = p
-        self.steps: list[dict[str, Any]] = []
-        self.index, self.settled = 0, 0
+        self.progress: PlanProgress | None = None
         self.obs: np.ndarray | None = None
         self.obs_time = 0.0
         self.pending_plan: str | None = None
-        self.counts = {"plans": 0, "refused_plans": 0, "steps_done": 0, "refused_observations": 0,
-                       "surprise_warnings": 0}
+        self.counts = {"plans": 0, "refused_plans": 0, "failed_plans": 0, "steps_done": 0, "reissues": 0,
+                       "refused_observations": 0, "surprise_warnings": 0}
         self.surprise: float | None = None
         self.pub_goal = self.create_publisher(String, "goal", 10)
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
         self.create_subscription(String, "plan", self._on_plan, nc.PLAN_QOS)
         self.create_subscription(Float32MultiArray, "observation", self._on_observation, 10)
         self.create_subscription(nc.DiagnosticArray, "surprise", self._on_surprise, 10)
+        self.create_service(Trigger, "cancel", self._on_cancel)
         self.create_timer(p["goal_period_s"], self._publish_goal)
         self.create_timer(1.0, self._publish_status)
 
     @property
     def active(self) -> dict[str, Any] | None:
-        return self.steps[self.index] if self.index < len(self.steps) else None
+        return None if self.progress is None else self.progress.active
 
     def _on_plan(self, msg: String) -> None:
         if self.obs is None:  # the plan names blocks: check them against what the scene shows
@@ -89,13 +102,14 @@ class Executive(nc.ReportingNode):
             if plan.get("refusal"):
                 raise ValueError(f"the planner refused: {plan['refusal']}")
         except ValueError as e:  # json.JSONDecodeError is a ValueError
-            self.steps, self.index = [], 0
+            self.progress = None
             self.warn(f"plan not executed: {e}", "refused_plans")
+            self._publish_hold("plan refused")
             if self.p["exit_on_success"]:
                 raise nc.StopNode(EXIT_REFUSED) from None
             return
-        self.steps, self.index, self.settled = list(plan["steps"]), 0, 0
-        self.get_logger().info(f"plan with {len(self.steps)} steps: {json.dumps(self.steps)}")
+        self.progress = PlanProgress(plan["steps"], self.p["max_reissues"], self.p["settle_steps"])
+        self.get_logger().info(f"plan with {len(plan['steps'])} steps: {json.dumps(plan['steps'])}")
         self._publish_goal()
 
     def _on_observation(self, msg: Float32MultiArray) -> None:
@@ -106,20 +120,34 @@ class Executive(nc.ReportingNode):
         if self.pending_plan is not None:
             text, self.pending_plan = self.pending_plan, None
             self._on_plan(String(data=text))
-        step = self.active
-        if step is None:
-            return
-        self.settled = self.settled + 1 if scene.is_success(step, obs) else 0
-        if self.settled < self.p["settle_steps"]:
+        if self.progress is not None:
+            self._track(self.progress, obs)
+
+    def _track(self, progress: PlanProgress, obs: np.ndarray) -> None:
+        """Advance the plan by one observation: publish the next or re-issued goal, or finish."""
+        step, index = progress.active, progress.index
+        event = progress.update(obs)
+        if event is None:
             return
         self.counts["steps_done"] += 1
-        self.index, self.settled = self.index + 1, 0
-        self.get_logger().info(f"step {self.index}/{len(self.steps)} done: {json.dumps(step)}")
-        if self.active is not None:
+        self.get_logger().info(f"step {index + 1}/{len(progress.steps)} settled: {json.dumps(step)}")
+        if event == "reissue":
+            self.counts["reissues"] += 1
+            self.get_logger().warning(f"step {progress.index + 1} no longer holds: re-issuing "
+                                      f"{json.dumps(progress.active)} "
+                                      f"({progress.reissues[progress.index]}/{progress.max_reissues})")
+        if progress.active is not None:
             self._publish_goal()
-        elif self.p["exit_on_success"]:
-            self.get_logger().info("plan done")
-            raise nc.StopNode(0)
+            return
+        self._publish_hold(f"plan {progress.status}")
+        if event == FAILED:
+            self.counts["failed_plans"] += 1
+            self.get_logger().error(f"plan failed: {progress.reason}")
+        else:
+            self.get_logger().info("plan done: every step holds")
+        self._publish_status()
+        if self.p["exit_on_success"]:
+            raise nc.StopNode(0 if event == DONE else EXIT_FAILED)
 
     def _on_surprise(self, msg: nc.DiagnosticArray) -> None:
         for st in msg.status:
@@ -133,23 +161,42 @@ class Executive(nc.ReportingNode):
                 self.get_logger().warning(f"world model surprise above threshold: {values.get('surprise')} > "
                                           f"{values.get('threshold')}", throttle_duration_sec=2.0)
 
+    def _on_cancel(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """``cancel`` service: drop the plan (and one waiting for an observation); the robot holds."""
+        had = self.progress is not None and self.active is not None
+        self.progress, self.pending_plan = None, None
+        self._publish_hold("plan cancelled")
+        self.get_logger().info("plan cancelled" if had else "cancel: no plan was running")
+        response.success, response.message = True, "cancelled the plan" if had else "no plan was running"
+        return response
+
     def _publish_goal(self) -> None:
         if self.active is not None:
             self.pub_goal.publish(String(data=json.dumps(self.active)))
 
+    def _publish_hold(self, reason: str) -> None:
+        """A hold goal (``node_common.hold_goal``): the controller stops publishing motion."""
+        self.pub_goal.publish(String(data=nc.hold_goal(reason)))
+
     def _publish_status(self) -> None:
         stale = self.obs is None or time.monotonic() - self.obs_time > self.p["stale_s"]
-        step = self.active
-        if step is not None:
-            message = f"step {self.index + 1}/{len(self.steps)}"
+        progress, step = self.progress, self.active
+        if progress is None:
+            message = "waiting for a plan"
+        elif progress.status == RUNNING:
+            message = f"step {progress.index + 1}/{len(progress.steps)}"
         else:
-            message = "plan done" if self.steps else "waiting for a plan"
+            message = "plan done" if progress.status == DONE else f"plan failed: {progress.reason}"
         if stale:
             message += "; stale observation"
         distance = scene.step_distance(step, self.obs) if step is not None and self.obs is not None else None
-        values = {"steps": self.steps, "index": self.index, "distance": distance, **self.counts,
+        values = {"steps": [] if progress is None else progress.steps,
+                  "index": 0 if progress is None else progress.index, "distance": distance,
+                  "plan_status": "none" if progress is None else progress.status,
+                  "failure": "" if progress is None else progress.reason, **self.counts,
                   "surprise": self.surprise, "last_error": self.last_error}
-        level = nc.WARN if stale or self.last_error else nc.OK
+        failed = progress is not None and progress.status == FAILED
+        level = nc.ERROR if failed else nc.WARN if stale or self.last_error else nc.OK
         self.publish_status(level, message, values)
 
 

@@ -5,7 +5,9 @@
   before rclpy is imported, so it lives in that light module.)
 - ``ReportingNode``: the base of the nodes that count refusals and publish a ``status``.
 - ``declare_parameters``: declare a node's parameters (with descriptions) in one call.
-- ``parse_step``: JSON plan step -> validated dict, with a clear error.
+- ``parse_step``: JSON plan step -> validated dict, with a clear error; ``parse_goal`` also
+  accepts the hold goal (``hold_goal``).
+- ``check_trajectory`` / ``trajectory_msg``: a JointTrajectory's structure, read and built.
 - ``obs_to_msg`` / ``msg_to_obs`` / ``read_observation``: the ``observation`` topic's
   Float32MultiArray (``read_observation`` also refuses NaN/inf).
 - ``status_msg``: a one-entry diagnostic_msgs/DiagnosticArray for a node's ``status`` topic.
@@ -40,6 +42,7 @@ from rclpy.publisher import Publisher  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from forethought.sim.scene import BLOCK_NAMES, OBS_DIM, OBS_LABELS, validate_step  # noqa: E402
 
@@ -118,14 +121,15 @@ def read_observation(msg: Float32MultiArray) -> np.ndarray:
     return obs
 
 
-def check_trajectory(msg: Any, joint_names: Sequence[str], low: np.ndarray, high: np.ndarray,
-                     max_points: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a trajectory_msgs/JointTrajectory; return ``positions[P, J]`` (in ``joint_names``
-    order) and ``times[P]`` (s). Raise ``ValueError`` naming what is wrong; nothing is clamped.
+def check_trajectory(msg: JointTrajectory, joint_names: Sequence[str], max_points: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a trajectory_msgs/JointTrajectory's structure; return ``positions[P, J]`` (in
+    ``joint_names`` order) and ``times[P]`` (s). Raise ``ValueError`` naming what is wrong.
 
     Rules: the message names each joint of ``joint_names`` exactly once (any order); it has 1 to
-    ``max_points`` points; every point has one finite position per joint inside ``[low, high]``;
-    ``time_from_start`` is finite, >= 0 and strictly increasing. Velocities are ignored.
+    ``max_points`` points; every point has one finite position per joint, and ``velocities`` and
+    ``accelerations`` empty or one per joint (they are not used: points are joined linearly);
+    ``time_from_start`` is finite, > 0 (a first point at 0 is a jump) and strictly increasing.
+    Limits are the safety gate's job (``forethought.ros_ws.safety``).
     """
     names = list(msg.joint_names)
     if sorted(names) != sorted(joint_names) or len(set(names)) != len(names):
@@ -138,61 +142,52 @@ def check_trajectory(msg: Any, joint_names: Sequence[str], low: np.ndarray, high
     for i, pt in enumerate(msg.points):
         if len(pt.positions) != len(names):
             raise ValueError(f"point {i} has {len(pt.positions)} positions for {len(names)} joints")
+        if len(pt.velocities) not in (0, len(names)) or len(pt.accelerations) not in (0, len(names)):
+            raise ValueError(f"point {i} has {len(pt.velocities)} velocities and {len(pt.accelerations)} "
+                             f"accelerations: give none or one per joint")
         positions[i] = np.asarray(pt.positions, dtype=np.float64)[order]
         times[i] = pt.time_from_start.sec + 1e-9 * pt.time_from_start.nanosec
     if not np.all(np.isfinite(positions)):
         bad = int(np.argwhere(~np.isfinite(positions))[0, 0])
         raise ValueError(f"point {bad} has a NaN or infinite position: {positions[bad].tolist()}")
-    outside = np.any((positions < low) | (positions > high), axis=1)
-    if outside.any():
-        bad = int(np.argmax(outside))
-        raise ValueError(f"point {bad} position {positions[bad].round(4).tolist()} is outside the joint "
-                         f"limits [{np.round(low, 4).tolist()}, {np.round(high, 4).tolist()}]")
-    if not np.all(np.isfinite(times)) or times[0] < 0 or np.any(np.diff(times) <= 0):
-        raise ValueError(f"time_from_start must be >= 0 and strictly increasing, got {times.round(3).tolist()}")
+    if not np.all(np.isfinite(times)) or times[0] <= 0 or np.any(np.diff(times) <= 0):
+        raise ValueError(f"time_from_start must be > 0 and strictly increasing, got {times[:8].round(3).tolist()}")
     return positions, times
 
 
-class ChunkFollower:
-    """Turns timed action chunks into one position command per control tick (pure numpy).
+def trajectory_msg(positions: np.ndarray, times: np.ndarray, joint_names: Sequence[str]) -> JointTrajectory:
+    """trajectory_msgs/JointTrajectory of ``positions[P, J]`` at ``times[P]`` (s), stamp zero ("start on receipt")."""
+    msg = JointTrajectory(joint_names=list(joint_names))
+    for q, t in zip(np.asarray(positions, float), np.asarray(times, float)):
+        ns = int(round(t * 1e9))
+        pt = JointTrajectoryPoint(positions=q.tolist())
+        pt.time_from_start.sec, pt.time_from_start.nanosec = ns // 10**9, ns % 10**9
+        msg.points.append(pt)
+    return msg
 
-    Times are seconds on one clock (the sim node uses sim time). ``accept`` replaces the current
-    chunk; at each ``step(now, current)`` the command is the chunk's latest point whose
-    ``time_from_start`` has elapsed since the chunk was accepted (before its first point: the
-    previous command). When a chunk runs out the last point is held. Watchdog: once a chunk has
-    been accepted, if none arrives for ``timeout_s`` (> 0) the follower drops the chunk and holds
-    ``current`` (the measured position at that tick) until the next chunk.
-    """
 
-    def __init__(self, hold: np.ndarray, timeout_s: float) -> None:
-        self.command = np.array(hold, dtype=np.float64)  # [J]
-        self.timeout_s = float(timeout_s)
-        self.positions: np.ndarray | None = None  # [P, J]
-        self.times = np.zeros(0)  # [P]
-        self.t0 = 0.0
-        self.last_accept: float | None = None
-        self.stale = False
+HOLD_SKILL = "hold"
+"""The ``skill`` of a hold goal: ``{"skill": "hold", "reason": "..."}`` on ``goal`` tells the
+controller to stop publishing motion (the robot holds); the sim node keeps scoring its task."""
 
-    def accept(self, positions: np.ndarray, times: np.ndarray, now: float) -> None:
-        self.positions, self.times, self.t0 = np.asarray(positions, float), np.asarray(times, float), now
-        self.last_accept, self.stale = now, False
 
-    def hold(self, position: np.ndarray) -> None:
-        self.command, self.positions = np.array(position, dtype=np.float64), None
+def hold_goal(reason: str) -> str:
+    """The JSON of a hold goal (see ``HOLD_SKILL``)."""
+    return json.dumps({"skill": HOLD_SKILL, "reason": reason})
 
-    def step(self, now: float, current: np.ndarray) -> np.ndarray:
-        """The command ``[J]`` for the tick at time ``now``; ``current[J]`` is the measured position."""
-        if self.positions is not None:
-            k = int(np.searchsorted(self.times, now - self.t0, side="right")) - 1
-            if k >= 0:
-                self.command = self.positions[k].copy()
-            if k == len(self.times) - 1:
-                self.positions = None  # ran out: keep holding the last point
-        if (self.timeout_s > 0 and not self.stale and self.last_accept is not None
-                and now - self.last_accept > self.timeout_s):
-            self.stale = True
-            self.hold(current)
-        return self.command
+
+def parse_goal(text: str, present: Sequence[str] = BLOCK_NAMES) -> dict[str, Any]:
+    """A ``goal`` message: a hold goal (``{"skill": "hold", "reason": str}``) or a plan step
+    (``parse_step``); ``ValueError`` if it is neither."""
+    try:
+        goal = json.loads(text) if isinstance(text, str) and len(text) <= 4096 else None
+    except json.JSONDecodeError:
+        goal = None
+    if isinstance(goal, dict) and goal.get("skill") == HOLD_SKILL:
+        if set(goal) - {"skill", "reason"} or not isinstance(goal.get("reason", ""), str):
+            raise ValueError(f'a hold goal is {{"skill": "hold", "reason": "..."}}, got {text[:120]!r}')
+        return {"skill": HOLD_SKILL, "reason": goal.get("reason", "")}
+    return parse_step(text, present)
 
 
 class VideoRecorder:

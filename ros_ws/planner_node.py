@@ -3,6 +3,9 @@
     python -m forethought.ros_ws.planner_node --ros-args --params-file stack.yaml
 
 - ``task_command`` (std_msgs/String): a command in plain words ("push the red block to the left").
+  "stop" and "cancel" (any case, trailing "." or "!") never reach the LLM: the queued commands
+  are dropped, a plan being generated is not published, and the executive's ``cancel`` service
+  is called, so the robot holds.
 - ``plan`` (std_msgs/String, JSON ``{"steps": [...]}`` or ``{"steps": [], "refusal": ...}``,
   schema in ``forethought.llm_planner.planning.schema``): one per command, in order. Its QoS keeps the last
   plan for late subscribers (reliable, transient local, depth 1).
@@ -29,6 +32,7 @@ import threading  # noqa: E402
 from typing import Any  # noqa: E402
 
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
 
 from forethought.llm_planner.decoding.engine import MODES, EngineConfig  # noqa: E402
 from forethought.llm_planner.planning.planner import DEFAULT_ADAPTER, DEFAULT_DRAFT, DEFAULT_TARGET, Planner  # noqa: E402
@@ -47,6 +51,14 @@ PARAMS = {
     "queue_size": (8, "commands waiting to be planned; the oldest is dropped beyond this"),
 }
 
+STOP_COMMANDS = ("stop", "cancel")
+
+
+def is_stop(command: str) -> bool:
+    """Whether ``command`` is one of ``STOP_COMMANDS`` (case, surrounding space and a final . or ! ignored)."""
+    return command.strip().rstrip(".!").strip().lower() in STOP_COMMANDS
+
+
 def scene_for(present: tuple[str, ...]) -> str | None:
     """The named planner scene holding exactly ``present`` blocks, or ``None``."""
     return next((name for name, blocks in SCENES.items() if set(blocks) == set(present)), None)
@@ -64,10 +76,13 @@ class PlannerNode(nc.ReportingNode):
         nc.check_range("k", p["k"], 1, 16)
         self.p, self.scene = p, p["scene"]
         self.commands: queue.Queue[str | None] = queue.Queue(maxsize=p["queue_size"])
-        self.counts = {"plans": 0, "refusals": 0, "dropped_commands": 0, "refused_observations": 0}
+        self.counts = {"plans": 0, "refusals": 0, "dropped_commands": 0, "stops": 0, "cancelled_commands": 0,
+                       "refused_observations": 0}
+        self.epoch = 0  # bumped by a stop: a plan started before it is not published
         self.state, self.last_stats = "loading models", {}
         self.pub_plan = self.create_publisher(String, "plan", nc.PLAN_QOS)
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
+        self.cancel = self.create_client(Trigger, "cancel")
         self.create_subscription(String, "task_command", self._on_command, 10)
         self.create_subscription(Float32MultiArray, "observation", self._on_observation, 10)
         self.create_timer(1.0, self._publish_status)
@@ -77,7 +92,25 @@ class PlannerNode(nc.ReportingNode):
         self.worker.start()
 
     def _on_command(self, msg: String) -> None:
-        self._enqueue(msg.data)
+        if is_stop(msg.data):
+            self._stop(msg.data)
+        else:
+            self._enqueue(msg.data)
+
+    def _stop(self, command: str) -> None:
+        self.epoch += 1
+        self.counts["stops"] += 1
+        while True:
+            try:
+                self.commands.get_nowait()
+                self.counts["cancelled_commands"] += 1
+            except queue.Empty:
+                break
+        if self.cancel.service_is_ready():
+            self.cancel.call_async(Trigger.Request())
+            self.get_logger().info(f"{command.strip()!r}: plan cancelled, queued commands dropped")
+        else:
+            self.warn(f"{command.strip()!r}: no executive 'cancel' service to call; queued commands dropped")
 
     def _enqueue(self, command: str | None) -> None:
         while True:
@@ -118,7 +151,11 @@ class PlannerNode(nc.ReportingNode):
                 self._plan(planner, command)
 
     def _plan(self, planner: Planner, command: str) -> None:
+        epoch = self.epoch
         result = planner.plan(command, self.scene)
+        if epoch != self.epoch:
+            self.get_logger().info(f"{command[:120]!r}: planned after a stop; not published")
+            return
         plan: dict[str, Any] = result.plan
         self.counts["plans"] += 1
         if plan.get("refusal"):

@@ -3,22 +3,29 @@
     python -m forethought.ros_ws.sim_node --ros-args --params-file sim.yaml -r __node:=sim_node
 
 Each control tick (``control_rate_hz`` in sim time; the wall-clock timer runs
-``real_time_factor`` times faster) it sends one position command to the env and publishes, in
-this order, ``joint_commands`` (sensor_msgs/JointState: ``position`` is the command it applied
-this tick, clipped to the joint limits), ``joint_states`` (pusher_x, pusher_y: measured position
+``real_time_factor`` times faster) it steps the physics (0.005 s steps), sending the pusher's
+position setpoint at every step, and publishes, in this order, ``joint_commands``
+(sensor_msgs/JointState: ``position`` is the setpoint at the end of this tick), ``joint_states`` (pusher_x, pusher_y: measured position
 and velocity after the tick, with the same header stamp), ``observation`` (Float32MultiArray,
 layout in ``node_common``), ``status`` (DiagnosticArray) and ``/clock`` (sim time, if
 ``publish_clock``). Publishing the command before the observation it led to (the
 topic_based_ros2_control convention) lets a subscriber such as ``world_model_node`` pair them.
 All durations below are sim seconds; at ``real_time_factor`` 1 they equal wall seconds.
 
-- ``joint_trajectory`` (trajectory_msgs/JointTrajectory): a chunk with a NaN/inf or
-  out-of-limit position, unknown joints or non-increasing times is rejected whole (warning,
-  ``rejected_trajectories`` in status). Accepted chunks run by ``time_from_start`` since receipt
-  and replace the previous one; the last point is held; with no chunk for ``command_timeout_s``
-  the pusher holds where it is (``node_common.ChunkFollower``).
+- ``joint_trajectory`` (trajectory_msgs/JointTrajectory), executed the way ros2_control's
+  joint_trajectory_controller does (``trajectory.TrajectoryFollower``): a trajectory with a zero
+  ``header.stamp`` starts on receipt and replaces the remainder of the current one; points are
+  joined linearly in time from the current setpoint and sampled at the physics rate; the whole
+  trajectory is followed, then its last point held; ``command_timeout_s`` after the last point
+  the pusher holds where it is. One with unknown joints, a NaN/inf, times not > 0 and
+  increasing, or a non-zero stamp (stamped start times need sim time: not yet) is rejected
+  whole (warning, ``rejected_trajectories`` in status).
+- The safety gate (``safety.SafetyGate``, the ``LIMIT_PARAMS`` of the YAML) checks every
+  accepted trajectory from the current setpoint: outside the position/velocity/acceleration
+  limits it is clipped (``clipped_trajectories``) or rejected, by ``limit_mode``.
 - ``goal`` (std_msgs/String, JSON plan step): validated, then ``set_task`` (a repeat of the
-  current step is ignored); a bad one is logged and counted (``bad_goals``), never fatal.
+  current step is ignored; a hold goal keeps the task); a bad one is logged and counted
+  (``bad_goals``), never fatal.
 - ``reset`` (std_srvs/Trigger): new episode, seeded ``seed + k`` for the k-th reset.
 
 Exit codes: 0 on SIGINT/SIGTERM, on success with ``exit_on_success``, or when
@@ -45,6 +52,8 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.ros_ws.graph import DEFAULT_TASK  # noqa: E402
+from forethought.ros_ws.safety import LIMIT_PARAMS, SafetyGate  # noqa: E402
+from forethought.ros_ws.trajectory import TrajectoryFollower  # noqa: E402
 from forethought.sim import PUSH_BLOCKS_ID, scene  # noqa: E402
 from forethought.sim.scene import PUSHER_JOINTS  # noqa: E402
 
@@ -60,12 +69,13 @@ PARAMS = {
     "task": (DEFAULT_TASK, "initial JSON plan step (runtime-settable)"),
     "control_rate_hz": (10.0, "control ticks per sim second"),
     "real_time_factor": (1.0, "sim seconds per wall second"),
-    "command_timeout_s": (1.0, "hold position when no chunk arrives for this long; 0 disables"),
+    "command_timeout_s": (1.0, "hold where the pusher is this long after a trajectory's last point; 0 disables"),
     "video_path": ("", "MP4/GIF written on exit; empty: no video"),
     "video_size": (256, "video width and height in pixels"),
     "exit_on_success": (False, "exit (code 0) as soon as the task succeeds"),
     "max_duration_s": (0.0, "exit after this much sim time; 0: run until stopped"),
     "publish_clock": (True, "publish sim time on /clock (needs rosgraph_msgs)"),
+    **LIMIT_PARAMS,
 }
 RUNTIME = {"task", "command_timeout_s", "exit_on_success", "max_duration_s"}
 
@@ -84,18 +94,20 @@ class SimNode(Node):
         nc.check_range("max_duration_s", p["max_duration_s"], 0, 1e9)
         self.task = nc.parse_step(p["task"])
         self.p, self.dt = p, 1.0 / p["control_rate_hz"]
+        self.gate = SafetyGate.from_params(p, self.dt)
         size = p["video_size"]
         self.video = nc.VideoRecorder(p["video_path"], size, p["control_rate_hz"]) if p["video_path"] else None
         kw = dict(render_mode="rgb_array", width=size, height=size) if self.video else {}
         try:
             import forethought.sim.envs  # noqa: F401  (registers the envs)
-            self.env = gym.make(p["env_id"], n_blocks=p["n_blocks"], **kw)
+            self.env = gym.make(p["env_id"], n_blocks=p["n_blocks"], frame_skip=1, **kw)  # setpoints at the physics rate
         except Exception as e:  # gymnasium and MuJoCo errors: report them as a bad configuration
             raise ValueError(f"env_id {p['env_id']!r} with n_blocks={p['n_blocks']}: cannot create it ({e})") from None
         self.low, self.high = self.env.action_space.low.astype(float), self.env.action_space.high.astype(float)
-        self.substeps = max(1, round(self.dt / getattr(self.env.unwrapped, "dt", self.dt)))
+        self.substeps = max(1, round(self.dt / self.env.unwrapped.dt))
         self.tick, self.episode, self.success = 0, 0, False
-        self.counts = {"accepted_trajectories": 0, "rejected_trajectories": 0, "bad_goals": 0}
+        self.counts = {"accepted_trajectories": 0, "clipped_trajectories": 0, "rejected_trajectories": 0,
+                       "bad_goals": 0}
         self.last_error, self.error_tick = "", -(10**9)
         self._reset_episode()
         self.add_on_set_parameters_callback(self._on_set)
@@ -118,7 +130,7 @@ class SimNode(Node):
     def _reset_episode(self) -> None:
         self.obs, _ = self.env.reset(seed=self.p["seed"] + self.episode, options={"task": self.task})
         self.present = scene.present_blocks(self.obs)
-        self.follower = nc.ChunkFollower(self.obs[scene.PUSHER_POS], self.p["command_timeout_s"])
+        self.follower = TrajectoryFollower(self.obs[scene.PUSHER_POS], self.p["command_timeout_s"])
         self.episode_start, self.success = self.tick, False
         if self.video:
             self.video.add(self.env.render())
@@ -149,23 +161,30 @@ class SimNode(Node):
 
     def _on_goal(self, msg: String) -> None:
         try:
-            step = nc.parse_step(msg.data, self.present)
+            step = nc.parse_goal(msg.data, self.present)
         except ValueError as e:
             self.counts["bad_goals"] += 1
             self._error(f"goal refused: {e}")
             return
-        if step != self.task:  # an executive republishes its active step for late joiners
+        if step["skill"] != nc.HOLD_SKILL and step != self.task:  # an executive republishes its active step for late joiners
             self._set_task(step)
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
+        now = self.sim_time
         try:
-            positions, times = nc.check_trajectory(msg, PUSHER_JOINTS, self.low, self.high)
+            if msg.header.stamp.sec or msg.header.stamp.nanosec:
+                raise ValueError("non-zero header.stamp: sim_node starts trajectories on receipt (stamp 0)")
+            positions, times = nc.check_trajectory(msg, PUSHER_JOINTS)
+            out = self.gate.apply(self.follower.state(now)[0], self.follower.recent(now, self.dt), positions, times)
         except ValueError as e:
             self.counts["rejected_trajectories"] += 1
             self._error(f"joint_trajectory rejected: {e}", warn=True)
             return
         self.counts["accepted_trajectories"] += 1
-        self.follower.accept(positions, times, self.sim_time)
+        if out.clipped:
+            self.counts["clipped_trajectories"] += 1
+            self._error("joint_trajectory clipped to the joint limits", warn=True)
+        self.follower.accept(out.positions, out.times, now)
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.episode += 1
@@ -182,12 +201,13 @@ class SimNode(Node):
         self._publish_status()
 
     def _on_tick(self) -> None:
-        was_stale = self.follower.stale
-        action = np.clip(self.follower.step(self.sim_time, self.obs[scene.PUSHER_POS]), self.low, self.high)
-        if self.follower.stale and not was_stale:
-            self.get_logger().warning(f"no joint_trajectory for {self.follower.timeout_s} s: holding position")
-        for _ in range(self.substeps):
+        was_stale, h = self.follower.stale, self.dt / self.substeps
+        for k in range(1, self.substeps + 1):  # the setpoint at the end of each physics step
+            action = np.clip(self.follower.step(self.sim_time + k * h, self.obs[scene.PUSHER_POS]), self.low, self.high)
             self.obs, _, _, _, info = self.env.step(action.astype(np.float32))
+        if self.follower.stale and not was_stale:
+            self.get_logger().warning(f"no joint_trajectory {self.follower.timeout_s} s after the last point: "
+                                      "holding position")
         self.tick += 1
         was_success, self.success = self.success, bool(info.get("is_success", scene.is_success(self.task, self.obs)))
         self._publish(action, status=self.success != was_success or self.tick % max(1, round(0.5 / self.dt)) == 0)

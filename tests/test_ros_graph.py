@@ -32,8 +32,10 @@ from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from forethought.ros_ws import node_common as nc  # noqa: E402
+from forethought.ros_ws.safety import LIMIT_PARAMS  # noqa: E402
 from forethought.runtime import apply_defaults  # noqa: E402
 from forethought.sim import scene  # noqa: E402
+from ros2_control_rules import chunk_contract, validate_trajectory_msg  # noqa: E402
 
 DOMAIN_ID = random.randint(1, 101)
 TASK = '{"skill": "push", "object": "red_block", "target": "left"}'
@@ -166,14 +168,28 @@ def assert_clean_exit(proc: subprocess.Popen, log: Path, timeout: float = 40.0) 
     return text
 
 
-def trajectory(*points: tuple[float, float], dt: float = 0.0,
+def trajectory(*points: tuple[float, float], dt: float = 0.1,
                names: tuple[str, ...] = scene.PUSHER_JOINTS) -> JointTrajectory:
+    """Points ``dt`` apart from ``dt`` on, stamp zero."""
     msg = JointTrajectory(joint_names=list(names))
     for i, p in enumerate(points):
         pt = JointTrajectoryPoint(positions=[float(v) for v in p])
-        pt.time_from_start.nanosec = int(i * dt * 1e9)
+        ns = int(round((i + 1) * dt * 1e9))
+        pt.time_from_start.sec, pt.time_from_start.nanosec = ns // 10**9, ns % 10**9
         msg.points.append(pt)
     return msg
+
+
+def assert_ros2_control_accepts(messages: list[JointTrajectory], period: float = 0.1) -> None:
+    """Every controller message passes joint_trajectory_controller's checks and the chunk contract,
+    and stays inside the position limits."""
+    assert messages, "the controller published nothing"
+    lo, hi = LIMIT_PARAMS["position_min"][0], LIMIT_PARAMS["position_max"][0]
+    for i, msg in enumerate(messages):
+        broken = validate_trajectory_msg(msg, scene.PUSHER_JOINTS, now_s=0.0) + chunk_contract(msg, period)
+        assert not broken, f"message {i} of {len(messages)}: {broken}"
+        q = np.array([pt.positions for pt in msg.points])
+        assert np.all(q >= np.array(lo) - 1e-9) and np.all(q <= np.array(hi) + 1e-9), q
 
 
 # ------------------------------------------------------------------------------------ tests
@@ -200,6 +216,8 @@ def test_graph_pushes_red_block_left_then_stops_cleanly(probe: Probe, spawn, tmp
     happens while it watches.
     """
     probe.subscribe(Float32MultiArray, "observation")
+    sent: list[JointTrajectory] = []
+    probe.node.create_subscription(JointTrajectory, "joint_trajectory", sent.append, 100)
     goal = probe.node.create_publisher(String, "goal", 10)
     video = tmp_path / "run.mp4"
     t0 = time.monotonic()
@@ -218,6 +236,7 @@ def test_graph_pushes_red_block_left_then_stops_cleanly(probe: Probe, spawn, tmp
     print(f"\nstart-to-first-observation {first:.2f} s; goal-to-success {took:.2f} s wall at rate factor 2 "
           f"(~{2 * took:.1f} s sim); total {time.monotonic() - t0:.2f} s")
     assert runner.poll() is None, "the runner stopped by itself without --until-success"
+    assert_ros2_control_accepts(sent)
     pids = [int(p) for p in re.findall(r"started \w+ \(pid (\d+)\)", log.read_text())]
     assert len(pids) == 2 and set(pids) <= set(our_processes())  # the orphan check below can see them
     text = assert_clean_exit(runner, log)
@@ -234,7 +253,7 @@ def test_sim_node_validates_trajectories_goals_and_resets(probe: Probe, spawn) -
     pub = probe.node.create_publisher(JointTrajectory, "joint_trajectory", 10)
     goal = probe.node.create_publisher(String, "goal", 10)
     proc, log = spawn(node_args("forethought.ros_ws.sim_node", "sim_node", real_time_factor=2.0,
-                                command_timeout_s=0.0, n_blocks=1, seed=1), "sim_node")
+                                command_timeout_s=0.0, n_blocks=1, seed=1, limit_mode="reject"), "sim_node")
     status = lambda: probe.status.get("/sim_node", {})  # noqa: E731
     probe.spin_until(lambda: "joint_states" in probe.latest and "status" in probe.latest, 40, "sim_node to publish")
     probe.spin_until(lambda: pub.get_subscription_count() > 0 and goal.get_subscription_count() > 0, 10,
@@ -252,13 +271,19 @@ def test_sim_node_validates_trajectories_goals_and_resets(probe: Probe, spawn) -
     probe.spin_until(lambda: status().get("rejected_trajectories") == "2", 10, "the out-of-limit chunk to be rejected")
     pub.publish(trajectory((0.1, 0.1), names=("pusher_x", "elbow")))
     probe.spin_until(lambda: status().get("rejected_trajectories") == "3", 10, "the unknown-joint chunk to be rejected")
+    far = tuple(-np.sign(p0) * 0.25)
+    pub.publish(trajectory(far, dt=0.001))  # ~0.5 m in 1 ms: far beyond the velocity limit
+    probe.spin_until(lambda: status().get("rejected_trajectories") == "4", 10, "the rogue jump to be rejected")
+    assert "velocity" in status()["last_error"]
     tick = int(status()["step"])
     probe.spin_until(lambda: int(status()["step"]) >= tick + 5, 10, "5 more ticks")
     assert np.abs(np.array(probe.latest["joint_states"].position) - p0).max() < 0.01, "pusher moved on a rejected chunk"
     assert status()["accepted_trajectories"] == "0"
 
     target = np.array([0.12, -0.2]) if p0[1] > 0 else np.array([0.12, 0.2])
-    pub.publish(trajectory(tuple(target)))
+    n = int(np.ceil(np.linalg.norm(target - p0) / 0.03))  # 0.3 m/s, starting and ending gently
+    path = p0 + (target - p0) * (0.5 - 0.5 * np.cos(np.pi * np.arange(1, n + 1) / n))[:, None]
+    pub.publish(trajectory(*map(tuple, path), target))
     probe.spin_until(lambda: np.linalg.norm(np.array(probe.latest["joint_states"].position) - target) < 0.3 * np.linalg.norm(p0 - target),
                      20, "the pusher to move toward a valid chunk's target")
     probe.spin_until(lambda: status()["accepted_trajectories"] == "1", 5, "the status to count the chunk")
@@ -333,13 +358,59 @@ def test_executive_hands_out_steps_in_order_and_exits_when_done(probe: Probe, sp
     assert "plan done" in text and "Traceback" not in text
 
 
+def test_executive_reissues_a_step_a_later_step_broke_then_reports_failure(probe: Probe, spawn) -> None:
+    """Plan: red to the left, then green to the right. Each push knocks the other block out of its
+    region; with ``max_reissues=1`` each step is re-issued once, then the plan fails on ``status``."""
+    probe.subscribe(nc.DiagnosticArray, "status")
+    goals: list[str] = []
+    probe.node.create_subscription(String, "goal", lambda m: goals.append(m.data), 50)
+    plan_pub = probe.node.create_publisher(String, "plan", nc.PLAN_QOS)
+    obs_pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
+    red, green = {"skill": "push", "object": "red_block", "target": "left"}, \
+        {"skill": "push", "object": "green_block", "target": "right"}
+    plan_pub.publish(String(data=json.dumps({"steps": [red, green]})))
+    proc, log = spawn(node_args("forethought.ros_ws.executive", "executive", settle_steps=1, max_reissues=1,
+                                goal_period_s=0.2), "executive")
+    probe.spin_until(lambda: obs_pub.get_subscription_count() > 0, 40, "the executive to subscribe")
+    left, right, middle = scene.REGIONS["left"].center, scene.REGIONS["right"].center, (0.0, 0.15)
+
+    def send_until(red_xy: tuple[float, float], green_xy: tuple[float, float], done: Callable[[], bool]) -> None:
+        o = scene_obs((0.25, -0.25), {"red_block": red_xy, "green_block": green_xy})
+        deadline = time.monotonic() + 10
+        while not done() and time.monotonic() < deadline:
+            obs_pub.publish(nc.obs_to_msg(o))
+            probe.spin_for(0.1)
+        assert done(), (goals[-3:], probe.status.get("/executive"))
+
+    def goal_is(step: dict[str, Any]) -> Callable[[], bool]:
+        return lambda: bool(goals) and json.loads(goals[-1]) == step
+
+    send_until(middle, (0.1, 0.1), goal_is(red))
+    send_until(left, (0.1, 0.1), goal_is(green))  # step 1 settled
+    send_until(middle, right, goal_is(red))  # step 2 knocked red out of "left": step 1 again
+    send_until(left, (0.1, 0.1), goal_is(green))  # and redoing it knocked green out: step 2 again
+    executive = lambda: probe.status.get("/executive", {})  # noqa: E731
+    send_until(middle, right, lambda: executive().get("plan_status") == "failed")  # broken once too often
+    assert probe.latest["status"].status[0].level == nc.ERROR
+    assert "step 1" in executive()["failure"] and "max_reissues=1" in executive()["failure"]
+    assert executive()["reissues"] == "2" and executive()["failed_plans"] == "1"
+    probe.spin_until(lambda: json.loads(goals[-1]) == {"skill": nc.HOLD_SKILL, "reason": "plan failed"}, 10,
+                     "the hold goal")
+    n_goals = len(goals)
+    probe.spin_for(1.0)
+    assert len(goals) == n_goals  # after the hold, a failed plan hands out no goal
+    assert proc.poll() is None  # without exit_on_success the node stays up, reporting the failure
+    assert "re-issuing" in log.read_text() and "Traceback" not in log.read_text()
+
+
 @pytest.mark.parametrize("plan, reason", [
     ({"steps": [], "refusal": "object not in scene"}, "refused"),
     ({"steps": [{"skill": "push", "object": "blue_block", "target": "left"}]}, "unknown object"),
     ("{not json", "plan not executed"),
 ])
 def test_executive_refuses_bad_plans_without_sending_a_goal(plan: Any, reason: str, probe: Probe, spawn) -> None:
-    probe.subscribe(String, "goal")
+    goals: list[str] = []
+    probe.node.create_subscription(String, "goal", lambda m: goals.append(m.data), 50)
     plan_pub = probe.node.create_publisher(String, "plan", nc.PLAN_QOS)
     obs_pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
     proc, log = spawn(node_args("forethought.ros_ws.executive", "executive", exit_on_success=True), "executive")
@@ -354,12 +425,14 @@ def test_executive_refuses_bad_plans_without_sending_a_goal(plan: Any, reason: s
     assert proc.wait(timeout=10) == 3
     text = log.read_text()
     assert reason in text and "Traceback" not in text
-    assert "goal" not in probe.latest
+    assert all(json.loads(g)["skill"] == nc.HOLD_SKILL for g in goals), goals  # no step: at most a hold
 
 
 def test_policy_controller_acts_within_limits_and_refuses_nan(probe: Probe, spawn) -> None:
     probe.subscribe(JointTrajectory, "joint_trajectory")
     probe.subscribe(DiagnosticArray, "status")
+    sent: list[JointTrajectory] = []
+    probe.node.create_subscription(JointTrajectory, "joint_trajectory", sent.append, 100)
     goal_pub = probe.node.create_publisher(String, "goal", 10)
     obs_pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
     proc, log = spawn(node_args("forethought.ros_ws.policy_controller", "policy_controller", policy="expert", model="", task=""),
@@ -382,9 +455,81 @@ def test_policy_controller_acts_within_limits_and_refuses_nan(probe: Probe, spaw
     obs_pub.publish(nc.obs_to_msg(obs))
     probe.spin_until(lambda: "joint_trajectory" in probe.latest, 10, "a command for a good observation")
     cmd = probe.latest["joint_trajectory"]
-    assert list(cmd.joint_names) == list(scene.PUSHER_JOINTS) and len(cmd.points) == 1
-    assert all(np.isfinite(cmd.points[0].positions)) and max(map(abs, cmd.points[0].positions)) <= scene.WORKSPACE_HALF
+    assert list(cmd.joint_names) == list(scene.PUSHER_JOINTS) and len(cmd.points) == 2  # the expert's action, then rest
+    assert cmd.points[0].positions == cmd.points[1].positions
+    goal_pub.publish(String(data=nc.hold_goal("test")))  # moving -> one trajectory to rest, then nothing
+    probe.spin_until(lambda: status().get("holds") == "1" and status().get("moving") == "false", 10, "the hold")
+    n = len(sent)
+    for _ in range(5):
+        obs_pub.publish(nc.obs_to_msg(obs))
+        probe.spin_for(0.1)
+    assert len(sent) == n and status()["task"] == "None", "a held controller sent motion"
+    assert_ros2_control_accepts(sent)
     assert_clean_exit(proc, log)
+
+
+def test_nothing_moves_after_plan_done_refusal_or_cancel(probe: Probe, spawn) -> None:
+    """sim_node (4x real time) + the expert controller + the executive. After "plan done", after a
+    refused plan (sent mid-push) and after the executive's ``cancel`` service (called mid-push), the
+    controller sends no motion and nothing moves for 10 s of sim time."""
+    sent: list[JointTrajectory] = []
+    probe.node.create_subscription(JointTrajectory, "joint_trajectory", sent.append, 100)
+    commands: list[JointState] = []
+    probe.node.create_subscription(JointState, "joint_commands", commands.append, 100)
+    observations: list[np.ndarray] = []
+    probe.node.create_subscription(Float32MultiArray, "observation", lambda m: observations.append(nc.msg_to_obs(m)), 100)
+    probe.subscribe(DiagnosticArray, "status")
+    plan_pub = probe.node.create_publisher(String, "plan", nc.PLAN_QOS)
+    procs = [spawn(node_args("forethought.ros_ws.sim_node", "sim_node", real_time_factor=4.0, n_blocks=3, seed=0),
+                   "sim_node"),
+             spawn(node_args("forethought.ros_ws.policy_controller", "policy_controller", task=""), "policy_controller"),
+             spawn(node_args("forethought.ros_ws.executive", "executive", goal_period_s=0.5), "executive")]
+    sim = lambda: probe.status.get("/sim_node", {})  # noqa: E731
+    executive = lambda: probe.status.get("/executive", {})  # noqa: E731
+    controller = lambda: probe.status.get("/policy_controller", {})  # noqa: E731
+    probe.spin_until(lambda: observations and executive() and controller() and plan_pub.get_subscription_count() > 0,
+                     90, "the three nodes")
+
+    def sim_seconds(seconds: float) -> None:
+        t0 = float(sim()["sim_time"])
+        probe.spin_until(lambda: float(sim()["sim_time"]) >= t0 + seconds, seconds / 4 + 15, f"{seconds} s of sim time")
+
+    def push(target: str) -> None:
+        plan_pub.publish(String(data=json.dumps({"steps": [{"skill": "push", "object": "red_block", "target": target}]})))
+        n = len(sent)
+        probe.spin_until(lambda: len(sent) > n + 5, 20, f"the controller to push toward {target}")
+
+    def still_for_10_s(after: str) -> None:
+        sim_seconds(2.0)  # the trajectory to rest runs out, then the watchdog holds where the pusher is
+        n_sent, n_cmd, n_obs = len(sent), len(commands), len(observations)
+        sim_seconds(10.0)
+        assert len(sent) == n_sent, f"the controller sent motion after {after}"
+        held = np.array([c.position for c in commands[n_cmd:]])
+        assert len(held) > 90 and np.ptp(held, axis=0).max() < 1e-9, f"the setpoint moved after {after}"
+        seen = np.array(observations[n_obs:])
+        moving = [0, 1] + [i for b in scene.present_blocks(seen[0]) for i in range(scene.block_slice(b).start + 1,
+                                                                               scene.block_slice(b).start + 3)]
+        drift = np.ptp(seen[:, moving], axis=0).max()
+        assert drift < 1e-3, f"something moved {drift:.4f} m after {after}"
+
+    push("left")
+    probe.spin_until(lambda: executive().get("plan_status") == "done", 60, "plan done")
+    still_for_10_s("plan done")
+    push("right")
+    plan_pub.publish(String(data=json.dumps({"steps": [], "refusal": "changed my mind"})))
+    probe.spin_until(lambda: executive().get("refused_plans") == "1", 10, "the refusal")
+    still_for_10_s("a refused plan")
+    push("top_left")
+    client = probe.node.create_client(Trigger, "cancel")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    probe.spin_until(future.done, 10, "the cancel service")
+    assert future.result().success and future.result().message == "cancelled the plan"
+    still_for_10_s("cancel")
+    assert int(controller()["holds"]) >= 3, controller()  # one per event at least (also on "step achieved")
+    assert_ros2_control_accepts(sent)
+    for proc, log in procs:
+        assert_clean_exit(proc, log)
 
 
 def test_planner_node_publishes_schema_valid_plans_for_the_observed_scene(probe: Probe, spawn, model_dir: str) -> None:
@@ -412,36 +557,72 @@ def test_planner_node_publishes_schema_valid_plans_for_the_observed_scene(probe:
         plan = json.loads(text)
         assert validate_plan(plan, ("red_block",)) == plan  # never names a block the scene lacks
     probe.spin_until(lambda: status().get("plans") == str(len(commands)), 5, "the status to count every plan")
+
+    cancels: list[int] = []  # this probe offers the executive's ``cancel`` service
+
+    def cancel(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        cancels.append(1)
+        response.success = True
+        return response
+    probe.node.create_service(Trigger, "cancel", cancel)
+    probe.spin_for(1.0)  # the planner's client discovers the service
+    for text in ["push the red block to the left"] * 3 + [" Stop! "]:  # the stop drops what is queued
+        cmd_pub.publish(String(data=text))
+    probe.spin_until(lambda: status().get("stops") == "1" and cancels, 20, "the stop to call cancel")
+    probe.spin_for(3.0)
+    assert len(plans) <= len(commands) + 1, "queued commands were planned after a stop"  # one may have been done
+    assert int(status()["cancelled_commands"]) >= 1 and status()["plans"] == str(len(plans))
+    cmd_pub.publish(String(data="cancel"))
+    probe.spin_until(lambda: status().get("stops") == "2" and len(cancels) == 2, 20, "the second stop")
     text = assert_clean_exit(proc, log)
     assert "planner ready" in text
 
 
-def test_sim_node_publishes_the_commands_it_applies(probe: Probe, spawn) -> None:
-    """``joint_commands``: the command of every tick (the held start, then each trajectory point in turn),
-    within the limits and stamped like that tick's ``joint_states``."""
+def test_sim_node_follows_long_trajectories_and_clips_rogue_ones(probe: Probe, spawn) -> None:
+    """``joint_commands`` (the setpoint at the end of every tick, stamped like that tick's ``joint_states``):
+    a valid 10 s, 1000-point trajectory is followed point by point to its end (the 1 s watchdog does
+    not cut it); a rogue jump in 1 ms is clipped, and what then executes keeps to the velocity and
+    acceleration limits."""
     commands: list[JointState] = []
     probe.node.create_subscription(JointState, "joint_commands", commands.append, 100)
     states: list[JointState] = []
     probe.node.create_subscription(JointState, "joint_states", states.append, 100)
+    probe.subscribe(DiagnosticArray, "status")
     pub = probe.node.create_publisher(JointTrajectory, "joint_trajectory", 10)
-    proc, log = spawn(node_args("forethought.ros_ws.sim_node", "sim_node", real_time_factor=2.0,
-                                command_timeout_s=0.0, n_blocks=1, seed=1), "sim_node")
+    proc, log = spawn(node_args("forethought.ros_ws.sim_node", "sim_node", real_time_factor=4.0,
+                                command_timeout_s=1.0, n_blocks=1, seed=1), "sim_node")
+    status = lambda: probe.status.get("/sim_node", {})  # noqa: E731
     probe.spin_until(lambda: len(commands) >= 3 and pub.get_subscription_count() > 0, 40, "joint_commands")
     first = commands[0]
     assert list(first.name) == list(scene.PUSHER_JOINTS) and len(first.position) == 2
-    held = np.array(commands[-1].position)  # no chunk yet: holding the start position
-    assert np.linalg.norm(held - np.array(states[-1].position)) < 0.02
-    points = [(0.1, 0.1), (-0.1, 0.15), (-0.2, -0.1)]
+    p0 = np.array(commands[-1].position)  # no trajectory yet: holding the start position
+    assert np.linalg.norm(p0 - np.array(states[-1].position)) < 0.02
+    t = 0.01 * np.arange(1, 1001)
+    path = p0 * (1 - 0.05 * t)[:, None] + 0.02 * np.sin(2 * np.pi * t / 2.5)[:, None] * np.array([1.0, -1.0])
     n0 = len(commands)
-    pub.publish(trajectory(*points, dt=0.3))  # 0.3 sim s apart: 3 ticks each at 10 Hz
-    probe.spin_until(lambda: len(commands) > n0 and np.allclose(commands[-1].position, points[-1]) and len(commands) > n0 + 12,
-                     20, "the trajectory to run out")
-    sent = np.array([c.position for c in commands])
-    assert np.all(np.abs(sent) <= scene.WORKSPACE_HALF + 1e-9)
-    after = [tuple(p) for p in sent[n0:].round(6)]
-    distinct = [p for i, p in enumerate(after) if i == 0 or p != after[i - 1]]
-    targets = [tuple(np.round(p, 6)) for p in points]
-    assert distinct[-3:] == targets, distinct  # each point in turn, then the last one held
+    pub.publish(trajectory(*map(tuple, path), dt=0.01))
+    probe.spin_until(lambda: any(np.allclose(c.position, path[-1], atol=1e-9) for c in commands[n0:]), 30,
+                     "the end of the 10 s trajectory")
+    sent = np.array([c.position for c in commands[n0:]])
+    start = next(i for i, q in enumerate(sent) if np.allclose(q, path[9], atol=1e-9))
+    assert np.allclose(sent[start:start + 100], path[9::10], atol=1e-9)  # every tick on its point, to the end
+    assert status()["accepted_trajectories"] == "1" and status()["clipped_trajectories"] == "0"
+
+    far = -np.sign(path[-1] + 1e-9) * 0.25
+    assert np.linalg.norm(far - path[-1]) > 0.35
+    n1 = len(commands)
+    pub.publish(trajectory(tuple(far), dt=0.001))
+    probe.spin_until(lambda: status().get("clipped_trajectories") == "1", 10, "the rogue jump to be clipped")
+    probe.spin_until(lambda: len(commands) > n1 + 30, 20, "3 s of sim time after it")
+    executed = np.array([c.position for c in commands[n1 - 2:]])
+    vel = np.diff(executed, axis=0) / 0.1
+    acc = np.diff(vel, axis=0) / 0.1
+    assert np.abs(vel).max() <= LIMIT_PARAMS["max_velocity"][0][0] * (1 + 1e-6), np.abs(vel).max()
+    assert np.abs(acc).max() <= LIMIT_PARAMS["max_acceleration"][0][0] * (1 + 1e-6), np.abs(acc).max()
+    assert np.linalg.norm(executed[-1] - far) > 0.3  # the jump did not happen
+
+    every = np.array([c.position for c in commands])
+    assert np.all(np.abs(every) <= scene.WORKSPACE_HALF + 1e-9)
     stamp = lambda m: (m.header.stamp.sec, m.header.stamp.nanosec)  # noqa: E731
     stamps = {stamp(s) for s in states}
     later = [c for c in commands[:-2] if stamp(c) >= min(stamps)]  # this probe may have matched joint_states later
@@ -466,6 +647,8 @@ def test_world_model_node_reports_low_surprise_on_a_quiet_push(probe: Probe, spa
              spawn(node_args("forethought.ros_ws.policy_controller", "policy_controller", task=""), "policy_controller"),
              spawn(node_args("forethought.ros_ws.world_model_node", "world_model_node"), "world_model_node"),
              spawn(node_args("forethought.ros_ws.executive", "executive"), "executive")]
+    sent: list[JointTrajectory] = []
+    probe.node.create_subscription(JointTrajectory, "joint_trajectory", sent.append, 100)
     goal = probe.node.create_publisher(String, "goal", 10)
     probe.spin_until(lambda: reports and "joint_states" in probe.latest and goal.get_subscription_count() >= 2, 90,
                      "surprise reports and the controller")
@@ -496,6 +679,7 @@ def test_world_model_node_reports_low_surprise_on_a_quiet_push(probe: Probe, spa
     assert int(wm()["unpaired_observations"]) == unpaired, "in steady state every observation pairs with its command"
     assert wm()["above_threshold"] == "0" and int(wm()["episodes"]) == 1, json.dumps(wm())
     assert probe.status["/executive"]["surprise_warnings"] == "0"
+    assert_ros2_control_accepts(sent)
     for proc, log in procs:
         assert_clean_exit(proc, log)
 
@@ -571,45 +755,32 @@ def test_world_model_node_matches_the_offline_trace_and_ignores_bad_input(probe:
 
 
 # ------------------------------------------------------------------------ pure helpers (no DDS)
-def test_chunk_follower_times_holds_and_watchdog() -> None:
-    f = nc.ChunkFollower(hold=np.array([0.0, 0.0]), timeout_s=1.0)
-    here = np.array([0.01, 0.02])
-    assert f.step(0.0, here).tolist() == [0.0, 0.0]  # nothing received: hold the start
-    f.accept(np.array([[0.1, 0.0], [0.2, 0.0], [0.3, 0.0]]), np.array([0.0, 0.2, 0.4]), now=1.0)
-    assert f.step(1.0, here).tolist() == [0.1, 0.0]
-    assert f.step(1.1, here).tolist() == [0.1, 0.0]
-    assert f.step(1.25, here).tolist() == [0.2, 0.0]
-    assert f.step(1.5, here).tolist() == [0.3, 0.0]
-    assert f.step(1.9, here).tolist() == [0.3, 0.0]  # ran out: hold the last point
-    f.accept(np.array([[-0.1, 0.1]]), np.array([0.5]), now=1.9)  # replaces; first point not due yet
-    assert f.step(2.0, here).tolist() == [0.3, 0.0]
-    assert f.step(2.4, here).tolist() == [-0.1, 0.1]
-    assert not f.stale
-    assert f.step(3.0, here).tolist() == here.tolist() and f.stale  # no chunk for > 1 s: hold here
-    assert f.step(3.5, np.array([0.2, 0.2])).tolist() == here.tolist()
-
-
 @pytest.mark.parametrize("points, names, error", [
     ([(float("nan"), 0.0)], scene.PUSHER_JOINTS, "NaN"),
     ([(0.0, float("inf"))], scene.PUSHER_JOINTS, "NaN or infinite"),
-    ([(0.28, 0.0)], scene.PUSHER_JOINTS, "outside the joint limits"),
     ([(0.0, 0.0, 0.0)], scene.PUSHER_JOINTS, "3 positions"),
     ([(0.0, 0.0)], ("pusher_x", "pusher_x"), "exactly once"),
     ([], scene.PUSHER_JOINTS, "0 points"),
 ])
 def test_check_trajectory_rejects(points: list, names: tuple, error: str) -> None:
-    lim = np.full(2, scene.WORKSPACE_HALF)
     with pytest.raises(ValueError, match=error):
-        nc.check_trajectory(trajectory(*points, names=names), scene.PUSHER_JOINTS, -lim, lim)
+        nc.check_trajectory(trajectory(*points, names=names), scene.PUSHER_JOINTS)
 
 
 def test_check_trajectory_reorders_joints_and_reads_times() -> None:
-    lim = np.full(2, scene.WORKSPACE_HALF)
     pos, times = nc.check_trajectory(trajectory((0.1, 0.2), (0.2, 0.25), dt=0.3, names=("pusher_y", "pusher_x")),
-                                     scene.PUSHER_JOINTS, -lim, lim)
-    assert pos.tolist() == [[0.2, 0.1], [0.25, 0.2]] and np.allclose(times, [0.0, 0.3])
+                                     scene.PUSHER_JOINTS)
+    assert pos.tolist() == [[0.2, 0.1], [0.25, 0.2]] and np.allclose(times, [0.3, 0.6])
     with pytest.raises(ValueError, match="strictly increasing"):
-        nc.check_trajectory(trajectory((0.1, 0.2), (0.2, 0.25), dt=0.0), scene.PUSHER_JOINTS, -lim, lim)
+        nc.check_trajectory(trajectory((0.1, 0.2), (0.2, 0.25), dt=0.0), scene.PUSHER_JOINTS)
+    msg = trajectory((0.1, 0.2), (0.2, 0.25))
+    assert validate_trajectory_msg(msg, scene.PUSHER_JOINTS, now_s=0.0) == [] and chunk_contract(msg, 0.1) == []
+    msg.points[1].velocities = [0.1, 0.0]  # moving at the end: joint_trajectory_controller refuses it
+    assert [b[:6] for b in validate_trajectory_msg(msg, scene.PUSHER_JOINTS, now_s=0.0)] == ["rule 5"]
+    msg.header.stamp.sec, msg.points[1].velocities = 5, []  # ends at 5.2 s: in the past at 6 s
+    assert [b[:6] for b in validate_trajectory_msg(msg, scene.PUSHER_JOINTS, now_s=6.0)] == ["rule 6"]
+    assert [b[:6] for b in validate_trajectory_msg(trajectory((0.1, 0.2)), ("pusher_x",), now_s=0.0)] == \
+        ["rule 1", "rule 4"]
 
 
 def test_observation_message_round_trip_and_bad_steps() -> None:
@@ -624,6 +795,9 @@ def test_observation_message_round_trip_and_bad_steps() -> None:
         nc.parse_step("{skill: push")
     with pytest.raises(ValueError, match="empty plan step"):
         nc.parse_step("  ")
+    assert nc.parse_goal(nc.hold_goal("plan done")) == {"skill": "hold", "reason": "plan done"}
+    with pytest.raises(ValueError, match="a hold goal is"):
+        nc.parse_goal('{"skill": "hold", "until": 3}')
     with pytest.raises(ValueError, match="unknown object"):
         nc.parse_step('{"skill": "push", "object": "blue_block", "target": "left"}', present=("red_block",))
 
