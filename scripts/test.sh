@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MUJOCO_GL=egl ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST HF_HUB_OFFLINE=1
-exec .venv/bin/python -m pytest "$@"
+# -P: keep the working directory off sys.path, so the repository's `launch/` folder cannot shadow
+# ROS 2's `launch` (a ROS pytest plugin such as launch_testing imports it before any conftest runs).
+exec .venv/bin/python -P -m pytest "$@"

