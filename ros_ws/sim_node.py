@@ -6,7 +6,10 @@ Each control tick (``control_rate_hz`` in sim time; the wall-clock timer runs
 ``real_time_factor`` times faster) it steps the physics (0.005 s steps), sending the pusher's
 position setpoint at every step, and publishes, in this order, ``joint_commands``
 (sensor_msgs/JointState: ``position`` is the setpoint at the end of this tick), ``joint_states`` (pusher_x, pusher_y: measured position
-and velocity after the tick, with the same header stamp), ``observation`` (Float32MultiArray,
+and velocity after the tick, with the same header stamp), ``objects/<name>/pose``
+(geometry_msgs/PoseStamped, frame ``table``, the same stamp: one topic per block present, as a
+perception node would publish it; ``stamped.StampedInputs`` builds the observation from these
+and ``joint_states``), ``observation`` (Float32MultiArray,
 layout in ``node_common``), ``status`` (DiagnosticArray) and ``/clock`` (sim time, if
 ``publish_clock``). Publishing the command before the observation it led to (the
 topic_based_ros2_control convention) lets a subscriber such as ``world_model_node`` pair them.
@@ -45,6 +48,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 from rcl_interfaces.msg import SetParametersResult  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float32MultiArray, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -53,6 +57,7 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.ros_ws.graph import DEFAULT_TASK  # noqa: E402
 from forethought.ros_ws.safety import LIMIT_PARAMS, SafetyGate  # noqa: E402
+from forethought.ros_ws.stamped import TABLE_FRAME, pose_topic, quaternion_from_yaw  # noqa: E402
 from forethought.ros_ws.trajectory import TrajectoryFollower  # noqa: E402
 from forethought.sim import PUSH_BLOCKS_ID, scene  # noqa: E402
 from forethought.sim.scene import PUSHER_JOINTS  # noqa: E402
@@ -77,6 +82,8 @@ PARAMS = {
     "publish_clock": (True, "publish sim time on /clock (needs rosgraph_msgs)"),
     **LIMIT_PARAMS,
 }
+BLOCK_CENTRE_Z = 0.02
+"""Height (m) of a block's centre above the table (``sim/assets/pushblocks.xml``)."""
 RUNTIME = {"task", "command_timeout_s", "exit_on_success", "max_duration_s"}
 
 
@@ -113,6 +120,7 @@ class SimNode(Node):
         self.add_on_set_parameters_callback(self._on_set)
         self.pub_commands = self.create_publisher(JointState, "joint_commands", 10)
         self.pub_joints = self.create_publisher(JointState, "joint_states", 10)
+        self.pub_poses = {b: self.create_publisher(PoseStamped, pose_topic(b), 10) for b in self.present}
         self.pub_obs = self.create_publisher(Float32MultiArray, "observation", 10)
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
         self.pub_clock = self.create_publisher(Clock, "/clock", 10) if Clock and p["publish_clock"] else None
@@ -230,6 +238,13 @@ class SimNode(Node):
         js.position = [float(self.env.unwrapped.data.joint(j).qpos[0]) for j in PUSHER_JOINTS]
         js.velocity = [float(self.env.unwrapped.data.joint(j).qvel[0]) for j in PUSHER_JOINTS]
         self.pub_joints.publish(js)
+        for name, pub in self.pub_poses.items():  # what a camera sees: a square's yaw modulo a quarter turn
+            pose = PoseStamped()
+            pose.header.stamp, pose.header.frame_id = stamp, TABLE_FRAME
+            i, pos, rot = scene.block_slice(name).start, pose.pose.position, pose.pose.orientation
+            pos.x, pos.y, pos.z = float(self.obs[i + 1]), float(self.obs[i + 2]), BLOCK_CENTRE_Z
+            rot.x, rot.y, rot.z, rot.w = quaternion_from_yaw(float(self.obs[i + 3]))
+            pub.publish(pose)
         self.pub_obs.publish(nc.obs_to_msg(self.obs))
         if self.pub_clock is not None:
             self.pub_clock.publish(Clock(clock=nc.sim_stamp(self.sim_time)))

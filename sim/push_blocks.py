@@ -13,7 +13,7 @@ from gymnasium import utils
 from gymnasium.spaces import Box
 
 from forethought.sim import scene
-from forethought.sim.scene import BLOCK_NAMES, OBS_DIM, PUSHER_JOINTS, REGION_NAMES, WORKSPACE_HALF
+from forethought.sim.scene import BLOCK_NAMES, OBS_DIM, PUSHER_JOINTS, REGION_NAMES, WORKSPACE_HALF, wrap_yaw
 
 DEFAULT_XML = os.path.join(os.path.dirname(__file__), "assets", "pushblocks.xml")
 
@@ -67,12 +67,6 @@ def sample_task(
 
 def _copy_step(step: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, list) else v) for k, v in step.items()}
-
-
-def wrap_yaw(yaw: float) -> float:
-    """Wrap a block's yaw to ``[-pi/4, pi/4)``: a square looks the same every quarter turn."""
-    q = math.pi / 2
-    return (yaw + q / 2) % q - q / 2
 
 
 class PushBlocksEnv(gym.Env, utils.EzPickle):

@@ -105,6 +105,12 @@ OBS_LABELS: tuple[str, ...] = (*PUSHER_JOINTS, "pusher_vx", "pusher_vy") + tuple
 )
 
 
+def wrap_yaw(yaw: float) -> float:
+    """Wrap a block's yaw to ``[-pi/4, pi/4)``: a square looks the same every quarter turn."""
+    q = np.pi / 2
+    return (yaw + q / 2) % q - q / 2
+
+
 def block_slice(name: str) -> slice:
     """Slice of the observation holding ``[present, x, y, yaw]`` of block ``name``."""
     i = BLOCK_NAMES.index(check_block(name))
