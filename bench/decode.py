@@ -13,7 +13,7 @@ output, ``free acc. len`` the acceptance length counting only tokens the grammar
 ``AR+JF fwd/tok`` the target forwards per token an AR decoder that appends forced tokens without
 a forward ("jump-forward", not implemented in the engine) would need.
 
-    .venv/bin/python bench/decode.py [--prompts 24] [--runs 5] [--k 4] [--json]
+    .venv/bin/python bench/decode.py [--prompts 24] [--runs 5] [--k 4] [--fixed-accept-rate] [--json]
 """
 
 from __future__ import annotations
@@ -151,7 +151,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             run_hf(planner, draft_model, items[:1], args.lookahead)  # warm-up
             passes = [run_hf(planner, draft_model, items, args.lookahead) for _ in range(args.runs)]
         else:
-            config = EngineConfig(mode=mode, lookahead=args.lookahead, branch_budget=args.branch_budget)
+            config = EngineConfig(mode=mode, lookahead=args.lookahead, branch_budget=args.branch_budget,
+                                  adapt_accept_rate=not args.fixed_accept_rate)
             engine = Engine(target, config, draft=None if mode == "ar" else draft_spec, target_tokenizer=tok)
             with Planner(tok, engine, prompt_style=style) as planner:
                 run_engine(planner, items[:1])  # warm-up
@@ -169,6 +170,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     same = {m: outputs[m] == outputs[args.modes[0]] for m in args.modes}
     return {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_interop_threads()} interop threads",
             "prompts": len(items), "runs": args.runs, "k": args.lookahead, "branch_budget": args.branch_budget,
+            "accept_rate": "fixed 0.7" if args.fixed_accept_rate else "estimated from the rounds (prior 0.7)",
             "results": results, "ratios": ratios, "same_output_as_first_mode": same}
 
 
@@ -206,6 +208,8 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--ssd-target-threads", type=int, default=1,
                         help="torch threads of the SSD target process (its draft process always has 1); 2 oversubscribes 2 cores")
+    parser.add_argument("--fixed-accept-rate", action="store_true",
+                        help="ssd: keep the geometric fan-out's acceptance rate at 0.7 instead of estimating it from the rounds")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.adapter = args.adapter or None

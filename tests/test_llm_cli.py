@@ -49,3 +49,21 @@ def test_plan_prints_the_plan_and_a_stats_line(model_dir, capsys):
     plan_text, _, stats = out.rpartition("stats: ")
     assert validate_plan(json.loads(plan_text), ("red_block",)) == json.loads(plan_text)
     assert "mode=sd" in stats and "acceptance_length=" in stats
+
+
+def test_plan_auto_keeps_the_fastest_mode_of_its_calibration_and_plans_as_ar(model_dir, capsys):
+    from forethought.llm_planner.decoding.engine import EngineConfig
+    from forethought.llm_planner.planning.planner import Planner
+
+    with Planner.load(model_dir, model_dir, EngineConfig(mode="auto"), adapter=None) as planner:
+        cal = planner.calibration
+        assert set(cal["seconds"]) == {"ar", "sd", "ssd"} and all(t > 0 for t in cal["seconds"].values())
+        assert cal["chosen"] == min(cal["seconds"], key=cal["seconds"].get) == planner.engine.config.mode
+        auto = planner.plan("push the red block left", "pushblocks-1")
+    assert auto.stats["mode"] == cal["chosen"]
+    assert run_verb(plan, ["push the red block left", "--target", model_dir, "--mode", "ar", "--scene", "pushblocks-1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["plan"] == auto.plan
+    assert run_verb(plan, ["push the red block left", "--target", model_dir, "--draft", model_dir, "--mode", "auto",
+                           "--scene", "pushblocks-1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "auto: decoding in" in captured.err and json.loads(captured.out)["plan"] == auto.plan

@@ -15,7 +15,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from forethought.llm_planner.decoding.engine import Engine, EngineConfig
-from forethought.llm_planner.decoding.fanout import fanout, resolve_fanout
+from forethought.llm_planner.decoding.fanout import AcceptanceRate, fanout, resolve_fanout
 from forethought.llm_planner.decoding.language_model import HFLanguageModel, LanguageModel
 from forethought.llm_planner.decoding.sampling import saguaro_probs
 from forethought.llm_planner.decoding.speculate_types import SpecRequest
@@ -68,6 +68,47 @@ def test_fanout_geometric_sums_to_budget_and_decreases():
         fanout(3, 1.0, 1.0, 10)
     with pytest.raises(ValueError, match="K\\+1"):
         resolve_fanout([1, 2], 3, 12)
+
+
+@pytest.mark.parametrize("a", [0.3, 0.6, 0.9])
+def test_acceptance_rate_converges_on_a_synthetic_truncated_geometric_sequence(a):
+    K, g = 4, torch.Generator().manual_seed(0)
+    est, tail = AcceptanceRate(prior=0.7), []
+    for i in range(3000):
+        k = 0
+        while k < K and float(torch.rand(1, generator=g)) < a:  # each draft token accepted with probability a
+            k += 1
+        est.update(k, K)
+        if i >= 1000:
+            tail.append(est.rate)
+    assert abs(sum(tail) / len(tail) - a) < 0.02  # unbiased: E[k] / (E[k] + P(k < K)) = a exactly
+    assert abs(est.rate - a) < 0.1
+
+
+def test_acceptance_rate_without_decay_is_the_censored_geometric_mle():
+    est = AcceptanceRate(prior=0.5, prior_weight=2.0, decay=1.0)
+    for k in (4, 2, 0, 4, 3):
+        est.update(k, 4)
+    assert est.rate == pytest.approx((1 + 13) / (1 + 13 + 1 + 3))
+    with pytest.raises(ValueError, match="accepted"):
+        est.update(5, 4)
+
+
+def test_adaptive_fanout_moves_with_the_acceptance_and_output_stays_exact(pair):
+    _, target, draft = pair
+    ar = Engine(HFLanguageModel(target), EngineConfig(mode="ar"))
+    for adapt in (False, True):
+        config = EngineConfig(mode="ssd", lookahead=3, draft_process=False, accept_rate=0.2, adapt_accept_rate=adapt)
+        engine = Engine(HFLanguageModel(target), config, draft=HFLanguageModel(draft))
+        start = engine.speculator.fanout
+        for p in PROMPTS:
+            out = engine.generate(p, 40)
+            assert out.tokens == ar.generate(p, 40).tokens
+        rounds = [r.accepted for r in out.stats.rounds]
+        assert (engine.speculator.fanout != start) == adapt, (start, engine.speculator.fanout, rounds)
+        if adapt:  # the draft is close to the target: the estimate rises from its 0.2 prior
+            assert engine.speculator.acceptance.rate > 0.5
+            assert engine.speculator.fanout == tuple(fanout(3, engine.speculator.acceptance.rate, 1.0, 12))
 
 
 def test_saguaro_probs_scales_top_f():

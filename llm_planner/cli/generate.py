@@ -15,7 +15,8 @@ import argparse
 import json
 import sys
 
-from .options import add_engine_arguments, engine_config
+from ..decoding.engine import DECODE_MODES
+from .options import add_device_arguments, add_engine_arguments, engine_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, required=True)
     parser.add_argument("--chat", action="store_true", help="apply the target's chat template to the prompt")
     parser.add_argument("--json", action="store_true", help='print {"tokens": ..., "text": ..., "stats": ...}')
-    add_engine_arguments(parser, default_mode="ar")
+    add_engine_arguments(parser, default_mode="ar", modes=DECODE_MODES)
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,12 +44,12 @@ def run(args: argparse.Namespace) -> int:
             ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
         else:
             ids = list(tokenizer(args.prompt)["input_ids"])
-        target = ModelSpec(path=args.target).load()
+        target = ModelSpec(path=args.target, device=args.device, dtype=args.dtype).load()
         draft = None
         draft_tokenizer = None
         if config.mode != "ar":
             draft_tokenizer = load_tokenizer(args.draft)
-            draft = ModelSpec(path=args.draft)
+            draft = ModelSpec(path=args.draft, device=args.device, dtype=args.dtype)
         eos = tokenizer.eos_token_id
         with Engine(target, config, draft=draft, target_tokenizer=tokenizer, draft_tokenizer=draft_tokenizer) as engine:
             out = engine.generate(ids, args.max_new_tokens, eos_ids=set() if eos is None else {int(eos)})

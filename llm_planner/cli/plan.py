@@ -15,7 +15,7 @@ import json
 import sys
 
 from ..planning.schema import SCENES
-from .options import add_engine_arguments, engine_config
+from .options import add_device_arguments, add_engine_arguments, engine_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", default=DEFAULT_ADAPTER, help="LoRA adapter directory merged into the target (default: the shipped one, with the default target)")
     parser.add_argument("--no-adapter", dest="adapter", action="store_const", const=None, help="plan with the base target and the few-shot prompt")
     add_engine_arguments(parser)
+    add_device_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
                 commands = f.read().splitlines()
         else:
             commands = [args.command]
-        with Planner.load(args.target, args.draft, config, adapter=args.adapter) as planner:
+        with Planner.load(args.target, args.draft, config, adapter=args.adapter, device=args.device, dtype=args.dtype) as planner:
+            if planner.calibration is not None:
+                times = ", ".join(f"{m} {1e3 * t:.0f} ms" for m, t in planner.calibration["seconds"].items())
+                print(f"auto: decoding in {planner.calibration['chosen']} mode (calibration: {times})", file=sys.stderr, flush=True)
             for command in commands:
                 result = planner.plan(command, args.scene)
                 if args.json or args.file:

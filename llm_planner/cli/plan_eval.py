@@ -26,6 +26,7 @@ import sys
 
 from ..decoding.engine import MODES, EngineConfig
 from ..planning import commands, frozen
+from .options import add_device_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-wrong", type=float, default=0.01,
                         help="with --sweep: the calibrated threshold is the lowest with at most this share of wrong executions")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_device_arguments(parser)
 
 
 def decoded(text: str, plan: dict) -> dict:
@@ -83,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         mode = "ar" if args.mode == "batched" else args.mode
         report = {}
-        with Planner.load(args.target, args.draft, EngineConfig(mode=mode), adapter=args.adapter) as planner:
+        with Planner.load(args.target, args.draft, EngineConfig(mode=mode), adapter=args.adapter, device=args.device,
+                          dtype=args.dtype) as planner:
             planner.grounding, planner.score_plans = args.grounding, args.sweep
             for split in splits:
                 rows = (frozen.load(split) if split in frozen.SPLITS else commands.load(split))[: args.limit]

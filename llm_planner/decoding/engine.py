@@ -27,29 +27,37 @@ import torch
 from .draft_process import DraftProcessError, ProcessSpeculator
 from .fanout import resolve_fanout
 from .language_model import LanguageModel, ModelSpec, check_same_vocab
+from .prefix_cache import PrefixCache
 from .sampling import masked_logits, to_probs
 from .speculate_types import DecodeStats, RoundRecord, SpecRequest, TokenConstraint
 from .speculator import DraftSpeculator, Speculator, SpeculatorConfig
 from .verify import verify
 
-MODES = ("ar", "sd", "ssd")
+DECODE_MODES = ("ar", "sd", "ssd")
+MODES = DECODE_MODES + ("auto",)
+"""``auto`` is resolved before an ``Engine`` is built: ``Planner.load`` times each of ``DECODE_MODES`` and keeps the fastest."""
 
 
 @dataclass
 class EngineConfig:
     """Decoding settings.
 
-    mode: ``"ar"``, ``"sd"`` (synchronous) or ``"ssd"`` (Saguaro).
+    mode: ``"ar"``, ``"sd"`` (synchronous), ``"ssd"`` (Saguaro) or ``"auto"`` (the fastest of the three on this
+        machine, from ``Planner.load``'s start-up calibration; an ``Engine`` needs a resolved mode).
     lookahead: ``K``, draft tokens per round (sd, ssd).
     temperature: target temperature; 0 is greedy.
     draft_temperature: draft sampling temperature (default: ``temperature``).
     fanout: ``"geometric"``, ``"uniform"``, ``"zero"`` or ``K + 1`` explicit counts (ssd).
     branch_budget: branches pre-drafted per round, ``B = sum(F)`` (ssd).
     accept_rate, miss_exponent: ``a`` and ``r`` of the geometric fan-out.
+    adapt_accept_rate: re-estimate ``a`` from the verified rounds, starting from ``accept_rate`` (geometric ssd; see
+        ``SpeculatorConfig.adapt_accept_rate``); False keeps ``accept_rate`` fixed.
     saguaro_c: Saguaro scale ``C`` on the draft's top tokens when sampling (1 = off).
     backup: on a speculation-cache miss, ``"jit"`` drafting or the ``"fast"`` random backup (ssd).
     draft_process: run the ssd draft in its own process (False: sequential, for tests and debugging).
     timeout_s: how long the target waits for the draft process before finishing without it.
+    prefix_cache: reuse the KV of the prompt prefix shared with the previous request, in the target
+        and the draft (``prefix_cache.py``; False: prefill every prompt from scratch).
     seed: seeds the target's (and, offset by one, the draft's) random stream.
     """
 
@@ -61,10 +69,12 @@ class EngineConfig:
     branch_budget: int = 12
     accept_rate: float = 0.7
     miss_exponent: float = 1.0
+    adapt_accept_rate: bool = True
     saguaro_c: float = 1.0
     backup: str = "jit"
     draft_process: bool = True
     timeout_s: float = 60.0
+    prefix_cache: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -91,6 +101,10 @@ class EngineConfig:
             temperature=self.draft_temperature or self.temperature or 1.0,
             saguaro_c=self.saguaro_c if ssd else 1.0,
             predraft=ssd,
+            prefix_cache=self.prefix_cache,
+            adapt_accept_rate=self.accept_rate if ssd and self.fanout == "geometric" and self.adapt_accept_rate else None,
+            branch_budget=self.branch_budget,
+            miss_exponent=self.miss_exponent,
         )
 
 
@@ -115,7 +129,10 @@ class Engine:
     ) -> None:
         self.target = target
         self.config = config
+        if config.mode not in DECODE_MODES:
+            raise ValueError(f"an Engine decodes in one of {DECODE_MODES}, got {config.mode!r}: 'auto' is resolved by Planner.load")
         self.speculator: Speculator | None = None
+        self.prefix = PrefixCache(target, config.prefix_cache)
         if config.mode == "ar":
             return
         if draft is None:
@@ -191,10 +208,9 @@ class Engine:
                 spec = None
 
         t0 = time.perf_counter()
-        kv = self.target.new_kv_cache()
-        if len(prompt) > 1:
-            self.target.forward(kv, torch.tensor([prompt[:-1]]))
-            stats.target_forwards += 1
+        kv, ran = self.prefix.prefill(prompt[:-1])
+        stats.target_forwards += int(ran > 0)
+        stats.prefill_tokens = ran
         t1 = time.perf_counter()
         stats.prefill_s = t1 - t0
 

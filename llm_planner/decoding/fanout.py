@@ -47,6 +47,36 @@ def fanout(lookahead: int, a: float, r: float, budget: int) -> list[int]:
     return out
 
 
+class AcceptanceRate:
+    """Running estimate of the per-token acceptance rate ``a`` that the geometric fan-out assumes.
+
+    A round that accepts ``k`` of ``K`` draft tokens counts ``k`` acceptances and, when ``k < K``, one
+    rejection: the geometric model above, censored at ``K``. The estimate is the maximum-likelihood
+    ``acc / (acc + rej)`` over counts decayed by ``decay`` per round (about ``1 / (1 - decay)`` recent
+    rounds count, so a new kind of prompt is tracked), started from ``prior`` with the weight of
+    ``prior_weight`` acceptances plus rejections, and clipped to ``[0.01, 0.99]`` (``fanout`` needs ``0 < a < 1``).
+    """
+
+    def __init__(self, prior: float = 0.7, prior_weight: float = 4.0, decay: float = 0.98) -> None:
+        if not 0.0 < prior < 1.0:
+            raise ValueError(f"prior acceptance rate must be in (0, 1), got {prior}")
+        if prior_weight <= 0 or not 0.0 < decay <= 1.0:
+            raise ValueError(f"need prior_weight > 0 and decay in (0, 1], got {prior_weight}, {decay}")
+        self.decay = decay
+        self.accepted, self.rejected = prior * prior_weight, (1.0 - prior) * prior_weight
+
+    def update(self, accepted: int, lookahead: int) -> None:
+        """Count one verified round: ``accepted`` of ``lookahead`` draft tokens accepted."""
+        if not 0 <= accepted <= lookahead:
+            raise ValueError(f"accepted must be in [0, {lookahead}], got {accepted}")
+        self.accepted = self.decay * self.accepted + accepted
+        self.rejected = self.decay * self.rejected + (accepted < lookahead)
+
+    @property
+    def rate(self) -> float:
+        return min(max(self.accepted / (self.accepted + self.rejected), 0.01), 0.99)
+
+
 def uniform_fanout(lookahead: int, f: int) -> list[int]:
     """``f`` branches at every depth ``0..K`` (the SSD reference default, ``f=3``)."""
     if lookahead < 1 or f < 0:

