@@ -5,6 +5,11 @@ The launch files (``sim.launch.py``, ``stack.launch.py``) call ``graph_launch_de
 arguments (defaults read from that YAML), then the node's fixed parameters. The YAML is
 ``share/forethought/launch/<graph>.yaml``, or the one beside this file when the package is not in
 the ament index (a source checkout).
+
+Supervision, as ``forethought run`` does it: every node but the graph's primary one is respawned
+when it exits (``respawn``, after ``RESPAWN_DELAY_S``, at most ``RESPAWN_MAX_RETRIES`` times);
+when the primary node exits (sim: sim_node; stack: the executive, e.g. the plan done with
+``until_success:=true``) the whole launch shuts down.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from typing import Mapping
 
 import yaml
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from forethought.ros_ws.graph import GRAPHS
+
+RESPAWN_DELAY_S = 1.0
+RESPAWN_MAX_RETRIES = 3
 
 Arguments = Mapping[str, tuple[str, type, str]]
 """launch argument -> (node parameter, type, description)."""
@@ -73,5 +81,7 @@ def graph_launch_description(graph: str, arguments: Arguments, defaults: Mapping
             remappings=list(spec.remaps),
             output="screen",
             emulate_tty=True,
+            **({"on_exit": Shutdown(reason=f"{spec.name} exited")} if spec.primary else
+               {"respawn": True, "respawn_delay": RESPAWN_DELAY_S, "respawn_max_retries": RESPAWN_MAX_RETRIES}),
         ))
     return LaunchDescription(entities)

@@ -11,6 +11,8 @@
 - ``obs_to_msg`` / ``msg_to_obs`` / ``read_observation``: the ``observation`` topic's
   Float32MultiArray (``read_observation`` also refuses NaN/inf).
 - ``status_msg``: a one-entry diagnostic_msgs/DiagnosticArray for a node's ``status`` topic.
+- ``parse_command`` / ``task_event``: the ``task_command`` envelope and the ``task_status``
+  lifecycle events (``TASK_STATES``).
 
 Observation message layout (``std_msgs/Float32MultiArray``): ``data`` is the flat observation of
 ``forethought.sim.scene`` (``OBS_DIM`` floats) and ``layout.dim`` holds exactly one
@@ -28,6 +30,7 @@ apply_defaults()  # before rclpy is imported: discovery on loopback unless the u
 import json  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
+import traceback  # noqa: E402
 from typing import Any, Callable, Mapping, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -41,7 +44,7 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.publisher import Publisher  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension  # noqa: E402
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension, String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from forethought.sim.scene import BLOCK_NAMES, OBS_DIM, OBS_LABELS, validate_step  # noqa: E402
@@ -51,6 +54,56 @@ EXIT_BAD_PARAMETER = 2
 """Exit code of a node whose parameters fail validation (the error is logged, no traceback)."""
 PLAN_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 """QoS of the ``plan`` topic: the last plan stays available to a subscriber that joins late."""
+
+
+TASK_STATUS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+"""QoS of ``task_status``: reliable, deep enough for a burst of commands (one event per transition)."""
+TASK_STATES = ("queued", "planning", "planned", "refused", "dropped", "executing", "done", "failed", "cancelled")
+"""A command's lifecycle on ``task_status``: ``queued`` -> ``planning`` -> ``planned`` (with the
+plan) -> ``executing`` (once per step index) -> one terminal state."""
+TERMINAL_STATES = ("refused", "dropped", "done", "failed", "cancelled")
+"""Each command ends in exactly one of these."""
+MAX_COMMAND_CHARS = 100_000
+
+
+def parse_command(text: str, default_id: str) -> tuple[str, str]:
+    """A ``task_command`` message -> ``(id, command)``.
+
+    Plain words are the command, with ``default_id``; the JSON envelope ``{"id": ..., "command": ...}``
+    carries the caller's id (a str or int, <= 200 characters; without ``"id"``, ``default_id``).
+    ``ValueError`` (with the id to report it under) for an envelope that is malformed.
+    """
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return default_id, text
+    try:
+        envelope = json.loads(stripped[:MAX_COMMAND_CHARS])
+    except json.JSONDecodeError:
+        return default_id, text  # words that happen to start with "{": the planner refuses or plans them
+    if not isinstance(envelope, dict):
+        return default_id, text
+    cid = envelope.get("id", default_id)
+    if isinstance(cid, bool) or not isinstance(cid, (str, int)) or not str(cid) or len(str(cid)) > 200:
+        raise CommandError(default_id, f'"id" must be a non-empty str or int of <= 200 characters, got {str(cid)[:80]!r}')
+    if set(envelope) - {"id", "command"} or not isinstance(envelope.get("command"), str):
+        raise CommandError(str(cid), f'a command envelope is {{"id": ..., "command": "words"}}, got keys '
+                                     f'{sorted(envelope)[:8]}')
+    return str(cid), envelope["command"]
+
+
+class CommandError(ValueError):
+    """A malformed ``task_command`` envelope; ``command_id`` is the id to refuse it under."""
+
+    def __init__(self, command_id: str, reason: str) -> None:
+        super().__init__(reason)
+        self.command_id = command_id
+
+
+def task_event(command_id: str, state: str, **fields: Any) -> String:
+    """A ``task_status`` message: std_msgs/String holding ``{"id", "state", **fields}`` as JSON."""
+    if state not in TASK_STATES:
+        raise ValueError(f"task state {state!r}: valid states are {list(TASK_STATES)}")
+    return String(data=json.dumps({"id": command_id, "state": state, **fields}))
 
 
 class StopNode(Exception):
@@ -233,6 +286,31 @@ class ReportingNode(Node):
     counts: dict[str, int]
     pub_status: Publisher
     last_error: str = ""
+    fault: str = ""
+    """An exception caught since the last ``publish_status`` (which then reports ERROR)."""
+    faults: int = 0
+
+    def report_fault(self, where: str, error: BaseException) -> str:
+        """Log ``error`` (with its traceback) as an ERROR from ``where``; keep it as ``fault``; return the text."""
+        self.faults += 1
+        self.fault = f"{where}: {type(error).__name__}: {error}"[:500]
+        self.get_logger().error(f"{self.fault}\n{''.join(traceback.format_exception(error))[-2000:]}")
+        return self.fault
+
+    def guard(self, callback: Callable[..., Any], where: str | None = None) -> Callable[..., Any]:
+        """Subscription or timer ``callback`` with any exception (except ``StopNode``) caught and
+        reported (``report_fault``): a bug in one callback never kills the node."""
+        name = where or getattr(callback, "__name__", "callback")
+
+        def guarded(*args: Any) -> Any:
+            try:
+                return callback(*args)
+            except StopNode:
+                raise
+            except Exception as e:
+                self.report_fault(name, e)
+                return None
+        return guarded
 
     def warn(self, text: str, counter: str | None = None) -> None:
         """Log ``text`` as a warning, keep it as ``last_error`` and add one to ``counts[counter]``."""
@@ -250,9 +328,13 @@ class ReportingNode(Node):
             return None
 
     def publish_status(self, level: bytes, message: str, values: Mapping[str, Any]) -> None:
-        """Publish ``status`` (``status_msg``) and forget ``last_error``."""
+        """Publish ``status`` (``status_msg``; ERROR with the ``fault`` while there is one) and
+        forget ``last_error`` and ``fault``."""
+        if self.fault:
+            level, message = ERROR, f"{message}; error: {self.fault}"
+        values = {**values, "faults": self.faults, "fault": self.fault}
         self.pub_status.publish(status_msg(self, level, message, values))
-        self.last_error = ""
+        self.last_error = self.fault = ""
 
 
 def sim_stamp(seconds: float) -> Time:

@@ -7,7 +7,13 @@ The policy is built exactly as ``forethought eval --policy NAME`` builds it
 
 - ``goal`` (std_msgs/String, JSON plan step): a new step resets the policy with it (a repeat of
   the current step is ignored, so an executive may republish it). A bad goal is logged, counted,
-  never fatal. Until the first goal (or the ``task`` parameter), nothing is sent.
+  never fatal. Until the first goal (or the ``task`` parameter), nothing is sent. Before every
+  ``act`` the goal is re-checked against the blocks the observation shows: a goal naming an
+  absent block (e.g. accepted before the first observation) is refused (``bad_goals``) and the
+  controller holds.
+- No silent death: an exception in ``policy.act`` (or any callback) is logged with its
+  traceback and reported as ERROR on ``status`` (the executive fails the plan on it); the
+  controller drops its goal and holds until the next goal.
 - Idle and hold: on a hold goal (``node_common.hold_goal``: plan done, refused or cancelled, a
   stop command) the controller drops its step; while its step is achieved
   (``scene.is_success``) it waits. Either way it publishes one trajectory that brings the
@@ -133,9 +139,9 @@ class PolicyController(nc.ReportingNode):
         self.act_ms: list[float] = []
         self.pub_traj = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
-        self.create_subscription(Float32MultiArray, "observation", self._on_observation, 10)
-        self.create_subscription(String, "goal", self._on_goal, 10)
-        self.create_timer(1.0, self._publish_status)
+        self.create_subscription(Float32MultiArray, "observation", self.guard(self._on_observation), 10)
+        self.create_subscription(String, "goal", self.guard(self._on_goal), 10)
+        self.create_timer(1.0, self.guard(self._publish_status))
         if p["task"].strip():
             self._set_task(nc.parse_step(p["task"]))
         self.get_logger().info(f"policy {p['policy']} ({p['model'] or 'no model'}), task={json.dumps(self.task)}")
@@ -176,11 +182,24 @@ class PolicyController(nc.ReportingNode):
         self.follower.step(self.now, measured)  # the robot's watchdog, mirrored
         if self.task is None:
             return
+        try:
+            scene.validate_step(self.task, present=self.present)
+        except ValueError as e:
+            self.warn(f"goal refused: {e} (blocks present: {list(self.present)})", "bad_goals")
+            self.task = None
+            self._hold("goal names an absent block")
+            return
         if scene.is_success(self.task, obs):
             self._hold("step achieved")
             return
         t0 = time.perf_counter()
-        action = np.asarray(self.policy.act(obs), dtype=np.float64)
+        try:
+            action = np.asarray(self.policy.act(obs), dtype=np.float64)
+        except Exception as e:  # noqa: BLE001  (a policy bug: report it, drop the goal, hold)
+            self.report_fault("policy.act", e)
+            self.task = None
+            self._hold("policy error")
+            return
         self.act_ms.append((time.perf_counter() - t0) * 1e3)
         chunk = np.array([action.reshape(-1), *queued_actions(self.policy)]) if action.size == 2 else action
         if chunk.ndim != 2 or chunk.shape[1] != len(scene.PUSHER_JOINTS) or not np.all(np.isfinite(chunk)):

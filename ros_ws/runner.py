@@ -27,11 +27,23 @@ Graphs: ``sim`` (sim_node + the scripted expert, one plan step from ``--task``) 
 ``--command`` is planned by the LLM planner and executed step by step by a learned policy, D-MPC
 or the proposer, while the world model reports how surprising each observation is).
 
-Exit code: the primary node's when it exits on its own (``sim``'s sim_node: 0 on success or when
-stopped, 1 if ``--timeout`` ran out with ``--until-success`` and no success; ``stack``'s
-executive: 0 when the whole plan is done with ``--until-success``, 3 when the plan is refused;
-2 for a bad parameter); 1 if another node stopped first (the stack's sim_node at ``--timeout``);
-after a signal, 0 if every node exited cleanly.
+Supervision: a node that crashes (killed by a signal, e.g. ``kill -9`` or the OOM killer, or
+exits with a code >= 128) is started again with the same command after ``--restart-backoff`` S,
+doubled at each restart of that node (at most ``MAX_BACKOFF_S``), at most ``--max-restarts``
+times per node; meanwhile the rest of the graph keeps running and the robot holds (sim_node's
+watchdog; the executive re-reads the last plan, kept by the ``plan`` topic's QoS, when it comes
+back). A node that exits with another code on its own is not restarted: it ends the run.
+
+Exit codes (``EXIT_*``):
+
+- 0: the primary node succeeded (``sim``: sim_node, stopped or the task done; ``stack``: the
+  executive, the whole plan done with ``--until-success``), or a signal stopped the graph and
+  every node exited cleanly;
+- 1: ``--timeout`` ran out with ``--until-success`` and no success (``sim``), another node
+  stopped first (the stack's sim_node at ``--timeout``), a node crashed more than
+  ``--max-restarts`` times, or a node exited with an error after a signal;
+- 2: a bad option or parameter;
+- 3: (``stack``) the plan was refused or invalid; 4: (``stack``) the plan failed.
 """
 
 from __future__ import annotations
@@ -53,6 +65,10 @@ from forethought.cli_args import key_values
 from forethought.ros_ws.graph import GRAPHS, NodeSpec
 from forethought.runtime import apply_defaults
 
+EXIT_OK, EXIT_FAILED, EXIT_BAD_OPTION = 0, 1, 2
+"""The runner's own exit codes (the module docstring lists them all)."""
+MAX_BACKOFF_S = 30.0
+"""The longest wait before a crashed node is started again."""
 SHUTDOWN_GRACE_S = 30.0
 """How long nodes get to exit after SIGINT (the sim node may be encoding a video) before SIGKILL."""
 
@@ -62,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = ("examples:" + __doc__.split("Examples::")[1].split("Each node")[0].rstrip()
                      + "\n\nEach node runs as its own process; Ctrl-C stops them all. Exit code: the primary node's "
-                     "(sim: sim_node; stack: executive).")
+                     "(sim: sim_node; stack: executive); a crashed node is restarted (--max-restarts).")
     parser.add_argument("graph", choices=sorted(GRAPHS), help="which node graph to start")
     parser.add_argument("--task", metavar="JSON", help='plan step, e.g. \'{"skill": "push", "object": '
                         '"red_block", "target": "left"}\' (default: the YAML\'s)')
@@ -79,6 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stack.add_argument("--model", metavar="DIR", help="the controller policy's checkpoint directory")
     stack.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
                        help="extra controller policy option (repeatable), as in forethought eval")
+    parser.add_argument("--max-restarts", type=int, default=3, metavar="N",
+                        help="restart a crashed node at most N times, then stop the graph with exit 1 (default 3)")
+    parser.add_argument("--restart-backoff", type=float, default=1.0, metavar="S",
+                        help="wait S s before restarting a crashed node, doubled at each restart (default 1)")
     parser.add_argument("--params", action="append", default=[], metavar="FILE",
                         help="extra ROS params YAML applied over the packaged one (repeatable)")
 
@@ -139,7 +159,16 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
     for f in args.params:
         if not Path(f).is_file():
             raise ValueError(f"--params {f}: no such file")
+    if not 0 <= args.max_restarts <= 1000:
+        raise ValueError(f"--max-restarts {args.max_restarts}: must be in [0, 1000]")
+    if not 0 <= args.restart_backoff <= MAX_BACKOFF_S:
+        raise ValueError(f"--restart-backoff {args.restart_backoff}: must be in [0, {MAX_BACKOFF_S}] s")
     return out
+
+
+def crashed(returncode: int) -> bool:
+    """Whether a node's exit is a crash to restart: killed by a signal, or a code >= 128."""
+    return returncode < 0 or returncode >= 128
 
 
 def node_command(spec: NodeSpec, params_files: list[str]) -> list[str]:
@@ -178,43 +207,71 @@ def log(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the graph, wait, stop it; return the exit code (see the module docstring)."""
+    """Start the graph, supervise it, stop it; return the exit code (see the module docstring)."""
     try:
         params = overrides(args)
     except ValueError as e:
         log(f"error: {e}")
-        return 2
+        return EXIT_BAD_OPTION
     env = apply_defaults(dict(os.environ))
     signals: list[int] = []
     previous = {s: signal.signal(s, lambda signum, _: signals.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
     procs: list[tuple[NodeSpec, subprocess.Popen]] = []
-    code = 0
+    code = EXIT_OK
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="forethought-run-"))
         try:
+            commands = []
             for spec in GRAPHS[args.graph]:
                 packaged = importlib.resources.files("forethought.launch") / spec.params_file
                 yaml = str(stack.enter_context(importlib.resources.as_file(packaged)))
                 node_params = {**params, **dict(spec.fixed)}
                 files = [yaml, *[os.path.abspath(f) for f in args.params], override_file(tmp, spec, node_params)]
-                cmd = node_command(spec, files)
-                proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)
-                procs.append((spec, proc))
-                log(f"started {spec.name} (pid {proc.pid})")
-            while not signals and all(p.poll() is None for _, p in procs):
-                time.sleep(0.05)
-            first = next(((s, p) for s, p in procs if p.returncode is not None), None)
-            if signals:
-                log(f"{signal.Signals(signals[0]).name}: stopping the graph")
-            elif first is not None:
-                spec, proc = first
-                code = proc.returncode if spec.primary else (proc.returncode or 1)
-                log(f"{spec.name} exited with code {proc.returncode}: stopping the graph")
+                commands.append(node_command(spec, files))
+                procs.append((spec, _start(spec, commands[-1], env)))
+            code = _supervise(procs, commands, env, signals, args.max_restarts, args.restart_backoff)
         finally:
             code = _stop(procs, signals, code)
             for s, h in previous.items():
                 signal.signal(s, h)
     return code
+
+
+def _start(spec: NodeSpec, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+    log(f"started {spec.name} (pid {proc.pid})")
+    return proc
+
+
+def _supervise(procs: list[tuple[NodeSpec, subprocess.Popen]], commands: list[list[str]], env: dict[str, str],
+               signals: list[int], max_restarts: int, backoff: float) -> int:
+    """Wait until a signal or a node's own exit, restarting crashed nodes (``crashed``); return the exit code."""
+    restarts = [0] * len(procs)
+    due: dict[int, float] = {}  # node index -> when to start it again
+    while not signals:
+        now = time.monotonic()
+        for i, (spec, proc) in enumerate(procs):
+            rc = proc.poll()
+            if rc is None or i in due:
+                continue
+            if not crashed(rc):
+                log(f"{spec.name} exited with code {rc}: stopping the graph")
+                return rc if spec.primary else (rc or EXIT_FAILED)
+            if restarts[i] >= max_restarts:
+                log(f"{spec.name} crashed (code {rc}) after {restarts[i]} restarts (--max-restarts "
+                    f"{max_restarts}): stopping the graph")
+                return EXIT_FAILED
+            delay = min(backoff * 2 ** restarts[i], MAX_BACKOFF_S)
+            restarts[i] += 1
+            due[i] = now + delay
+            log(f"{spec.name} crashed (code {rc}): restart {restarts[i]}/{max_restarts} in {delay:g} s")
+        for i, at in list(due.items()):
+            if now >= at:
+                procs[i] = (procs[i][0], _start(procs[i][0], commands[i], env))
+                del due[i]
+        time.sleep(0.05)
+    log(f"{signal.Signals(signals[0]).name}: stopping the graph")
+    return EXIT_OK
 
 
 def _stop(procs: list[tuple[NodeSpec, subprocess.Popen]], signals: list[int], code: int) -> int:
@@ -237,5 +294,5 @@ def _stop(procs: list[tuple[NodeSpec, subprocess.Popen]], signals: list[int], co
         bad = [(s.name, p.returncode) for s, p in procs if p.returncode != 0]
         if bad:
             log(f"nodes exited with errors: {bad}")
-        code = 1 if bad else 0
+        code = EXIT_FAILED if bad else EXIT_OK
     return code

@@ -9,6 +9,9 @@ graph and the benchmarks agree. Pure numpy (``scene``), no simulator.
 - A step that had been achieved and no longer holds was *broken* (by a later step): it is
   re-issued, at most ``max_reissues`` times per step; one more break fails the plan with a reason.
 - The plan is *done* when, at a settle, every step holds.
+- A step that is not settled in time (the caller's clock: env steps in ``forethought eval``, wall
+  seconds in the executive) *times out* (``time_out``): it is retried, at most ``max_retries``
+  times per step, then the plan fails with a reason.
 
 The disturbance metric (``disturbance``): the displacement of every block a step does not name
 (neither its ``object`` nor a block ``target``) from where it was when the step was issued.
@@ -57,15 +60,19 @@ class PlanProgress:
         steps: validated plan steps, in order (at least one).
         max_reissues: how often each step may be re-issued after a later step broke it.
         settle_steps: observations in a row the active step must hold before it counts.
+        max_retries: how often each step may be retried after it timed out (``time_out``).
     """
 
-    def __init__(self, steps: Sequence[Mapping[str, Any]], max_reissues: int = 2, settle_steps: int = 3) -> None:
+    def __init__(self, steps: Sequence[Mapping[str, Any]], max_reissues: int = 2, settle_steps: int = 3,
+                 max_retries: int = 0) -> None:
         if not steps:
             raise ValueError("a plan needs at least one step, got an empty list")
         if isinstance(max_reissues, bool) or not isinstance(max_reissues, (int, np.integer)) or max_reissues < 0:
             raise ValueError(f"max_reissues must be an int >= 0, got {max_reissues!r}")
         if isinstance(settle_steps, bool) or not isinstance(settle_steps, (int, np.integer)) or settle_steps < 1:
             raise ValueError(f"settle_steps must be an int >= 1, got {settle_steps!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, (int, np.integer)) or max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
         self.steps = [dict(s) for s in steps]
         self.max_reissues, self.settle_steps = int(max_reissues), int(settle_steps)
         self.index = 0
@@ -74,6 +81,9 @@ class PlanProgress:
         self.achieved = [False] * len(self.steps)
         """Whether each step has held at a settle (of itself or of another step)."""
         self.reissues = [0] * len(self.steps)
+        self.max_retries = int(max_retries)
+        self.retries = [0] * len(self.steps)
+        """Timeouts retried, per step."""
         self.status = RUNNING
         self.reason = ""
         """Why the plan failed (empty otherwise)."""
@@ -119,6 +129,21 @@ class PlanProgress:
         self.reissues[nxt] += 1
         self.index = nxt
         return "reissue"
+
+    def time_out(self, limit: str) -> str | None:
+        """The active step was not settled within ``limit`` (e.g. ``"30 s"``): return ``"retry"``
+        (issue it again; the settle count restarts) or, after ``max_retries`` retries, ``"failed"``
+        with the reason; ``None`` when the plan is not running."""
+        if self.status != RUNNING:
+            return None
+        i = self.index
+        if self.retries[i] >= self.max_retries:
+            self.fail(f"step {i + 1} {self.steps[i]} not achieved within {limit}, after {self.retries[i]} retries "
+                      f"(max_retries={self.max_retries})")
+            return FAILED
+        self.retries[i] += 1
+        self.settled = 0
+        return "retry"
 
     def fail(self, reason: str) -> None:
         """Stop the plan as failed (e.g. a step ran out of time), keeping ``reason``."""

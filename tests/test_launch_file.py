@@ -69,7 +69,8 @@ class _Recorder:
 def test_wiring_matches_graph_and_yaml(graph: str, monkeypatch: pytest.MonkeyPatch) -> None:
     classes = {
         "launch": {"LaunchDescription": _Recorder},
-        "launch.actions": {"DeclareLaunchArgument": type("DeclareLaunchArgument", (_Recorder,), {})},
+        "launch.actions": {"DeclareLaunchArgument": type("DeclareLaunchArgument", (_Recorder,), {}),
+                           "Shutdown": type("Shutdown", (_Recorder,), {})},
         "launch.substitutions": {"LaunchConfiguration": type("LaunchConfiguration", (_Recorder,), {})},
         "launch_ros": {},
         "launch_ros.actions": {"Node": type("Node", (_Recorder,), {})},
@@ -94,6 +95,10 @@ def test_wiring_matches_graph_and_yaml(graph: str, monkeypatch: pytest.MonkeyPat
         for value in overrides.values():
             assert value.args[0].args[0] in declared  # ParameterValue(LaunchConfiguration(<declared arg>))
         assert fixed == ([dict(spec.fixed)] if spec.fixed else [])  # fixed parameters come last: they win
+        if spec.primary:  # its exit ends the launch; the others are respawned
+            assert type(kw["on_exit"]).__name__ == "Shutdown" and "respawn" not in kw
+        else:
+            assert kw["respawn"] is True and kw["respawn_max_retries"] >= 1 and "on_exit" not in kw
     assert declared["video"]["default_value"] == ""
     assert declared["until_success"]["default_value"] == "false"
     if "task" in declared:

@@ -89,3 +89,21 @@ def test_disturbance_counts_only_blocks_the_step_does_not_name() -> None:
     one_block[scene.block_slice("green_block")] = 0.0
     one_block[scene.block_slice("blue_block")] = 0.0
     assert disturbance(RED_LEFT, one_block, one_block) == 0.0  # no bystanders
+
+
+def test_a_timed_out_step_is_retried_max_retries_times_then_fails_with_the_reason() -> None:
+    p = PlanProgress([RED_LEFT, GREEN_RIGHT], settle_steps=2, max_retries=2)
+    assert feed(p, obs(red=LEFT), 1) == [None]
+    assert p.time_out("5 s") == "retry" and p.settled == 0 and p.active == RED_LEFT  # the settle count restarts
+    assert feed(p, obs(red=LEFT), 2) == [None, "settled"]  # retries are per step: green has its own
+    assert [p.time_out("5 s") for _ in range(3)] == ["retry", "retry", FAILED]
+    assert p.status == FAILED and p.active is None and p.retries == [1, 2]
+    assert "step 2" in p.reason and "within 5 s" in p.reason and "max_retries=2" in p.reason
+    assert p.time_out("5 s") is None  # finished: nothing more happens
+    with pytest.raises(ValueError, match="max_retries"):
+        PlanProgress([RED_LEFT], max_retries=-1)
+
+
+def test_without_retries_a_time_out_fails_at_once_as_in_eval() -> None:
+    p = PlanProgress([RED_LEFT])
+    assert p.time_out("100 env steps") == FAILED and "within 100 env steps" in p.reason

@@ -197,7 +197,8 @@ def test_runner_help() -> None:
     res = subprocess.run([sys.executable, "-m", "forethought.cli", "run", "--help"], capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    for option in ("--task", "--until-success", "--video", "--timeout", "--rate-factor", "--params"):
+    for option in ("--task", "--until-success", "--video", "--timeout", "--rate-factor", "--params", "--max-restarts",
+                   "--restart-backoff"):
         assert option in res.stdout
 
 
@@ -206,6 +207,33 @@ def test_runner_refuses_bad_task_before_starting_nodes(ros_env: dict[str, str]) 
                          capture_output=True, text=True, env=ros_env, timeout=60)
     assert res.returncode == 2
     assert "unknown skill 'fly'" in res.stderr and "started" not in res.stderr
+
+
+def test_runner_restarts_a_killed_node_while_the_graph_runs_then_gives_up_with_exit_1(
+        probe: Probe, spawn, tmp_path: Path) -> None:
+    """``forethought run sim --max-restarts 1``: a ``kill -9`` of policy_controller is restarted
+    (sim_node keeps running, the new controller reports status); a second one ends the run with
+    exit code 1 (not the signal's 247), leaving no process behind."""
+    probe.subscribe(DiagnosticArray, "status")
+    proc, log = spawn(["-m", "forethought.cli", "run", "sim", "--rate-factor", "2", "--max-restarts", "1",
+                       "--restart-backoff", "0.5"], "runner")
+    started = lambda name: re.findall(rf"started {name} \(pid (\d+)\)", log.read_text())  # noqa: E731
+    controller = lambda: probe.status.get("/policy_controller")  # noqa: E731
+    probe.spin_until(lambda: controller() is not None and probe.status.get("/sim_node") is not None, 60, "the graph")
+    (sim_pid,), (first,) = started("sim_node"), started("policy_controller")
+    os.kill(int(first), signal.SIGKILL)
+    probe.spin_until(lambda: len(started("policy_controller")) == 2, 20, "the restart")
+    assert "policy_controller crashed (code -9): restart 1/1 in 0.5 s" in log.read_text()
+    probe.status.pop("/policy_controller")
+    probe.spin_until(lambda: controller() is not None, 30, "the restarted controller's status")
+    sim_status = probe.count.get("status", 0)
+    probe.spin_for(1.5)
+    assert probe.count["status"] > sim_status and proc.poll() is None
+    os.kill(int(sim_pid), 0)  # sim_node was never stopped
+    os.kill(int(started("policy_controller")[1]), signal.SIGKILL)
+    assert proc.wait(timeout=40) == 1, log.read_text()[-3000:]
+    assert "after 1 restarts (--max-restarts 1): stopping the graph" in log.read_text()
+    assert not our_processes()
 
 
 def test_graph_pushes_red_block_left_then_stops_cleanly(probe: Probe, spawn, tmp_path: Path) -> None:
@@ -553,8 +581,9 @@ def test_planner_node_publishes_schema_valid_plans_for_the_observed_scene(probe:
     for text in commands:
         cmd_pub.publish(String(data=text))
     probe.spin_until(lambda: len(plans) == len(commands), 90, "one plan per command")
-    for text in plans:
+    for i, text in enumerate(plans):
         plan = json.loads(text)
+        assert plan.pop("id") == f"cmd-{i + 1}"  # plain commands get the planner's ids, in order
         assert validate_plan(plan, ("red_block",)) == plan  # never names a block the scene lacks
     probe.spin_until(lambda: status().get("plans") == str(len(commands)), 5, "the status to count every plan")
 
@@ -576,6 +605,236 @@ def test_planner_node_publishes_schema_valid_plans_for_the_observed_scene(probe:
     probe.spin_until(lambda: status().get("stops") == "2" and len(cancels) == 2, 20, "the second stop")
     text = assert_clean_exit(proc, log)
     assert "planner ready" in text
+
+
+# ------------------------------------------------------------------------- command lifecycle, faults
+def task_events(probe: Probe) -> dict[str, list[dict[str, Any]]]:
+    """Subscribe to ``task_status``; return {command id: [event, ...]} as they arrive."""
+    events: dict[str, list[dict[str, Any]]] = {}
+
+    def keep(msg: String) -> None:
+        event = json.loads(msg.data)
+        assert event["state"] in nc.TASK_STATES, event
+        events.setdefault(event["id"], []).append(event)
+    probe.node.create_subscription(String, "task_status", keep, nc.TASK_STATUS_QOS)
+    return events
+
+
+def terminal(events: list[dict[str, Any]]) -> list[str]:
+    return [e["state"] for e in events if e["state"] in nc.TERMINAL_STATES]
+
+
+def test_a_burst_of_100_commands_ends_in_exactly_100_terminal_events(probe: Probe, spawn, model_dir: str) -> None:
+    """planner_node (a random tiny Llama, the real planning path; queue_size 2) + the executive:
+    100 commands in 1 s each get exactly one terminal event, every event after ``queued`` (or
+    ``dropped``), nothing after the terminal one; then a command is answered as fast as before."""
+    events = task_events(probe)
+    cmd_pub = probe.node.create_publisher(String, "task_command", nc.TASK_STATUS_QOS)
+    obs_pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
+    spawn(node_args("forethought.ros_ws.planner_node", "planner_node", target=model_dir, adapter="", mode="ar",
+                    command="", scene="pushblocks-3", queue_size=2), "planner_node")
+    spawn(node_args("forethought.ros_ws.executive", "executive", goal_period_s=0.2), "executive")
+    three = scene_obs((0.25, -0.25), {"red_block": (0.0, 0.15), "green_block": (0.1, 0.15), "blue_block": (-0.1, 0.15)})
+
+    def spin_until(pred: Callable[[], bool], timeout: float, what: str) -> float:
+        t0 = time.monotonic()
+        while not pred():
+            assert time.monotonic() - t0 < timeout, f"timed out after {timeout} s waiting for {what}"
+            obs_pub.publish(nc.obs_to_msg(three))  # the executive checks plans against what it sees
+            probe.spin_for(0.05)
+        return time.monotonic() - t0
+
+    def answered(cid: str) -> bool:
+        return any(e["state"] in ("planned", "refused", "failed") for e in events.get(cid, []))
+
+    spin_until(lambda: cmd_pub.get_subscription_count() > 0 and obs_pub.get_subscription_count() >= 2, 60,
+               "planner_node and the executive")
+    cmd_pub.publish(String(data=json.dumps({"id": "warm-up", "command": "push the red block to the left"})))
+    spin_until(lambda: answered("warm-up"), 60, "the models to load and the first answer")
+    cmd_pub.publish(String(data=json.dumps({"id": "before", "command": "push the blue block to the center"})))
+    normal = spin_until(lambda: answered("before"), 30, "a command before the burst")
+    ids = [f"burst-{i}" for i in range(100)]
+    t0 = time.monotonic()
+    for i, cid in enumerate(ids):
+        text = "push the green block to the top right" if i % 2 else "push the red block to the left"
+        cmd_pub.publish(String(data=json.dumps({"id": cid, "command": text})))
+        time.sleep(max(0.0, t0 + (i + 1) / 100 - time.monotonic()))
+    assert time.monotonic() - t0 < 1.5
+    still_open = lambda: [c for c in ids if not terminal(events.get(c, []))]  # noqa: E731
+    spin_until(lambda: len(still_open()) <= 1 and all(answered(c) for c in still_open()), 40, "the burst to be planned")
+    cmd_pub.publish(String(data="stop"))  # cancels the plan still executing (if any)
+    spin_until(lambda: not still_open(), 10, "a terminal event for every command")
+    probe.spin_for(1.0)  # nothing else arrives
+    for cid in ids:
+        states = [e["state"] for e in events[cid]]
+        assert len(terminal(events[cid])) == 1 and states[-1] in nc.TERMINAL_STATES, (cid, states)
+        assert states[0] in ("queued", "dropped"), (cid, states)
+    finals = [events[c][-1]["state"] for c in ids]
+    assert finals.count("dropped") >= 50, finals  # queue_size 2 against a 1 s burst: the oldest waiting go
+    assert all("queue full" in events[c][-1]["reason"] for c in ids if events[c][-1]["state"] == "dropped")
+    for cid in ["warm-up", "before"] + ids:  # a plan is executed until it ends (or a newer one replaces it)
+        states = [e["state"] for e in events[cid]]
+        if "planned" in states:  # (two publishers: their events may interleave either way)
+            assert "executing" in states, (cid, states)
+    cmd_pub.publish(String(data=json.dumps({"id": "after", "command": "push the blue block to the center"})))
+    latency = spin_until(lambda: answered("after"), 30, "the command after the burst")
+    assert events["after"][0]["state"] == "queued"
+    assert latency < 3 * normal + 2.0, (latency, normal)  # the burst left no backlog
+
+
+def test_planner_fails_each_command_when_its_models_do_not_load(probe: Probe, spawn, tmp_path: Path) -> None:
+    events = task_events(probe)
+    probe.subscribe(DiagnosticArray, "status")
+    cmd_pub = probe.node.create_publisher(String, "task_command", nc.TASK_STATUS_QOS)
+    proc, log = spawn(node_args("forethought.ros_ws.planner_node", "planner_node", target=str(tmp_path / "missing"),
+                                adapter="", mode="ar", command=""), "planner_node")
+    probe.spin_until(lambda: cmd_pub.get_subscription_count() > 0, 60, "planner_node to subscribe")
+    cmd_pub.publish(String(data="push the red block to the left"))
+    cmd_pub.publish(String(data='{"id": 7, "command": "push the green block to the left"}'))
+    cmd_pub.publish(String(data='{"id": "x", "command": 3}'))  # malformed envelope: refused under its id
+    probe.spin_until(lambda: {"cmd-1", "7", "x"} <= set(events) and all(terminal(events[c]) for c in ("cmd-1", "7", "x")),
+                     60, "a terminal event for each command")
+    assert terminal(events["cmd-1"]) == ["failed"] and terminal(events["7"]) == ["failed"]
+    assert "failed to load models" in events["7"][-1]["reason"]
+    assert terminal(events["x"]) == ["refused"] and "envelope" in events["x"][-1]["reason"]
+    probe.spin_until(lambda: probe.latest.get("status") is not None and
+                     probe.latest["status"].status[0].level == nc.ERROR, 10, "ERROR on status")
+    assert proc.poll() is None  # the node stays up, answering every command
+    assert_clean_exit(proc, log)
+
+
+def test_executive_times_out_retries_and_fails_and_reacts_to_faults(probe: Probe, spawn) -> None:
+    """One executive: a step timeout (1 s) is retried once, then the plan fails with the reason; an
+    ERROR from the controller fails the plan, and so does its silence (2.5 s); 3 surprise WARNs in a
+    row fail it; a newer plan cancels the running one. Each ends on ``task_status`` for the plan's
+    id, with a hold goal."""
+    events = task_events(probe)
+    probe.subscribe(DiagnosticArray, "status")
+    goals: list[dict[str, Any]] = []
+    probe.node.create_subscription(String, "goal", lambda m: goals.append(json.loads(m.data)), 100)
+    plan_pub = probe.node.create_publisher(String, "plan", nc.PLAN_QOS)
+    obs_pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
+    peer_status = probe.node.create_publisher(DiagnosticArray, "status", 10)
+    surprise = probe.node.create_publisher(DiagnosticArray, "surprise", 10)
+    proc, log = spawn(node_args("forethought.ros_ws.executive", "executive", goal_period_s=0.1, step_timeout_s=1.0,
+                                max_retries=1, surprise_hold_k=3, peer_timeout_s=2.5), "executive")
+    probe.spin_until(lambda: obs_pub.get_subscription_count() > 0, 40, "the executive to subscribe")
+    away = scene_obs((0.25, -0.25), {"red_block": (0.0, 0.15)})
+    red_left = {"skill": "push", "object": "red_block", "target": "left"}
+
+    heartbeat = nc.status_msg(probe.node, nc.OK, "running", {})
+    heartbeat.status[0].name = "/policy_controller"
+
+    def run(plan_id: str, until: Callable[[], bool], timeout: float, what: str, inject: Callable[[], None] = lambda: None,
+            alive: bool = True) -> None:
+        plan_pub.publish(String(data=json.dumps({"id": plan_id, "steps": [red_left]})))
+        t0 = time.monotonic()
+        while not until():
+            assert time.monotonic() - t0 < timeout, (what, events.get(plan_id))
+            obs_pub.publish(nc.obs_to_msg(away))
+            if alive:
+                peer_status.publish(heartbeat)  # the controller's status, its heartbeat
+            inject()
+            probe.spin_for(0.1)
+
+    run("slow", lambda: bool(terminal(events.get("slow", []))), 15, "the timeout")
+    states = [(e["state"], e.get("step")) for e in events["slow"]]
+    assert states == [("executing", 0), ("executing", 0), ("failed", None)], states  # issued, retried once, failed
+    assert "not achieved within 1 s" in events["slow"][-1]["reason"] and "max_retries=1" in events["slow"][-1]["reason"]
+    probe.spin_until(lambda: goals[-1] == {"skill": nc.HOLD_SKILL, "reason": "plan failed"}, 5, "the hold goal")
+    assert {"skill": nc.HOLD_SKILL, "reason": "step timed out: retrying"} in goals  # the retry restarts the controller
+    executive = lambda: probe.status.get("/executive", {})  # noqa: E731
+    probe.spin_until(lambda: executive().get("retries") == "1" and executive().get("plan_status") == "failed", 5,
+                     "the retry and the failure on status")
+
+    error = nc.status_msg(probe.node, nc.ERROR, "holding: policy error; error: policy.act: RuntimeError: boom", {})
+    error.status[0].name = "/policy_controller"
+    run("broken", lambda: bool(terminal(events.get("broken", []))), 10, "the controller error",
+        lambda: peer_status.publish(error))
+    assert terminal(events["broken"]) == ["failed"] and "RuntimeError: boom" in events["broken"][-1]["reason"]
+
+    warn = nc.status_msg(probe.node, nc.WARN, "surprise", {"surprise": 2.0, "threshold": 0.6})
+    run("surprised", lambda: bool(terminal(events.get("surprised", []))), 10, "sustained surprise",
+        lambda: surprise.publish(warn))
+    assert terminal(events["surprised"]) == ["failed"] and "sustained surprise" in events["surprised"][-1]["reason"]
+
+    run("first", lambda: bool(events.get("first")), 5, "the first plan to execute")
+    run("second", lambda: bool(events.get("second")), 5, "the second plan to execute")
+    assert terminal(events["first"]) == ["cancelled"] and "replaced by plan second" in events["first"][-1]["reason"]
+    client = probe.node.create_client(Trigger, "cancel")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    probe.spin_until(future.done, 10, "the cancel service")
+    probe.spin_until(lambda: bool(terminal(events["second"])), 5, "the cancelled event")
+    assert terminal(events["second"]) == ["cancelled"]
+    probe.spin_until(lambda: goals[-1]["skill"] == nc.HOLD_SKILL, 5, "the hold goal")
+
+    probe.spin_for(2.0)  # the controller stays silent: 2.5 s in, the plan fails before its 1 s step timeout
+    run("orphan", lambda: bool(terminal(events.get("orphan", []))), 10, "the controller's silence", alive=False)
+    assert terminal(events["orphan"]) == ["failed"] and "policy_controller silent for" in events["orphan"][-1]["reason"]
+    assert_clean_exit(proc, log)
+
+
+def test_controller_rechecks_goals_against_the_blocks_present_and_holds(probe: Probe, spawn) -> None:
+    """A goal naming the green block, accepted before any observation, is refused at the first
+    observation (only red present): no trajectory, no crash, the controller holds; a valid goal then works."""
+    sent: list[JointTrajectory] = []
+    probe.node.create_subscription(JointTrajectory, "joint_trajectory", sent.append, 100)
+    probe.subscribe(DiagnosticArray, "status")
+    goal_pub = probe.node.create_publisher(String, "goal", 10)
+    obs_pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
+    proc, log = spawn(node_args("forethought.ros_ws.policy_controller", "policy_controller", policy="expert", model="",
+                                task=""), "policy_controller")
+    probe.spin_until(lambda: goal_pub.get_subscription_count() > 0, 60, "policy_controller to subscribe")
+    status = lambda: probe.status.get("/policy_controller", {})  # noqa: E731
+    goal_pub.publish(String(data='{"skill": "push", "object": "green_block", "target": "left"}'))
+    probe.spin_until(lambda: "green_block" in status().get("task", ""), 10, "the goal to be taken (no observation yet)")
+    obs = scene_obs((0.0, 0.0), {"red_block": (0.05, 0.0)})
+    obs_pub.publish(nc.obs_to_msg(obs))
+    probe.spin_until(lambda: status().get("bad_goals") == "1" and status().get("task") == "None", 10,
+                     "the goal to be refused against the observed scene")
+    for _ in range(5):
+        obs_pub.publish(nc.obs_to_msg(obs))
+        probe.spin_for(0.1)
+    assert not sent and proc.poll() is None
+    goal_pub.publish(String(data=TASK))
+    probe.spin_until(lambda: status().get("task", "None") != "None", 10, "the valid goal")
+    obs_pub.publish(nc.obs_to_msg(obs))
+    probe.spin_until(lambda: bool(sent), 10, "motion for the valid goal")
+    assert "goal refused" in log.read_text() and "Traceback" not in log.read_text()
+    assert_clean_exit(proc, log)
+
+
+def test_guarded_callbacks_report_errors_on_status_and_keep_the_node_alive(probe: Probe) -> None:
+    """``ReportingNode.guard``: an exception in a callback is logged and turns the next status ERROR
+    (once); ``StopNode`` still ends the node."""
+    class Node(nc.ReportingNode):
+        def __init__(self) -> None:
+            super().__init__("guarded", context=probe.context)
+            self.counts = {}
+            self.pub_status = self.create_publisher(DiagnosticArray, "status", 10)
+
+    def stop() -> None:
+        raise nc.StopNode(4)
+
+    node = Node()
+    try:
+        parse = node.guard(lambda msg: json.loads(msg.data), "parse")
+        assert parse(String(data='{"ok": 1}')) == {"ok": 1}
+        assert parse(String(data="{not json")) is None  # caught
+        assert node.faults == 1 and node.fault.startswith("parse: JSONDecodeError")
+        probe.spin_until(lambda: probe.node.count_publishers("status") > 0, 5, "discovery")
+        levels: list[int] = []
+        probe.node.create_subscription(DiagnosticArray, "status", lambda m: levels.append(m.status[0].level), 10)
+        probe.spin_for(0.5)
+        node.publish_status(nc.OK, "fine", {})
+        node.publish_status(nc.OK, "fine", {})
+        probe.spin_until(lambda: len(levels) >= 2, 5, "two status messages")
+        assert levels[:2] == [nc.ERROR, nc.OK]
+        with pytest.raises(nc.StopNode):
+            node.guard(stop)()
+    finally:
+        node.destroy_node()
 
 
 def test_sim_node_follows_long_trajectories_and_clips_rogue_ones(probe: Probe, spawn) -> None:
