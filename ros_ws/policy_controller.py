@@ -139,7 +139,7 @@ class PolicyController(nc.ReportingNode):
         self.act_ms: list[float] = []
         self.pub_traj = self.create_publisher(JointTrajectory, "joint_trajectory", 10)
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
-        self.create_subscription(Float32MultiArray, "observation", self.guard(self._on_observation), 10)
+        self.create_subscription(Float32MultiArray, "observation", self.guard(self._on_observation), 1)  # latest only: never act on a backlog
         self.create_subscription(String, "goal", self.guard(self._on_goal), 10)
         self.create_timer(1.0, self.guard(self._publish_status))
         if p["task"].strip():
