@@ -21,7 +21,7 @@ Importing :mod:`forethought.sim.envs` registers them::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from gymnasium import utils
@@ -85,14 +85,13 @@ class _GoalInfo:
     (``is_success``, ``distance``, ...) in the info of ``reset`` and ``step``."""
 
     success_tolerance: float
+    _goal_info: Callable[[], dict[str, Any]]
+    """Each adapter's goal terms for ``info`` (``is_success``, ``distance``, ...)."""
 
     def _set_success_tolerance(self, tolerance: float) -> None:
         if not (np.isfinite(tolerance) and tolerance > 0):
             raise ValueError(f"success_tolerance must be a positive finite distance (m), got {tolerance!r}")
         self.success_tolerance = float(tolerance)
-
-    def _goal_info(self) -> dict[str, Any]:
-        raise NotImplementedError
 
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
