@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -24,6 +25,8 @@ from forethought.files import atomic_path
 
 OPSET = 18
 """ONNX opset of the exports (18 has ``Mish`` and ``GroupNormalization``)."""
+META_WEIGHTS = "forethought.weights_sha256"
+"""Metadata key of every export: the sha256 of the weights it was made from (``weights_fingerprint``)."""
 CUDA_PROVIDERS = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 CPU_PROVIDERS = ["CPUExecutionProvider"]
 log = logging.getLogger(__name__)
@@ -115,8 +118,9 @@ class ExportedGraph:
     """An onnxruntime session over a file one of the exports wrote, and the metadata it recorded.
 
     Subclasses set ``what`` (how errors name the file, e.g. "ONNX denoiser"), ``writer`` (the
-    export function), ``hint`` (the export command) and ``metadata_keys`` (the metadata the file
-    must hold).
+    export function), ``hint`` (the export command), ``config_key`` (the metadata key of the
+    model's config JSON, read into ``config``) and ``extra_keys`` (any other metadata the file must
+    hold). ``weights_sha256`` is the recorded weights fingerprint (``META_WEIGHTS``).
 
     Args:
         path: the ``.onnx`` file.
@@ -127,15 +131,18 @@ class ExportedGraph:
     what: ClassVar[str]
     writer: ClassVar[str]
     hint: ClassVar[str]
-    metadata_keys: ClassVar[tuple[str, ...]]
+    config_key: ClassVar[str]
+    extra_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
                  providers: list[str] | None = None) -> None:
         self.path = Path(path)
         self.session = open_session(self.path, threads, providers, self.what, self.hint)
         self.metadata: dict[str, str] = self.session.get_modelmeta().custom_metadata_map
-        if not set(self.metadata_keys) <= set(self.metadata):
+        if not {self.config_key, META_WEIGHTS, *self.extra_keys} <= set(self.metadata):
             raise ValueError(f"{self.path} was not written by forethought's {self.writer} (no {self.what} metadata)")
+        self.config: dict[str, Any] = json.loads(self.metadata[self.config_key])
+        self.weights_sha256 = self.metadata[META_WEIGHTS]
 
 
 def export_parser(description: str, model_help: str) -> argparse.ArgumentParser:

@@ -34,10 +34,9 @@ import torch
 from torch import Tensor, nn
 
 from forethought.models.dynamics.modeling_dynamics import DynamicsEnsemble
-from forethought.models.onnx_session import OPSET, ExportedGraph, weights_fingerprint, write_graph
+from forethought.models.onnx_session import META_WEIGHTS, OPSET, ExportedGraph, weights_fingerprint, write_graph
 
 META_CONFIG = "forethought.dynamics_config"
-META_WEIGHTS = "forethought.weights_sha256"
 EXPORT_HINT = "`forethought export --model DIR --out FILE.onnx` (a dynamics-ensemble folder)"
 
 
@@ -94,13 +93,11 @@ class OnnxEnsemble(ExportedGraph):
     what = "ONNX dynamics ensemble"
     writer = "export_ensemble"
     hint = EXPORT_HINT
-    metadata_keys = (META_CONFIG, META_WEIGHTS)
+    config_key = META_CONFIG
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
                  providers: list[str] | None = None) -> None:
         super().__init__(path, threads, providers)
-        self.config = json.loads(self.metadata[META_CONFIG])
-        self.weights_sha256 = self.metadata[META_WEIGHTS]
         self.steps = int(self.config["rollout_horizon"])
 
     def check_matches(self, dynamics: DynamicsEnsemble) -> None:

@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import copy
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -35,12 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from forethought.models.onnx_session import (OPSET, ExportedGraph, export_parser, run_export, weights_fingerprint,
+from forethought.models.onnx_session import (META_WEIGHTS, OPSET, ExportedGraph, export_parser, run_export, weights_fingerprint,
                                               write_graph)
 from forethought.models.proposer.modeling_proposer import ConditionalUnet1D, DiffusionProposer
 
 META_CONFIG = "forethought.proposer_config"
-META_WEIGHTS = "forethought.weights_sha256"
 INFERENCE_ONLY: tuple[str, ...] = ("num_inference_steps", "n_action_steps")
 """Config fields a proposer may change after export without invalidating the ONNX file."""
 
@@ -143,13 +141,11 @@ class OnnxDenoiser(ExportedGraph):
     what = "ONNX denoiser"
     writer = "export_denoiser"
     hint = "`python -m forethought.models.proposer.onnx_denoiser --model DIR --out FILE.onnx`"
-    metadata_keys = (META_CONFIG, META_WEIGHTS)
+    config_key = META_CONFIG
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
                  providers: list[str] | None = None) -> None:
         super().__init__(path, threads, providers)
-        self.config = json.loads(self.metadata[META_CONFIG])
-        self.weights_sha256 = self.metadata[META_WEIGHTS]
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.obs_width = int(self.config["n_obs_steps"]) * int(self.config["obs_dim"])
 

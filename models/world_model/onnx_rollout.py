@@ -33,13 +33,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from forethought.models.onnx_session import (OPSET, ExportedGraph, export_parser, run_export, weights_fingerprint,
+from forethought.models.onnx_session import (META_WEIGHTS, OPSET, ExportedGraph, export_parser, run_export, weights_fingerprint,
                                               write_graph)
 from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 
 META_CONFIG = "forethought.world_model_config"
-META_WEIGHTS = "forethought.weights_sha256"
 META_HORIZON = "forethought.horizon"
 EXPORT_HINT = "`python -m forethought.models.world_model.onnx_rollout --model DIR --out FILE.onnx`"
 
@@ -98,13 +97,12 @@ class OnnxRollout(ExportedGraph):
     what = "ONNX world-model rollout"
     writer = "export_rollout"
     hint = EXPORT_HINT
-    metadata_keys = (META_CONFIG, META_WEIGHTS, META_HORIZON)
+    config_key = META_CONFIG
+    extra_keys = (META_HORIZON,)
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
                  providers: list[str] | None = None) -> None:
         super().__init__(path, threads, providers)
-        self.config = json.loads(self.metadata[META_CONFIG])
-        self.weights_sha256 = self.metadata[META_WEIGHTS]
         self.horizon = int(self.metadata[META_HORIZON])
 
     def check_matches(self, model: LatentWorldModel) -> None:
