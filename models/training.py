@@ -164,6 +164,11 @@ class ModelTrainer:
     sources: tuple[str, ...] = ("expert",)
 
 
+def given_options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """``{name: value}`` of the command-line options in ``names`` the user set (not ``None``): a preset's overrides."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch's global RNG (model initialisation) and numpy's legacy global RNG."""
     torch.manual_seed(seed)

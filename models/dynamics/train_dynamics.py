@@ -30,8 +30,8 @@ from forethought.models.dynamics.configuration_dynamics import PRESETS, Dynamics
 from forethought.models.dynamics.metrics import kstep_errors
 from forethought.models.dynamics.modeling_dynamics import DynamicsEnsemble
 from forethought.models.dynamics.processor_dynamics import DynamicsNormalizer
-from forethought.models.training import (ModelTrainer, TrainConfig, TrainResult, data_metadata, run_command,
-                                         seed_everything, train)
+from forethought.models.training import (ModelTrainer, TrainConfig, TrainResult, data_metadata, given_options,
+                                         run_command, seed_everything, train)
 from forethought.files import atomic_path
 from forethought.sim.dataset import Dataset
 
@@ -156,10 +156,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_dynamics(args: argparse.Namespace) -> TrainResult:
     """``forethought train dynamics`` (the arguments of ``forethought.models.cli_train``)."""
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("device", args.device),
-                                   ("weight_decay", args.weight_decay)) if v is not None}
-    model_overrides = {k: v for k, v in (("ensemble_size", args.ensemble_size), ("horizon", args.horizon),
-                                         ("rollout_horizon", args.rollout_horizon)) if v is not None}
+    overrides = given_options(args, "steps", "batch_size", "device", "weight_decay")
+    model_overrides = given_options(args, "ensemble_size", "horizon", "rollout_horizon")
     model, sample_batch, train_config, run_config, val_eps = build_dynamics_run(
         args.data, args.config, args.sources, args.seed, overrides, model_overrides)
     run_config["command"] = run_command(

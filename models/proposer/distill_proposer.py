@@ -38,8 +38,8 @@ from torch import Tensor, nn
 from forethought.models.configuration import Preset, PresetRegistry
 from forethought.models.proposer.modeling_proposer import DiffusionProposer
 from forethought.models.proposer.processor_proposer import GoalEncoder
-from forethought.models.training import (ModelTrainer, TrainConfig, TrainResult, data_metadata, run_command,
-                                         seed_everything, train)
+from forethought.models.training import (ModelTrainer, TrainConfig, TrainResult, data_metadata, given_options,
+                                         run_command, seed_everything, train)
 from forethought.sim.dataset import Dataset
 
 PRESETS = PresetRegistry("distill-proposer", {
@@ -176,8 +176,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_distillation(args: argparse.Namespace) -> TrainResult:
     """``forethought train distill-proposer``."""
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("device", args.device),
-                                   ("lr", args.lr)) if v is not None}
+    overrides = given_options(args, "steps", "batch_size", "device", "lr")
     model, sample_batch, train_config, run_config = build_distillation_run(
         args.teacher, args.data, args.config, args.sources, args.seed, overrides, args.teacher_steps,
         args.student_steps, args.init_from)

@@ -28,8 +28,8 @@ import torch
 from forethought.models.proposer.configuration_proposer import GOAL_VOCABULARIES, PRESETS, ProposerConfig
 from forethought.models.proposer.modeling_proposer import DiffusionProposer
 from forethought.models.proposer.processor_proposer import GoalEncoder, MinMaxNormalizer
-from forethought.models.training import (ModelTrainer, TrainConfig, TrainResult, data_metadata, run_command,
-                                         seed_everything, train)
+from forethought.models.training import (ModelTrainer, TrainConfig, TrainResult, data_metadata, given_options,
+                                         run_command, seed_everything, train)
 from forethought.sim import task_env_id
 from forethought.sim.dataset import Dataset
 
@@ -128,10 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_proposer(args: argparse.Namespace) -> TrainResult:
     """``forethought train proposer``."""
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("device", args.device),
-                                   ("lr", args.lr),
-                                   ("warmup_steps", args.warmup_steps))
-                 if v is not None}
+    overrides = given_options(args, "steps", "batch_size", "device", "lr", "warmup_steps")
     model, sample_batch, train_config, run_config = build_proposer_run(
         args.data, args.config, args.sources, args.seed, overrides
     )

@@ -26,8 +26,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from forethought.models.training import (ModelTrainer, TrainConfig, TrainResult, data_metadata, run_command,
-                                         seed_everything, train)
+from forethought.models.training import (ModelTrainer, TrainConfig, TrainResult, data_metadata, given_options,
+                                         run_command, seed_everything, train)
 from forethought.models.world_model.configuration_world_model import OBS_TYPES, PRESETS, WorldModelConfig
 from forethought.models.world_model.data import make_sequences, render_frames
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
@@ -146,8 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_world_model(args: argparse.Namespace) -> TrainResult:
     """``forethought train world-model`` (arguments of ``forethought.models.cli_train`` plus ``--obs``)."""
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("device", args.device))
-                 if v is not None}
+    overrides = given_options(args, "steps", "batch_size", "device")
     obs_type = getattr(args, "obs", None)
     model, sample_batch, train_config, run_config, finish = build_world_model_run(
         args.data, args.config, args.sources, args.seed, overrides, obs_type
