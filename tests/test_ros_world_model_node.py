@@ -1,0 +1,203 @@
+"""world_model_node: surprise over ROS, pairing commands with observations.
+
+Over real rclpy / Fast DDS on loopback; the harness is ``ros_harness``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(150)]
+rclpy = pytest.importorskip("rclpy")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float32MultiArray, String  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+
+from forethought.ros_ws import node_common as nc  # noqa: E402
+from forethought.sim import scene  # noqa: E402
+
+from ros_harness import TASK, Probe, probe, spawn, node_args, assert_clean_exit, assert_ros2_control_accepts  # noqa: E402,F401  (fixtures are used by name)
+
+
+def test_world_model_node_reports_low_surprise_on_a_quiet_push(probe: Probe, spawn) -> None:
+    """sim_node + the scripted expert + world_model_node (+ the executive reading ``surprise``)."""
+    probe.subscribe(DiagnosticArray, "status")
+    probe.subscribe(JointState, "joint_states")
+    reports: list[dict[str, str]] = []
+    levels: list[bytes] = []
+
+    def keep(msg: DiagnosticArray) -> None:
+        (st,) = msg.status
+        assert st.name == "/world_model_node/surprise"
+        reports.append({kv.key: kv.value for kv in st.values})
+        levels.append(st.level)
+    probe.node.create_subscription(DiagnosticArray, "surprise", keep, 100)
+    procs = [spawn(node_args("forethought.ros_ws.sim_node", "sim_node", real_time_factor=2.0, n_blocks=3, seed=0), "sim_node"),
+             spawn(node_args("forethought.ros_ws.policy_controller", "policy_controller", task=""), "policy_controller"),
+             spawn(node_args("forethought.ros_ws.world_model_node", "world_model_node"), "world_model_node"),
+             spawn(node_args("forethought.ros_ws.executive", "executive"), "executive")]
+    sent: list[JointTrajectory] = []
+    probe.node.create_subscription(JointTrajectory, "joint_trajectory", sent.append, 100)
+    goal = probe.node.create_publisher(String, "goal", 10)
+    probe.spin_until(lambda: reports and "joint_states" in probe.latest and goal.get_subscription_count() >= 2, 90,
+                     "surprise reports and the controller")
+    p0 = np.array(probe.latest["joint_states"].position)
+    goal.publish(String(data=TASK))  # the push starts now, while world_model_node watches
+    probe.spin_until(lambda: np.linalg.norm(np.array(probe.latest["joint_states"].position) - p0) > 0.02, 30,
+                     "the expert to move the pusher")
+    n0 = len(reports)
+    probe.spin_until(lambda: len(reports) >= n0 + 40, 30, "40 surprise reports while the expert pushes")
+    values = [float(r["surprise"]) for r in reports[n0:]]
+    print(f"\nsurprise over {len(values)} steps of a push: median {np.median(values):.4f}, max {max(values):.4f}")
+    assert np.all(np.isfinite(values)) and min(values) >= 0 and max(values) > min(values)  # the scene moves
+    from forethought.ros_ws.world_model_node import PARAMS
+
+    assert all(float(r["threshold"]) == pytest.approx(PARAMS["surprise_threshold"][0]) for r in reports)
+    assert all(level == nc.OK for level in levels), values
+    assert [int(r["steps"]) for r in reports[n0:]] == list(range(int(reports[n0]["steps"]), int(reports[n0]["steps"]) + len(values)))
+
+    wm = lambda: probe.status.get("/world_model_node", {})  # noqa: E731
+    last = int(reports[-1]["steps"])
+    probe.spin_until(lambda: int(wm().get("steps", 0)) >= last, 10, "a world_model_node status after the reports")
+    unpaired = int(wm()["unpaired_observations"])  # a sample lost while the readers match under load restarts it
+    n1 = len(reports)
+    probe.spin_until(lambda: len(reports) >= n1 + 20, 20, "20 more surprise reports")
+    last = int(reports[-1]["steps"])
+    probe.spin_until(lambda: int(wm().get("steps", 0)) >= last and probe.status.get("/executive", {}).get("surprise", "None")
+                     != "None", 10, "the statuses to report the surprise")
+    assert int(wm()["unpaired_observations"]) == unpaired, "in steady state every observation pairs with its command"
+    assert wm()["above_threshold"] == "0" and int(wm()["episodes"]) == 1, json.dumps(wm())
+    assert probe.status["/executive"]["surprise_warnings"] == "0"
+    assert_ros2_control_accepts(sent)
+    for proc, log in procs:
+        assert_clean_exit(proc, log)
+
+
+def test_world_model_node_matches_the_offline_trace_and_ignores_bad_input(probe: Probe, spawn) -> None:
+    """Commands and observations of an expert episode, sent by this probe: the node's surprise is
+    ``surprise_trace`` of the same episode; a NaN observation and a wrong-size command are counted, not fatal."""
+    import gymnasium as gym
+
+    import forethought.sim.envs  # noqa: F401  (registers the envs)
+    from forethought.models.world_model.modeling_world_model import LatentWorldModel
+    from forethought.models.world_model.surprise import surprise_trace
+    from forethought.ros_ws.world_model_node import PARAMS
+    from forethought.sim.experts import make_expert
+
+    env = gym.make("forethought/PushBlocks-v0", n_blocks=3)
+    step = json.loads(TASK)
+    obs, _ = env.reset(seed=2, options={"task": step})
+    expert = make_expert("forethought/PushBlocks-v0")
+    xs, actions = [obs], []
+    for _ in range(12):
+        a = expert.act(obs, step).astype(np.float32)
+        obs, *_ = env.step(a)
+        xs.append(obs)
+        actions.append(a)
+    env.close()
+    model = LatentWorldModel.from_pretrained(PARAMS["world_model"][0])
+    expected = surprise_trace(model, np.stack(xs), np.stack(actions))
+
+    probe.subscribe(DiagnosticArray, "status")
+    reports: list[float] = []
+    probe.node.create_subscription(
+        DiagnosticArray, "surprise", lambda m: reports.append(float({k.key: k.value for k in m.status[0].values}["surprise"])), 50)
+    cmd_pub = probe.node.create_publisher(JointState, "joint_commands", 10)
+    obs_pub = probe.node.create_publisher(Float32MultiArray, "observation", 10)
+    proc, log = spawn(node_args("forethought.ros_ws.world_model_node", "world_model_node", stale_s=60.0), "world_model_node")
+    probe.spin_until(lambda: cmd_pub.get_subscription_count() > 0 and obs_pub.get_subscription_count() > 0
+                     and "/world_model_node" in probe.status, 60, "world_model_node to subscribe")
+    status = lambda: probe.status.get("/world_model_node", {})  # noqa: E731
+
+    def send(command: Any, observation: np.ndarray) -> None:
+        if command is not None:
+            cmd_pub.publish(JointState(name=list(scene.PUSHER_JOINTS), position=[float(v) for v in command]))
+            probe.spin_for(0.02)
+        obs_pub.publish(nc.obs_to_msg(observation))
+        probe.spin_for(0.05)
+
+    send(None, xs[0])  # before any command: the episode starts here
+    for a, o in zip(actions, xs[1:]):
+        send(a, o)
+    first = model.config.frameskip  # horizon 1: no value for the first block
+    probe.spin_until(lambda: len(reports) >= len(xs) - first, 10, "a surprise report per step after the first block")
+    assert np.allclose(reports, expected[first:], rtol=1e-4, atol=1e-7), (reports, expected[first:].tolist())
+    probe.spin_until(lambda: status().get("steps") == str(len(reports)), 5, "the status to count the steps")
+    assert status()["unpaired_observations"] == "0" and status()["refused_observations"] == "0"
+
+    bad = xs[-1].copy()
+    bad[3] = np.nan
+    send(actions[-1], bad)  # a command, then its observation with a NaN
+    probe.spin_until(lambda: status().get("refused_observations") == "1", 10, "the NaN observation to be counted")
+    cmd_pub.publish(JointState(name=list(scene.PUSHER_JOINTS), position=[0.1, 0.2, 0.3]))
+    probe.spin_until(lambda: status().get("refused_commands") == "1", 10, "the wrong-size command to be counted")
+    assert proc.poll() is None
+    n = len(reports)
+    for a, o in zip(actions, xs[1:]):  # two commands before this observation: a restart, then it runs again
+        send(a, o)
+    probe.spin_until(lambda: len(reports) >= n + len(actions) - first, 10, "surprise reports after the restart")
+    assert np.allclose(reports[n:], surprise_trace(model, np.stack(xs[1:]), np.stack(actions[1:]))[first:], rtol=1e-4,
+                       atol=1e-7)
+    probe.spin_until(lambda: status().get("unpaired_observations") == "1", 5, "the restart to be counted")
+    text = assert_clean_exit(proc, log)
+    assert "observation ignored" in text and "joint_commands ignored" in text
+
+
+# ------------------------------------------------------------------------ pure helpers (no DDS)
+def test_surprise_tracker_pairs_like_the_monitor_and_restarts() -> None:
+    """The world_model_node's pairing logic (no DDS) gives ``SurpriseMonitor``'s values for the same steps."""
+    import gymnasium as gym
+
+    import forethought.sim.envs  # noqa: F401  (registers the envs)
+    from forethought.models.world_model.modeling_world_model import LatentWorldModel
+    from forethought.models.world_model.surprise import SurpriseMonitor
+    from forethought.ros_ws.world_model_node import PARAMS, SurpriseTracker, read_command
+
+    model = LatentWorldModel.from_pretrained(PARAMS["world_model"][0])
+    env = gym.make("forethought/PushBlocks-v0", n_blocks=3)
+    obs, _ = env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    xs, actions = [obs], []
+    for _ in range(14):
+        a = rng.uniform(-0.2, 0.2, 2).astype(np.float32)
+        obs, *_ = env.step(a)
+        xs.append(obs)
+        actions.append(a)
+    env.close()
+    direct = SurpriseMonitor(model)
+    direct.reset(xs[0])
+    expected = [None] + [direct.step(a, o) for a, o in zip(actions, xs[1:])]
+
+    tracker = SurpriseTracker(SurpriseMonitor(model), threshold=0.3, stale_s=1.0)
+    assert tracker.observe(xs[0], 0.0) is None  # no command yet: (re)start here
+    assert tracker.observe(xs[0], 0.1) is None and tracker.episodes == 1 and tracker.unpaired == 0
+    got = [None]
+    tracker.command(read_command(list(reversed(scene.PUSHER_JOINTS)), actions[0][::-1]), 0.15)  # names in any order
+    for t, (a, o) in enumerate(zip(actions, xs[1:])):  # each command handled before the previous observation
+        if t + 1 < len(actions):
+            tracker.command(actions[t + 1], 0.25 + 0.1 * t)
+        got.append(tracker.observe(o, 0.2 + 0.1 * t))
+    assert [v is None for v in got] == [v is None for v in expected]
+    assert np.allclose([v for v in got if v is not None], [v for v in expected if v is not None], rtol=1e-6)
+    values = [v for v in expected if v is not None]
+    assert tracker.steps == len(values) and tracker.max == pytest.approx(max(values))
+    assert tracker.above == sum(v > 0.3 for v in values)
+
+    now = 0.2 + 0.1 * len(actions)
+    assert tracker.observe(xs[-1], now) is None and tracker.unpaired == 1  # no new command: restart
+    tracker.command(actions[0], now + 0.05)
+    tracker.command(actions[1], now + 0.06)
+    assert tracker.observe(xs[-1], now + 0.1) is None and tracker.unpaired == 2  # two commands: restart
+    tracker.command(actions[0], now + 0.15)
+    assert tracker.observe(xs[1], now + 5.0) is None and tracker.episodes == 2 and tracker.unpaired == 2  # a gap
+    tracker.command(actions[0], now + 5.0 - 0.01)  # published before the previous observation: not its command
+    assert tracker.observe(xs[1], now + 5.1) is None and tracker.unpaired == 3 and not tracker.pending
+    for bad in ((["pusher_x"], [0.1]), (["pusher_x", "pusher_y"], [0.1]), (list(scene.PUSHER_JOINTS), [0.1, float("nan")])):
+        with pytest.raises(ValueError):
+            read_command(*bad)
