@@ -24,12 +24,16 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 from forethought.ros_ws import node_common as nc  # noqa: E402
+from forethought.ros_ws.input_topics import observation_msgs, seconds_to_time  # noqa: E402
 from forethought.ros_ws.safety import LIMIT_PARAMS  # noqa: E402
+from forethought.ros_ws.stamped import TABLE_FRAME, pose_topic  # noqa: E402
 from forethought.runtime import apply_defaults  # noqa: E402
 from forethought.sim import scene  # noqa: E402
 from ros2_control_rules import chunk_contract, validate_trajectory_msg  # noqa: E402
@@ -196,6 +200,23 @@ def scene_obs(pusher: tuple[float, float], blocks: dict[str, tuple[float, float]
     for name, xy in blocks.items():
         obs[scene.block_slice(name)] = (1.0, *xy, 0.0)
     return obs
+
+
+class InputPublisher:
+    """Publishes observations the way a driver and a perception node do (``sim_node`` too):
+    ``joint_states`` plus ``objects/<name>/pose`` of each block present, one stamp per observation."""
+
+    def __init__(self, probe: Probe, objects: tuple[str, ...] = scene.BLOCK_NAMES) -> None:
+        self.joints = probe.node.create_publisher(JointState, "joint_states", 10)
+        self.poses = {b: probe.node.create_publisher(PoseStamped, pose_topic(b), 10) for b in objects}
+
+    def publish(self, obs: np.ndarray, stamp_s: float | None = None, frame: str = TABLE_FRAME) -> None:
+        """Publish ``obs[OBS_DIM]`` stamped ``stamp_s`` (s; default: wall-clock now, the clock of a
+        node without ``use_sim_time``); poses first, so the set is complete when ``joint_states`` lands."""
+        js, poses = observation_msgs(obs, seconds_to_time(time.time() if stamp_s is None else stamp_s), frame=frame)
+        for name, pose in poses.items():
+            self.poses[name].publish(pose)
+        self.joints.publish(js)
 
 
 def task_events(probe: Probe) -> dict[str, list[dict[str, Any]]]:

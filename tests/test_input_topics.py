@@ -1,0 +1,48 @@
+"""InputTopics over real rclpy: one observation per complete, in-tolerance set; refusals reported."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(60)]
+rclpy = pytest.importorskip("rclpy")
+
+from forethought.ros_ws.input_topics import INPUT_PARAMS, InputTopics  # noqa: E402
+from forethought.sim import scene  # noqa: E402
+
+from ros_harness import InputPublisher, Probe, probe, scene_obs  # noqa: E402,F401  (fixtures are used by name)
+
+
+def params(**over) -> dict:
+    return {**{k: v for k, (v, _) in INPUT_PARAMS.items()}, "objects": ["red_block", "green_block"], **over}
+
+
+def test_one_observation_per_complete_set_and_refusals(probe: Probe) -> None:
+    node = rclpy.create_node("input_topics_test", context=probe.context)
+    probe.executor.add_node(node)
+    got: list[tuple[np.ndarray, float]] = []
+    refused: list[str] = []
+    topics = InputTopics(node, params(), lambda obs, stamp: got.append((obs, stamp)), refused.append)
+    pub = InputPublisher(probe)
+    obs = scene_obs((0.1, -0.05), {"red_block": (0.0, 0.1), "green_block": (-0.1, 0.0)})
+    probe.spin_for(1.0)  # discovery
+    t0 = time.time()
+    for k in range(3):
+        pub.publish(obs, t0 + 0.1 * k)
+    probe.spin_until(lambda: len(got) == 3, 10, "three observations")
+    assert np.allclose(got[-1][0], obs, atol=1e-6) and got[-1][1] == pytest.approx(t0 + 0.2)
+    pub.publish(obs, t0 + 0.1)  # a replay: refused as out of order, no observation
+    pub.publish(obs, t0 - 5.0)  # stale on arrival
+    probe.spin_until(lambda: len(refused) >= 6, 10, "the refusals")
+    assert len(got) == 3
+    values = topics.status_values()
+    assert values["refused_out_of_order"] == 3 and values["refused_stale"] == 3
+    obs_blue = scene_obs((0.1, -0.05), {"red_block": (0.0, 0.1), "green_block": (-0.1, 0.0), "blue_block": (0.2, 0.2)})
+    pub.publish(obs_blue, t0 + 0.3)
+    probe.spin_for(2.0)
+    assert len(got) == 4, refused[6:]
+    assert got[-1][0][scene.block_slice("blue_block")][0] == 0.0  # objects not listed stay absent
+    node.destroy_node()
