@@ -36,7 +36,7 @@ import numpy as np
 import forethought.sim.envs  # noqa: F401  (registers the forethought/* env ids)
 from forethought.files import atomic_path
 from forethought.sim import PUSH_BLOCKS_ID, scene, task_env_id
-from forethought.sim.plan_progress import DONE, PlanProgress, disturbance
+from forethought.sim.plan_progress import DONE, DWELL_S, PlanProgress, disturbance
 from forethought.sim.push_blocks import sample_task
 from forethought.sim.scene import BLOCK_NAMES
 
@@ -46,7 +46,8 @@ class Policy(Protocol):
 
     Optional: ``bind_env(env)`` is called once with the env the harness steps (the oracle planner
     reads the live simulation through it), and a ``replan_ms`` list of planning times (ms) is
-    summarised as the report's replan latency.
+    summarised as the report's replan latency. A policy that plans chunks offers
+    ``plan_chunk(observations[T, S]) -> float32[H, A]`` (see the module function ``plan_chunk``).
     """
 
     def reset(self, task: dict[str, Any] | None, seed: int) -> None:
@@ -84,6 +85,18 @@ class PolicySpec:
     options: dict[str, str] = field(default_factory=dict)
     planner: str | None = None
     dynamics: str | None = None
+
+
+def plan_chunk(policy: Policy, observations: np.ndarray) -> np.ndarray:
+    """The actions ``float32[H, A]`` ``policy`` commits to from the last of ``observations[T, S]`` (the
+    observations since the previous call, oldest first; H >= 1). A chunking policy's own
+    ``plan_chunk`` (D-MPC, the proposer: a fresh chunk, the first action included); for a
+    closed-loop policy (the scripted expert) one ``act`` on the last observation: a one-action chunk."""
+    own = getattr(policy, "plan_chunk", None)
+    if own is not None:
+        return np.asarray(own(observations), dtype=np.float32)
+    obs = np.asarray(observations, dtype=np.float32)
+    return np.asarray(policy.act(obs.reshape(-1, obs.shape[-1])[-1]), dtype=np.float32).reshape(1, -1)
 
 
 POLICIES: dict[str, Callable[[PolicySpec], Policy]] = {}
@@ -132,6 +145,9 @@ class ProposerPolicy:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.proposer.select_action(obs)
+
+    def plan_chunk(self, observations: np.ndarray) -> np.ndarray:
+        return self.proposer.plan_chunk(observations)
 
 
 class ExpertPolicy:
@@ -285,7 +301,7 @@ def _run_steps(env: gym.Env, policy: Policy, obs: np.ndarray, task: dict[str, An
                 if terminated or truncated:
                     return obs, info, ret, steps, worst if pushblocks else None
                 continue
-            event = progress.update(obs)
+            event = progress.update(obs, steps * env.unwrapped.dt)
             if event is not None or steps - issued_at >= limit:
                 break
         if progress.active is None:
@@ -309,13 +325,14 @@ def evaluate(
     progress: Callable[[EpisodeResult], None] | None = None,
     plan: Sequence[Mapping[str, Any]] | None = None,
     max_reissues: int = 2,
-    settle_steps: int = 3,
+    dwell_s: float = DWELL_S,
 ) -> EvalReport:
     """Run one episode per seed and summarise (see the module docstring).
 
     Args:
         plan: PushBlocks plan steps to run as a whole in every episode (instead of ``task``/``skills``).
-        max_reissues, settle_steps: ``PlanProgress`` settings for ``plan``.
+        max_reissues, dwell_s: ``PlanProgress`` settings for ``plan`` (``dwell_s`` in env seconds: each
+            observation is stamped ``env steps x dt``; 0.2 is three steps at 10 Hz).
     """
     if not seeds:
         raise ValueError("no seeds to evaluate")
@@ -329,7 +346,7 @@ def evaluate(
         if task_env_id(env_id) != PUSH_BLOCKS_ID:
             raise ValueError(f"--plan runs PushBlocks plans; {env_id!r} is not PushBlocks")
         plan = [dict(s) for s in plan]
-        PlanProgress(plan, max_reissues, settle_steps)  # validates the settings
+        PlanProgress(plan, max_reissues, dwell_s)  # validates the settings
         step_limit = int(gym.spec(env_id).max_episode_steps or 200)
         # the plan's own limits end the episode: one step_limit per issued step
         kwargs["max_episode_steps"] = step_limit * len(plan) * (max_reissues + 1)
@@ -348,7 +365,7 @@ def evaluate(
                 for step in plan:
                     scene.validate_step(step, env.unwrapped.present)
             frames = [env.render()] if video_dir is not None else None
-            tracker = None if plan is None else PlanProgress(plan, max_reissues, settle_steps)
+            tracker = None if plan is None else PlanProgress(plan, max_reissues, dwell_s)
             obs, info, ret, steps, worst = _run_steps(env, policy, obs, episode_task, seed, frames, step_ms,
                                                       step_limit, tracker)
             if tracker is None:

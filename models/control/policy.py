@@ -1,7 +1,9 @@
 """``forethought eval --policy dmpc``: D-MPC and its baselines as a harness policy.
 
 The policy keeps the last observations, and whenever its queue of actions is empty it plans a
-chunk (``--planner``), queues the first ``action_steps`` (m) actions and replans after them. The
+chunk (``--planner``), queues the first ``action_steps`` (m) actions and replans after them
+(``act``). ``plan_chunk`` plans such a chunk on demand and returns it whole: what a controller that
+executes chunks asynchronously (``forethought.ros_ws.policy_controller``) commits to. The
 objective is built from the episode's plan step (``Objective.from_step``); the wall time of each
 replan is kept in ``replan_ms`` (the harness reports its median and p90).
 
@@ -211,6 +213,25 @@ class DMPCPolicy:
         self.objective = None
 
     def act(self, obs: np.ndarray) -> np.ndarray:
+        x = self._observe(obs)
+        if not self._queue:
+            self._queue.extend(self._plan(x))
+        return self._queue.popleft()
+
+    def plan_chunk(self, observations: np.ndarray) -> np.ndarray:
+        """A fresh chunk ``float32[m, A]`` (m = ``action_steps``) planned from the last of
+        ``observations[T, S]`` (or one ``[S]``): the observations since the previous call, oldest
+        first, each kept in the history as ``act`` keeps it. Queued actions are dropped. Calling it
+        whenever ``act``'s queue would be empty and executing the chunk gives ``act``'s actions."""
+        obs = np.asarray(observations, dtype=np.float32)
+        if obs.ndim not in (1, 2) or not obs.size:
+            raise ValueError(f"observations must be [T, S] or [S] with T >= 1, got {list(obs.shape)}")
+        xs = [self._observe(o) for o in obs.reshape(-1, obs.shape[-1])]
+        self._queue.clear()
+        return self._plan(xs[-1])
+
+    def _observe(self, obs: np.ndarray) -> np.ndarray:
+        """Check ``obs[S]`` and keep it in the history; return it as ``float32[S]``."""
         if self.task is None:
             raise ValueError("call reset(task, seed) before act")
         x = np.asarray(obs, dtype=np.float32).reshape(-1)
@@ -222,14 +243,18 @@ class DMPCPolicy:
             self.objective = Objective.from_step(self.task, blocks, env_id=self.env_id, keepouts=self.keepouts,
                                                  **self.terms)
         self._history.append(x)
-        if not self._queue:
-            history = np.stack(list(self._history))
-            t0 = time.perf_counter()
-            self.objective.observe(x)
-            chunk = self.planner.plan(history, self.objective, goal=self.task)
-            self.replan_ms.append((time.perf_counter() - t0) * 1e3)
-            self._queue.extend(chunk[: self.planner.config.action_steps])
-        return np.clip(self._queue.popleft(), self.planner.low.numpy(), self.planner.high.numpy()).astype(np.float32)
+        return x
+
+    def _plan(self, x: np.ndarray) -> np.ndarray:
+        """Plan from the history (``x[S]`` its last entry); the first ``action_steps`` actions,
+        clipped to the action space, ``float32[m, A]``."""
+        history = np.stack(list(self._history))
+        t0 = time.perf_counter()
+        self.objective.observe(x)
+        chunk = self.planner.plan(history, self.objective, goal=self.task)
+        self.replan_ms.append((time.perf_counter() - t0) * 1e3)
+        actions = np.asarray(chunk[: self.planner.config.action_steps])
+        return np.clip(actions, self.planner.low.numpy(), self.planner.high.numpy()).astype(np.float32)
 
 
 register_policy("dmpc")(DMPCPolicy)

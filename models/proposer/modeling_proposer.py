@@ -158,7 +158,8 @@ class DiffusionProposer(PretrainedModel):
     """Proposes action chunks ``actions[n, F, A]`` for an observation history, optionally goal-directed.
 
     ``propose`` is stateless and batched over ``n`` samples (for D-MPC); ``select_action`` is the
-    plain-policy entry point that owns the observation history and the action queue. All inputs
+    plain-policy entry point that owns the observation history and the action queue, and
+    ``plan_chunk`` its chunk-at-once form (a fresh chunk from the observations since the last call). All inputs
     and outputs are in env units; normalisation happens inside. A checkpoint
     (``save_pretrained``/``from_pretrained``, ``checkpoint.py``) holds the config, the U-Net's
     weights and the normaliser's statistics.
@@ -361,17 +362,38 @@ class DiffusionProposer(PretrainedModel):
         Keeps the last ``n_obs_steps`` observations (the first one repeated at episode start)
         and proposes a new chunk when the ``n_action_steps`` queued actions run out (see ``reset``).
         """
+        self._observe(obs)
+        if not self._action_queue:
+            self._action_queue.extend(self._next_chunk())
+        return self._action_queue.popleft().cpu().numpy()
+
+    def plan_chunk(self, observations: np.ndarray | Tensor) -> np.ndarray:
+        """A fresh chunk ``float32[n_action_steps, A]`` proposed from the last of ``observations[T, S]``
+        (or one ``[S]``): the observations since the previous call, oldest first, each kept in the
+        history as ``select_action`` keeps it. Queued actions are dropped. Calling it whenever
+        ``select_action``'s queue would be empty and executing the chunk gives its actions."""
+        obs = observations if isinstance(observations, Tensor) else torch.as_tensor(np.asarray(observations, np.float32))
+        if obs.ndim not in (1, 2) or not obs.numel():
+            raise ValueError(f"observations must be [T, S] or [S] with T >= 1, got {list(obs.shape)}")
+        for x in obs.reshape(-1, obs.shape[-1]):
+            self._observe(x)
+        self._action_queue.clear()
+        return self._next_chunk().cpu().numpy()
+
+    def _observe(self, obs: np.ndarray | Tensor) -> None:
+        """Check ``obs[S]`` and keep it in the observation history."""
         c = self.config
         x = self._check_obs(obs, (c.obs_dim,), "obs", "pass one observation of the env this proposer was trained on")
         if not self._obs_queue:
             self._obs_queue.extend([x] * c.n_obs_steps)
         else:
             self._obs_queue.append(x)
-        if not self._action_queue:
-            history = torch.stack(list(self._obs_queue))  # [n_obs, S]
-            chunk = self.propose(history, 1, self._goal, self._generator, self._steps)[0]  # [F, A]
-            self._action_queue.extend(chunk[: self._n_action_steps])
-        return self._action_queue.popleft().cpu().numpy()
+
+    def _next_chunk(self) -> Tensor:
+        """The first ``n_action_steps`` actions ``[m, A]`` of a chunk proposed from the history."""
+        history = torch.stack(list(self._obs_queue))  # [n_obs, S]
+        chunk = self.propose(history, 1, self._goal, self._generator, self._steps)[0]  # [F, A]
+        return chunk[: self._n_action_steps]
 
     def load_onnx(self, path: str | os.PathLike[str], threads: int | None = None,
                   providers: list[str] | None = None) -> None:
