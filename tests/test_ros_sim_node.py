@@ -1,12 +1,15 @@
-"""sim_node: trajectory execution, the safety gate where trajectories are accepted, goals, resets.
+"""sim_node: trajectory execution (stamped starts included), the safety gate where trajectories are
+accepted, goals, resets, sim time (stamps, ``/clock``, pause / step / resume, the real-time factor).
 
-Over real rclpy / Fast DDS on loopback; the harness is ``ros_harness``.
+Over real rclpy / Fast DDS on loopback; the harness is ``ros_harness``. Lockstep against
+``forethought eval``: ``test_lockstep.py``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 
 import numpy as np
 import pytest
@@ -16,20 +19,24 @@ rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Float32MultiArray, String  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import SetBool, Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from forethought.ros_ws import node_common as nc  # noqa: E402
+from forethought.ros_ws.input_topics import seconds_to_time  # noqa: E402
 from forethought.ros_ws.safety import LIMIT_PARAMS  # noqa: E402
+from forethought.ros_ws.stamped import TABLE_FRAME, pose_topic, stamp_seconds  # noqa: E402
 from forethought.sim import scene  # noqa: E402
 
 from ros2_control_rules import chunk_contract, validate_trajectory_msg  # noqa: E402
-from ros_harness import Probe, probe, spawn, node_args, assert_clean_exit, trajectory  # noqa: E402,F401  (fixtures are used by name)
+from ros_harness import Probe, ros_env, probe, spawn, node_args, assert_clean_exit, trajectory  # noqa: E402,F401  (fixtures are used by name)
 
 
 def test_sim_node_validates_trajectories_goals_and_resets(probe: Probe, spawn) -> None:
-    for topic, kind in (("status", DiagnosticArray), ("joint_states", JointState), ("observation", Float32MultiArray)):
+    for topic, kind in (("status", DiagnosticArray), ("joint_states", JointState)):
         probe.subscribe(kind, topic)
     pub = probe.node.create_publisher(JointTrajectory, "joint_trajectory", 10)
     goal = probe.node.create_publisher(String, "goal", 10)
@@ -139,6 +146,125 @@ def test_sim_node_follows_long_trajectories_and_clips_rogue_ones(probe: Probe, s
     assert_clean_exit(proc, log)
 
 
+def _stamp(msg) -> float:
+    return stamp_seconds(msg.header.stamp)
+
+
+def test_sim_node_stamps_are_sim_time_and_status_measures_the_real_time_factor(probe: Probe, spawn) -> None:
+    """Every output carries its tick's sim time (k / control_rate_hz, the ``/clock`` value of that
+    tick); ``real_time_factor_measured`` agrees with the rate at which ``/clock`` advances here."""
+    clock: list[tuple[float, float]] = []  # (wall s here, sim s)
+    probe.node.create_subscription(Clock, "/clock", lambda m: clock.append((time.monotonic(), stamp_seconds(m.clock))), 200)
+    seen: dict[str, list] = {"joint_states": [], "joint_commands": [], "pose": []}
+    probe.node.create_subscription(JointState, "joint_states", seen["joint_states"].append, 200)
+    probe.node.create_subscription(JointState, "joint_commands", seen["joint_commands"].append, 200)
+    probe.node.create_subscription(PoseStamped, pose_topic("red_block"), seen["pose"].append, 200)
+    statuses: list[DiagnosticArray] = []
+    probe.node.create_subscription(DiagnosticArray, "status", statuses.append, 50)
+    proc, log = spawn(node_args("forethought.ros_ws.sim_node", "sim_node", real_time_factor=4.0, n_blocks=1,
+                                seed=2), "sim_node")
+    probe.spin_until(lambda: len(seen["joint_states"]) >= 60 and len(clock) >= 60, 60, "60 ticks")
+    t_js = np.array([_stamp(m) for m in seen["joint_states"]])
+    assert np.allclose(t_js * 10, np.round(t_js * 10), atol=1e-6) and t_js.min() >= 0.1 - 1e-9, t_js[:5]
+    assert np.allclose(np.diff(t_js), 0.1, atol=1e-9), "joint_states not one per tick, in order"
+    clock_times = {round(t, 9) for _, t in clock}
+    on_clock = [t for t in t_js if t >= min(clock_times)]  # this probe may have matched /clock later
+    assert len(on_clock) > 30 and all(round(t, 9) in clock_times for t in on_clock), "a stamp that /clock never showed"
+    for topic in ("joint_commands", "pose"):
+        stamps = {round(_stamp(m), 9) for m in seen[topic]}
+        assert len(stamps) > 30 and stamps <= {round(t, 9) for t in t_js} | {round(t_js.max() + 0.1, 9)}, topic
+    assert all(m.header.frame_id == TABLE_FRAME for m in seen["pose"])
+    status_times = [_stamp(s) for s in statuses]
+    assert np.allclose(np.array(status_times) * 10, np.round(np.array(status_times) * 10), atol=1e-6)
+
+    probe.spin_for(4.0)  # the real-time factor: this probe's /clock rate vs the node's measurement
+    wall0, sim0 = next((w, t) for w, t in clock if w >= clock[-1][0] - 3.0)
+    here = (clock[-1][1] - sim0) / (clock[-1][0] - wall0)
+    values = {kv.key: kv.value for kv in statuses[-1].status[0].values}
+    assert values["real_time_factor"] == "4.0000"
+    measured = float(values["real_time_factor_measured"])
+    print(f"\nreal-time factor: target 4, measured by sim_node {measured:.2f}, from /clock here {here:.2f}")
+    assert here > 1.0 and abs(measured - here) < 0.25 * here, (measured, here)
+    assert_clean_exit(proc, log)
+
+
+def test_sim_node_pause_step_resume_and_stamped_trajectory_starts(probe: Probe, spawn) -> None:
+    """Paused, ``/clock`` stands still and each ``step`` is exactly one tick. A trajectory stamped in
+    the future starts then (the hold runs until it); one stamped in the past skips its points up to
+    now and runs the rest at their times, exactly; one that ends in the past is rejected."""
+    clock: list[float] = []
+    probe.node.create_subscription(Clock, "/clock", lambda m: clock.append(stamp_seconds(m.clock)), 200)
+    states: dict[float, JointState] = {}
+    commands: dict[float, np.ndarray] = {}
+    probe.node.create_subscription(JointState, "joint_states", lambda m: states.__setitem__(round(_stamp(m), 6), m), 200)
+    probe.node.create_subscription(JointState, "joint_commands",
+                                   lambda m: commands.__setitem__(round(_stamp(m), 6), np.array(m.position)), 200)
+    probe.subscribe(DiagnosticArray, "status")
+    status = lambda: probe.status.get("/sim_node", {})  # noqa: E731
+    pub = probe.node.create_publisher(JointTrajectory, "joint_trajectory", 10)
+    pause, step = probe.node.create_client(SetBool, "pause"), probe.node.create_client(Trigger, "step")
+    proc, log = spawn(node_args("forethought.ros_ws.sim_node", "sim_node", real_time_factor=2.0, n_blocks=1,
+                                seed=4, command_timeout_s=5.0), "sim_node")
+    assert pause.wait_for_service(timeout_sec=40) and step.wait_for_service(timeout_sec=10)
+    probe.spin_until(lambda: len(states) >= 3 and pub.get_subscription_count() > 0, 30, "sim_node to tick")
+
+    def call(client, request):
+        future = client.call_async(request)
+        probe.spin_until(future.done, 10, f"the {client.srv_name} service")
+        return future.result()
+
+    refused = call(step, Trigger.Request())
+    assert not refused.success and "paused" in refused.message
+    assert call(pause, SetBool.Request(data=True)).success
+    probe.spin_for(1.0)
+    now, n_states = clock[-1], len(states)
+    probe.spin_for(1.0)
+    assert clock[-1] == now and len(states) == n_states, "time went on while paused"
+    probe.spin_until(lambda: status().get("paused") == "true", 10, "status to say paused")
+    hold = commands[round(now, 6)]
+
+    def step_once() -> float:
+        before = max(states)
+        assert call(step, Trigger.Request()).success
+        probe.spin_until(lambda: max(states) > before, 10, "the stepped tick")
+        probe.spin_for(0.3)
+        assert max(states) == pytest.approx(before + 0.1, abs=1e-9) and abs(clock[-1] - max(states)) < 1e-9, "not exactly one tick"
+        return max(states)
+
+    future = trajectory(tuple(hold + [0.01, 0.0]), tuple(hold + [0.02, 0.0]))
+    future.header.stamp = seconds_to_time(now + 0.3)
+    pub.publish(future)
+    probe.spin_until(lambda: status().get("accepted_trajectories") == "1", 10, "the future trajectory")
+    ticks = [step_once() for _ in range(6)]
+    for t, expected in zip(ticks, [hold, hold, hold, hold + [0.01, 0.0], hold + [0.02, 0.0], hold + [0.02, 0.0]]):
+        assert np.array_equal(commands[round(t, 6)], expected), (t - now, commands[round(t, 6)], expected)
+
+    now, base = ticks[-1], hold + [0.02, 0.0]
+    past_points = [base + [0.0, -0.01], base + [0.005, 0.005]]  # at now - 0.1 and now: skipped
+    later = [base + [0.0, 0.01 * i] for i in range(1, 5)]  # at now + 0.1 ... now + 0.4
+    past = trajectory(*map(tuple, past_points + later))
+    past.header.stamp = seconds_to_time(now - 0.2)
+    pub.publish(past)
+    probe.spin_until(lambda: status().get("accepted_trajectories") == "2", 10, "the trajectory stamped in the past")
+    ticks = [step_once() for _ in range(4)]
+    for t, expected in zip(ticks, later):
+        assert np.array_equal(commands[round(t, 6)], expected), (t - now, commands[round(t, 6)], expected)
+    assert not any(np.allclose(q, p, atol=1e-6) for q in commands.values() for p in past_points), "a past point ran"
+
+    stale = trajectory(tuple(base), tuple(base))
+    stale.header.stamp = seconds_to_time(ticks[-1] - 1.0)
+    pub.publish(stale)
+    probe.spin_until(lambda: status().get("rejected_trajectories") == "1", 10, "the trajectory that ended to be refused")
+    assert "ends in the past" in status()["last_error"]
+
+    assert call(pause, SetBool.Request(data=False)).success
+    probe.spin_until(lambda: clock[-1] > ticks[-1] + 1.0, 20, "time to go on after resume")
+    assert not call(step, Trigger.Request()).success
+    probe.spin_until(lambda: status().get("paused") == "false" and float(status()["real_time_factor_measured"]) > 0.5,
+                     20, "the measured real-time factor to recover")
+    assert_clean_exit(proc, log)
+
+
 @pytest.mark.parametrize("points, names, error", [
     ([(float("nan"), 0.0)], scene.PUSHER_JOINTS, "NaN"),
     ([(0.0, float("inf"))], scene.PUSHER_JOINTS, "NaN or infinite"),
@@ -167,14 +293,7 @@ def test_check_trajectory_reorders_joints_and_reads_times() -> None:
         ["rule 1", "rule 4"]
 
 
-def test_observation_message_round_trip_and_bad_steps() -> None:
-    obs = np.arange(scene.OBS_DIM, dtype=np.float32)
-    msg = nc.obs_to_msg(obs)
-    assert msg.layout.dim[0].label.split(",") == list(scene.OBS_LABELS) and msg.layout.dim[0].size == scene.OBS_DIM
-    assert np.array_equal(nc.msg_to_obs(msg), obs)
-    msg.data = msg.data[:-1]
-    with pytest.raises(ValueError, match="expected 16"):
-        nc.msg_to_obs(msg)
+def test_bad_steps_and_goals_are_named() -> None:
     with pytest.raises(ValueError, match="not valid JSON"):
         nc.parse_step("{skill: push")
     with pytest.raises(ValueError, match="empty plan step"):

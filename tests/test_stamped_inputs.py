@@ -151,10 +151,11 @@ def test_bad_configuration_names_the_field(kwargs: dict, field: str) -> None:
 def test_sim_node_topics_rebuild_its_observation(tmp_path: Path) -> None:
     rclpy = pytest.importorskip("rclpy")
     from rclpy.executors import SingleThreadedExecutor
-    from std_msgs.msg import Float32MultiArray
+    import gymnasium as gym
 
-    from forethought.ros_ws import node_common as nc
+    import forethought.sim.envs  # noqa: F401  (registers the envs)
     from forethought.runtime import apply_defaults
+    from forethought.sim import PUSH_BLOCKS_ID
 
     domain = random.randint(102, 200)
     env = apply_defaults(dict(os.environ))
@@ -174,29 +175,31 @@ def test_sim_node_topics_rebuild_its_observation(tmp_path: Path) -> None:
         executor.add_node(node)
         joints: list[JointState] = []
         poses: dict[str, list] = {b: [] for b in OBJECTS}
-        observations: list[np.ndarray] = []
         node.create_subscription(JointState, "joint_states", joints.append, 100)
         for b in OBJECTS:
             node.create_subscription(geometry_msgs.PoseStamped, pose_topic(b), poses[b].append, 100)
-        node.create_subscription(Float32MultiArray, "observation", lambda m: observations.append(nc.msg_to_obs(m)), 100)
         deadline = time.monotonic() + 60
-        while len(observations) < 20 or min(len(v) for v in poses.values()) < 20:
+        while len(joints) < 20 or min(len(v) for v in poses.values()) < 20:
             assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "sim_node.log").read_text()[-2000:]
             executor.spin_once(timeout_sec=0.05)
         assert names_of_pose_topics(node) >= {f"/{pose_topic(b)}" for b in OBJECTS}
         assert "/objects/blue_block/pose" not in names_of_pose_topics(node)  # only the blocks present
         assert all(p.header.frame_id == TABLE_FRAME for v in poses.values() for p in v)
         by_stamp = {b: {(p.header.stamp.sec, p.header.stamp.nanosec): p for p in v} for b, v in poses.items()}
-        inputs, rebuilt = StampedInputs(OBJECTS, max_age_s=0.5), 0
-        for js in joints[2:18]:  # the same stamp on joint_states and every pose of one tick
+        inputs, rebuilt = StampedInputs(OBJECTS, max_age_s=0.5), []
+        for js in joints[:16]:  # the same stamp on joint_states and every pose of one tick
             key = (js.header.stamp.sec, js.header.stamp.nanosec)
             now = key[0] + 1e-9 * key[1]
             inputs.on_joint_state(js, now=now)
             for b in OBJECTS:
                 inputs.on_pose(b, by_stamp[b][key], now=now)
-            obs = inputs.observation(now=now)
-            rebuilt += any(np.allclose(obs, o, atol=1e-6) for o in observations)
-        assert rebuilt == 16, f"{rebuilt} of 16 ticks rebuilt exactly"
+            rebuilt.append(inputs.observation(now=now))
+            assert np.allclose(rebuilt[-1][scene.PUSHER_POS], js.position, atol=1e-6)
+        # tick 1 (stamp 0.1 s of sim time) is the episode's start state: what eval's reset gives
+        assert joints[0].header.stamp.sec == 0 and joints[0].header.stamp.nanosec == 100_000_000
+        start, _ = gym.make(PUSH_BLOCKS_ID, n_blocks=2).reset(
+            seed=7, options={"task": {"skill": "push", "object": "green_block", "target": "left"}})
+        assert np.allclose(rebuilt[0], start, atol=1e-6), (rebuilt[0], start)
         assert inputs.refusals == dict.fromkeys(REFUSAL_KINDS, 0)
         executor.shutdown()
         node.destroy_node()
