@@ -17,8 +17,12 @@
   "refusal": ...}``: the command's id, then a plan of ``forethought.llm_planner.planning.schema``):
   one per command, in order. Its QoS keeps the last plan for late subscribers (reliable,
   transient local, depth 1).
-- The scene (which blocks the plan may name) is read from the latest ``observation``'s presence
-  flags; until one arrives, the ``scene`` parameter.
+- The scene (which blocks the plan may name) comes from the object poses
+  (``input_topics.InputTopics``: ``objects/<name>/pose``, PoseStamped in ``frame``, checked as
+  every node checks them): when a command is planned (and on ``status``), the ``objects`` whose
+  latest pose is at most ``max_age_s`` old on the node clock form the scene; when no planner
+  scene holds exactly those blocks, or none is fresh, the last scene stays (WARN). Until the
+  first pose, the ``scene`` parameter. Refused inputs are counted on ``status``.
 - The models load on a worker thread at start-up (SmolLM2-135M takes about 20 s on a CPU), and
   planning runs there too, so the node keeps spinning. Commands wait in a bounded queue
   (``queue_size``). Full-queue policy: the newest command wins; the OLDEST waiting command is
@@ -42,14 +46,14 @@ import queue  # noqa: E402
 import threading  # noqa: E402
 from typing import Any  # noqa: E402
 
-from std_msgs.msg import Float32MultiArray, String  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from forethought.llm_planner.decoding.engine import MODES, EngineConfig  # noqa: E402
 from forethought.llm_planner.planning.planner import DEFAULT_ADAPTER, DEFAULT_DRAFT, DEFAULT_TARGET, Planner  # noqa: E402
 from forethought.llm_planner.planning.schema import SCENES  # noqa: E402
 from forethought.ros_ws import node_common as nc  # noqa: E402
-from forethought.sim import scene  # noqa: E402
+from forethought.ros_ws.input_topics import INPUT_PARAMS, InputTopics  # noqa: E402
 
 PARAMS = {
     "target": (DEFAULT_TARGET, "target model: HF directory, .gguf file or 'smollm2' (the embedded default)"),
@@ -57,9 +61,10 @@ PARAMS = {
     "adapter": (DEFAULT_ADAPTER, "LoRA adapter merged into the target; empty: the base target, few-shot prompt"),
     "mode": ("auto", "decoding mode: ar, sd, ssd or auto (the fastest here, from a start-up calibration)"),
     "k": (4, "draft tokens per round (sd, ssd)"),
-    "scene": ("pushblocks-3", "scene until the first observation: pushblocks-1, -2 or -3"),
+    "scene": ("pushblocks-3", "scene until the first object pose: pushblocks-1, -2 or -3"),
     "command": ("", "a command to plan once the models are loaded; empty: none"),
     "queue_size": (8, "commands waiting to be planned; beyond this the oldest is dropped (and acknowledged)"),
+    **INPUT_PARAMS,
 }
 
 STOP_COMMANDS = ("stop", "cancel")
@@ -88,7 +93,7 @@ class PlannerNode(nc.ReportingNode):
         self.p, self.scene = p, p["scene"]
         self.commands: queue.Queue[tuple[str, str] | None] = queue.Queue(maxsize=p["queue_size"])
         self.counts = {"plans": 0, "refusals": 0, "dropped_commands": 0, "stops": 0, "cancelled_commands": 0,
-                       "refused_observations": 0, "failed_commands": 0}
+                       "failed_commands": 0}
         self.ids = (f"cmd-{n}" for n in itertools.count(1))
         self.epoch = 0  # bumped by a stop: a plan started before it is not published
         self.state, self.last_stats = "loading models", {}
@@ -97,8 +102,9 @@ class PlannerNode(nc.ReportingNode):
         self.pub_task = self.create_publisher(String, "task_status", nc.TASK_STATUS_QOS)
         self.cancel = self.create_client(Trigger, "cancel")
         self.create_subscription(String, "task_command", self.guard(self._on_command), nc.TASK_STATUS_QOS)
-        self.create_subscription(Float32MultiArray, "observation", self.guard(self._on_observation), 10)
-        self.create_timer(1.0, self.guard(self._publish_status))
+        self.inputs = InputTopics(self, p, on_refusal=self._on_input_refusal, wrap=self.guard)
+        self.scene_note = ""  # why the scene is not the fresh objects' (WARN on status)
+        self.create_timer(1.0, self.guard(self._publish_status), clock=nc.STEADY_CLOCK)  # heard while sim time stands still
         if p["command"].strip():
             self._enqueue((next(self.ids), p["command"]))
         self.worker = threading.Thread(target=self._work, name="planner", daemon=True)
@@ -155,15 +161,30 @@ class PlannerNode(nc.ReportingNode):
                     self.warn(f"command queue full: dropped {dropped[0]} {dropped[1][:80]!r}", "dropped_commands")
                     self.event(dropped[0], "dropped", reason=f"queue full (queue_size={self.p['queue_size']})")
 
-    def _on_observation(self, msg: Float32MultiArray) -> None:
-        obs = self.observation(msg)
-        if obs is None:
-            return
-        name = scene_for(scene.present_blocks(obs))
+    def _on_input_refusal(self, reason: str) -> None:
+        self.get_logger().warning(f"input refused: {reason}", throttle_duration_sec=10.0)  # counted on status
+
+    def fresh_objects(self) -> tuple[str, ...] | None:
+        """The ``objects`` whose latest pose is at most ``max_age_s`` old on the node clock, in
+        ``objects`` order; ``None`` before the first pose (or, under ``use_sim_time``, ``/clock``)."""
+        now, inputs = self.inputs.now(), self.inputs.inputs
+        seen = [name for name in inputs.objects if name in inputs.latest]
+        if now is None or not seen:
+            return None
+        return tuple(name for name in seen if now - inputs.latest[name][0] <= inputs.max_age_s)
+
+    def _update_scene(self) -> str:
+        """Set the scene from the fresh object poses (see the module docstring); return it."""
+        fresh = self.fresh_objects()
+        if fresh is None:
+            return self.scene
+        name = scene_for(fresh)
         if name is None:
-            self.warn(f"no planner scene holds exactly {scene.present_blocks(obs)}; keeping {self.scene}")
+            self.scene_note = (f"no planner scene holds exactly {list(fresh)}" if fresh else
+                               "no fresh object pose") + f"; keeping {self.scene}"
         else:
-            self.scene = name
+            self.scene, self.scene_note = name, ""
+        return self.scene
 
     def _work(self) -> None:
         """Load the models, then plan queued commands one at a time until ``None`` arrives."""
@@ -190,8 +211,11 @@ class PlannerNode(nc.ReportingNode):
 
     def _plan(self, planner: Planner, cid: str, command: str) -> None:
         epoch = self.epoch
-        self.event(cid, "planning", scene=self.scene)
-        result = planner.plan(command, self.scene)
+        scene_name = self._update_scene()
+        if self.scene_note:
+            self.get_logger().warning(f"{cid}: {self.scene_note}")
+        self.event(cid, "planning", scene=scene_name)
+        result = planner.plan(command, scene_name)
         if epoch != self.epoch:
             self.get_logger().info(f"{cid} {command[:120]!r}: planned after a stop; not published")
             self.event(cid, "cancelled", reason="a stop arrived while it was being planned")
@@ -206,15 +230,18 @@ class PlannerNode(nc.ReportingNode):
         else:
             self.event(cid, "planned", plan=plan)
         self.pub_plan.publish(String(data=json.dumps({"id": cid, **plan})))
-        self.get_logger().info(f"{cid} {command[:120]!r} in {self.scene} -> {json.dumps(plan)} ({self.last_stats})")
+        self.get_logger().info(f"{cid} {command[:120]!r} in {scene_name} -> {json.dumps(plan)} ({self.last_stats})")
 
     def _publish_status(self) -> None:
-        level = nc.OK if self.state == "ready" and not self.last_error else nc.WARN  # a fault: ERROR
+        self._update_scene()
+        ok = self.state == "ready" and not self.last_error and not self.scene_note
+        level = nc.OK if ok else nc.WARN  # a fault: ERROR
         if self.state.startswith("failed"):
             level = nc.ERROR
+        message = f"{self.state}; {self.scene_note}" if self.scene_note else self.state
         values = {"scene": self.scene, "queued": self.commands.qsize(), **self.counts, **self.last_stats,
-                  "last_error": self.last_error}
-        self.publish_status(level, self.state, values)
+                  **self.inputs.status_values(), "last_error": self.last_error}
+        self.publish_status(level, message, values)
 
     def close(self, interrupted: bool) -> None:
         """Stop the worker after the command it is planning (the draft process ends with it)."""

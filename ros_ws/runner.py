@@ -6,9 +6,11 @@ Examples::
         --until-success --video outputs/demo.mp4
     forethought run sim --n-blocks 3 --seed 4 --rate-factor 4 --timeout 60
     forethought run sim --params my_overrides.yaml
-    forethought run stack --command "push the red block to the left zone" --n-blocks 3 \
+    forethought run stack --command "push the red block to the left zone" --n-blocks 3 \\
         --until-success --timeout 120 --video outputs/stack.mp4
     forethought run stack --policy dmpc --policy-option planner=ssr --command "go to the center"
+    forethought run robot --params my_robot.yaml
+    forethought run robot --params my_robot.yaml --command "push the red block to the left zone"
 
 Each node of the graph (``forethought.ros_ws.graph``) runs as its own process::
 
@@ -22,10 +24,18 @@ params file, because rcl ranks a node-named YAML section above ``-p``: options b
 files, which beat the packaged YAML. The runner forwards SIGINT/SIGTERM to every node and waits for them (a second signal
 kills them); nodes end without tracebacks and no process is left behind.
 
-Graphs: ``sim`` (sim_node + the scripted expert, one plan step from ``--task``) and ``stack``
+Graphs: ``sim`` (sim_node + the scripted expert, one plan step from ``--task``), ``stack``
 (sim_node + planner_node + executive + policy_controller + world_model_node: a natural-language
 ``--command`` is planned by the LLM planner and executed step by step by a learned policy, D-MPC
-or the proposer, while the world model reports how surprising each observation is).
+or the proposer, while the world model reports how surprising each observation is) and ``robot``
+(the stack without sim_node, on the system clock: the robot's driver and perception provide the
+topics ``launch/robot.yaml`` documents; ``--params`` gives the robot's joints, limits and objects).
+In the graphs with sim_node, every other node runs with ``use_sim_time`` (``graph.on_sim_clock``).
+
+Options: the simulator's (``--task``, ``--n-blocks``, ``--seed``, ``--video``, ``--timeout``,
+``--rate-factor``) apply to the graphs with sim_node only; the planning ones (``--command``,
+``--policy``, ``--model``, ``--policy-option``) to ``stack`` and ``robot``; a misplaced one is a
+bad option (exit 2). ``--until-success`` stops the graph when its primary node succeeds.
 
 Supervision: a node that crashes (killed by a signal, e.g. ``kill -9`` or the OOM killer, or
 exits with a code >= 128) is started again with the same command after ``--restart-backoff`` S,
@@ -36,14 +46,14 @@ back). A node that exits with another code on its own is not restarted: it ends 
 
 Exit codes (``EXIT_*``):
 
-- 0: the primary node succeeded (``sim``: sim_node, stopped or the task done; ``stack``: the
-  executive, the whole plan done with ``--until-success``), or a signal stopped the graph and
-  every node exited cleanly;
+- 0: the primary node succeeded (``sim``: sim_node, stopped or the task done; ``stack`` and
+  ``robot``: the executive, the whole plan done with ``--until-success``), or a signal stopped
+  the graph and every node exited cleanly;
 - 1: ``--timeout`` ran out with ``--until-success`` and no success (``sim``), another node
   stopped first (the stack's sim_node at ``--timeout``), a node crashed more than
   ``--max-restarts`` times, or a node exited with an error after a signal;
 - 2: a bad option or parameter;
-- 3: (``stack``) the plan was refused or invalid; 4: (``stack``) the plan failed.
+- 3: (``stack``, ``robot``) the plan was refused or invalid; 4: the plan failed.
 """
 
 from __future__ import annotations
@@ -62,8 +72,9 @@ import time
 from pathlib import Path
 
 from forethought.cli_args import key_values
-from forethought.ros_ws.graph import GRAPHS, NodeSpec
+from forethought.ros_ws.graph import GRAPHS, NodeSpec, has_sim
 from forethought.runtime import apply_defaults
+from forethought.sim.scene import BLOCK_NAMES, validate_step
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_OPTION = 0, 1, 2
 """The runner's own exit codes (the module docstring lists them all)."""
@@ -71,6 +82,12 @@ MAX_BACKOFF_S = 30.0
 """The longest wait before a crashed node is started again."""
 SHUTDOWN_GRACE_S = 30.0
 """How long nodes get to exit after SIGINT (the sim node may be encoding a video) before SIGKILL."""
+SIM_OPTIONS = ("--task", "--n-blocks", "--seed", "--video", "--timeout", "--rate-factor")
+"""Options that set sim_node's parameters: graphs with sim_node only (``graph.has_sim``)."""
+PLANNING_OPTIONS = ("--command", "--policy", "--model", "--policy-option")
+"""Options of the planning graphs (``PLANNING_GRAPHS``)."""
+PLANNING_GRAPHS = tuple(g for g, nodes in GRAPHS.items() if any(n.name == "planner_node" for n in nodes))
+"""The graphs with planner_node: stack, robot."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,46 +95,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = ("examples:" + __doc__.split("Examples::")[1].split("Each node")[0].rstrip()
                      + "\n\nEach node runs as its own process; Ctrl-C stops them all. Exit code: the primary node's "
-                     "(sim: sim_node; stack: executive); a crashed node is restarted (--max-restarts).")
+                     "(sim: sim_node; stack, robot: executive); a crashed node is restarted (--max-restarts). "
+                     "robot: the stack without sim_node, for a real robot's driver and perception; its "
+                     "parameters and the topics the robot must provide are in launch/robot.yaml.")
     parser.add_argument("graph", choices=sorted(GRAPHS), help="which node graph to start")
-    parser.add_argument("--task", metavar="JSON", help='plan step, e.g. \'{"skill": "push", "object": '
-                        '"red_block", "target": "left"}\' (default: the YAML\'s)')
-    parser.add_argument("--n-blocks", type=int, choices=(1, 2, 3), help="blocks on the table")
-    parser.add_argument("--seed", type=int, help="episode seed")
-    parser.add_argument("--video", metavar="PATH", help="write an MP4 or GIF of the run on exit")
-    parser.add_argument("--until-success", action="store_true", help="stop when the task succeeds")
-    parser.add_argument("--timeout", type=float, metavar="S", help="stop after S sim seconds (exit 1 with "
-                        "--until-success if not achieved)")
-    parser.add_argument("--rate-factor", type=float, metavar="F", help="sim seconds per wall second (default 1)")
-    stack = parser.add_argument_group("stack graph")
-    stack.add_argument("--command", dest="task_command", metavar="TEXT", help="natural-language task for the planner (default: the YAML's)")
-    stack.add_argument("--policy", help="controller policy: proposer, dmpc, expert, ... (default: the YAML's)")
-    stack.add_argument("--model", metavar="DIR", help="the controller policy's checkpoint directory")
-    stack.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
-                       help="extra controller policy option (repeatable), as in forethought eval")
+    parser.add_argument("--until-success", action="store_true", help="stop when the task succeeds (stack, robot: "
+                        "the whole plan)")
+    parser.add_argument("--params", action="append", default=[], metavar="FILE",
+                        help="extra ROS params YAML applied over the packaged one (repeatable); robot: the "
+                             "robot's joints, limits, objects (see launch/robot.yaml)")
     parser.add_argument("--max-restarts", type=int, default=3, metavar="N",
                         help="restart a crashed node at most N times, then stop the graph with exit 1 (default 3)")
     parser.add_argument("--restart-backoff", type=float, default=1.0, metavar="S",
                         help="wait S s before restarting a crashed node, doubled at each restart (default 1)")
-    parser.add_argument("--params", action="append", default=[], metavar="FILE",
-                        help="extra ROS params YAML applied over the packaged one (repeatable)")
+    sim = parser.add_argument_group("simulator (sim, stack)")
+    sim.add_argument("--task", metavar="JSON", help='plan step, e.g. \'{"skill": "push", "object": '
+                     '"red_block", "target": "left"}\' (default: the YAML\'s)')
+    sim.add_argument("--n-blocks", type=int, choices=(1, 2, 3), help="blocks on the table")
+    sim.add_argument("--seed", type=int, help="episode seed")
+    sim.add_argument("--video", metavar="PATH", help="write an MP4 or GIF of the run on exit")
+    sim.add_argument("--timeout", type=float, metavar="S", help="stop after S sim seconds (exit 1 with "
+                     "--until-success if not achieved)")
+    sim.add_argument("--rate-factor", type=float, metavar="F", help="sim seconds per wall second (default 1)")
+    planning = parser.add_argument_group("planning (stack, robot)")
+    planning.add_argument("--command", dest="task_command", metavar="TEXT", help="natural-language task for the "
+                          "planner (default: the YAML's; robot: none, send one on task_command)")
+    planning.add_argument("--policy", help="controller policy: proposer, dmpc, expert, ... (default: the YAML's)")
+    planning.add_argument("--model", metavar="DIR", help="the controller policy's checkpoint directory ('': none, "
+                          "for --policy expert)")
+    planning.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
+                          help="extra controller policy option (repeatable), as in forethought eval")
 
 
 def yaml_value(value: object) -> str:
-    """``value`` as a YAML scalar (strings single-quoted, so JSON stays a string); also fits ``-p name:=value``."""
+    """``value`` as a YAML scalar or flow list (strings single-quoted, so JSON stays a string); also
+    fits ``-p name:=value``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(yaml_value(v) for v in value) + "]"
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def _misplaced(args: argparse.Namespace) -> list[str]:
+    """The given options that do not apply to ``args.graph``."""
+    given = {"--task": args.task, "--n-blocks": args.n_blocks, "--seed": args.seed, "--video": args.video,
+             "--timeout": args.timeout, "--rate-factor": args.rate_factor, "--command": args.task_command,
+             "--policy": args.policy, "--model": args.model, "--policy-option": args.policy_option or None}
+    wrong = () if has_sim(args.graph) else SIM_OPTIONS
+    wrong += () if args.graph in PLANNING_GRAPHS else PLANNING_OPTIONS
+    return [flag for flag in wrong if given[flag] is not None]
 
 
 def overrides(args: argparse.Namespace) -> dict[str, object]:
     """Node parameters set by the command-line options; raise ``ValueError`` for a bad one."""
+    misplaced = _misplaced(args)
+    if misplaced:
+        where = {flag: "graphs with sim_node (sim, stack)" for flag in SIM_OPTIONS}
+        where.update({flag: "the planning graphs (" + ", ".join(PLANNING_GRAPHS) + ")" for flag in PLANNING_OPTIONS})
+        raise ValueError("; ".join(f"{flag} only applies to {where[flag]}" for flag in misplaced)
+                         + f", not to {args.graph}")
     out: dict[str, object] = {}
     if args.task is not None:
-        from forethought.sim.scene import validate_step  # pure numpy: cheap
-
         try:
             validate_step(json.loads(args.task))
         except json.JSONDecodeError as e:
@@ -125,6 +166,7 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
         out["task"] = args.task
     if args.n_blocks is not None:
         out["n_blocks"] = args.n_blocks
+        out["objects"] = list(BLOCK_NAMES[: args.n_blocks])  # the env's first n blocks: every pose expected
     if args.seed is not None:
         out["seed"] = args.seed
     if args.video:
@@ -140,12 +182,6 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
         if not 0 < args.rate_factor <= 1000:
             raise ValueError(f"--rate-factor {args.rate_factor}: must be in (0, 1000]")
         out["real_time_factor"] = float(args.rate_factor)
-    stack = {"--command": args.task_command, "--policy": args.policy, "--model": args.model}
-    given = [flag for flag, v in stack.items() if v is not None]
-    if args.policy_option:
-        given.append("--policy-option")
-    if given and args.graph != "stack":
-        raise ValueError(f"{', '.join(given)} only apply to the stack graph")
     if args.task_command is not None:
         if not args.task_command.strip():
             raise ValueError("--command is empty")
@@ -153,7 +189,7 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
     if args.policy is not None:
         out["policy"] = args.policy
     if args.model is not None:
-        out["model"] = os.path.abspath(args.model)
+        out["model"] = os.path.abspath(args.model) if args.model else ""
     if args.policy_option:
         out["policy_options"] = json.dumps(key_values(args.policy_option, "--policy-option"))
     for f in args.params:

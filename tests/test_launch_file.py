@@ -1,5 +1,8 @@
 """``launch/*.launch.py``: each builds its graph of ``forethought.ros_ws.graph`` with the params YAML.
 
+Also the graphs' data: ``use_sim_time`` on every node but sim_node where sim_node is the clock,
+none in the robot graph; the YAML's ``objects`` match its ``n_blocks``.
+
 The real check needs ``launch_ros`` (a ROS 2 install; it is not on PyPI) and is skipped without
 it. The wiring check runs everywhere: it loads the launch file against minimal stand-ins for the
 ``launch`` / ``launch_ros`` classes it uses and inspects what it passes them.
@@ -17,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from forethought.ros_ws.graph import GRAPHS
-from forethought.sim.scene import validate_step
+from forethought.ros_ws.graph import GRAPHS, SIM_NODE, has_sim
+from forethought.sim.scene import BLOCK_NAMES, validate_step
 
 LAUNCH_DIR = Path(__file__).resolve().parents[1] / "launch"
 
@@ -37,6 +40,29 @@ def test_every_graph_has_a_launch_file_and_yaml() -> None:
         assert {n.params_file for n in nodes} == {f"{graph}.yaml"}
 
 
+def test_sim_time_exactly_where_sim_node_is_the_clock() -> None:
+    assert GRAPHS.keys() == {"sim", "stack", "robot"}
+    assert not has_sim("robot") and has_sim("sim") and has_sim("stack")
+    for graph, nodes in GRAPHS.items():
+        for spec in nodes:
+            assert dict(spec.fixed).get("use_sim_time", False) is (has_sim(graph) and spec.name != SIM_NODE), spec
+    assert [n.name for n in GRAPHS["robot"]] == [n.name for n in GRAPHS["stack"] if n.name != SIM_NODE]
+    assert [n.name for n in GRAPHS["robot"] if n.primary] == ["executive"]
+
+
+@pytest.mark.parametrize("graph", sorted(GRAPHS))
+def test_yaml_objects_are_the_blocks_on_the_table(graph: str) -> None:
+    params = yaml.safe_load((LAUNCH_DIR / f"{graph}.yaml").read_text())["/**"]["ros__parameters"]
+    if has_sim(graph):
+        assert params["objects"] == list(BLOCK_NAMES[: params["n_blocks"]])
+        assert params["publish_clock"] is True
+    else:  # the robot's description: every input and limit is a parameter here, nothing of the simulator
+        assert {"joint_names", "objects", "frame", "max_age_s", "sync_tolerance_s", "control_rate_hz", "position_min",
+                "position_max", "max_velocity", "max_acceleration", "limit_mode"} <= set(params)
+        assert not {"n_blocks", "seed", "video_path", "publish_clock", "real_time_factor", "use_sim_time"} & set(params)
+        assert params["command"] == "", "the robot must not move before it is given a command"
+
+
 @pytest.mark.parametrize("graph", sorted(GRAPHS))
 def test_description_builds_with_launch_ros(graph: str) -> None:
     pytest.importorskip("launch_ros")
@@ -53,7 +79,8 @@ def test_description_builds_with_launch_ros(graph: str) -> None:
     assert [text(n.node_executable) for n in nodes] == [s.executable for s in GRAPHS[graph]]
     assert {text(n.node_package) for n in nodes} == {"forethought"}
     args = {a.name: a for a in ld.get_launch_arguments()}
-    assert {"video", "until_success", "n_blocks", "seed"} <= set(args)
+    assert {"params_file", "until_success"} <= set(args)
+    assert ({"video", "n_blocks", "seed"} <= set(args)) is has_sim(graph)
     if "task" in args:
         validate_step(json.loads(text(args["task"].default_value)))
 
@@ -71,7 +98,8 @@ def test_wiring_matches_graph_and_yaml(graph: str, monkeypatch: pytest.MonkeyPat
         "launch": {"LaunchDescription": _Recorder},
         "launch.actions": {"DeclareLaunchArgument": type("DeclareLaunchArgument", (_Recorder,), {}),
                            "Shutdown": type("Shutdown", (_Recorder,), {})},
-        "launch.substitutions": {"LaunchConfiguration": type("LaunchConfiguration", (_Recorder,), {})},
+        "launch.substitutions": {"LaunchConfiguration": type("LaunchConfiguration", (_Recorder,), {}),
+                                 "PythonExpression": type("PythonExpression", (_Recorder,), {})},
         "launch_ros": {},
         "launch_ros.actions": {"Node": type("Node", (_Recorder,), {})},
         "launch_ros.parameter_descriptions": {"ParameterValue": type("ParameterValue", (_Recorder,), {})},
@@ -89,17 +117,27 @@ def test_wiring_matches_graph_and_yaml(graph: str, monkeypatch: pytest.MonkeyPat
     for node, spec in zip(nodes, GRAPHS[graph]):
         kw = node.kwargs
         assert (kw["package"], kw["executable"], kw["name"]) == ("forethought", spec.executable, spec.name)
-        yaml_path, overrides, *fixed = kw["parameters"]
+        yaml_path, user_yaml, shared, *fixed = kw["parameters"]
+        overrides = dict(shared)
         assert Path(yaml_path).resolve() == params_file.resolve()  # not in the ament index here: beside the file
+        assert user_yaml.args == ("params_file",)  # the user's YAML, over the packaged one
+        assert Path(declared["params_file"]["default_value"]).resolve() == params_file.resolve()
         assert set(overrides) <= set(defaults), "a launch argument sets a parameter the YAML does not have"
+        objects = overrides.pop("objects", None)
         for value in overrides.values():
             assert value.args[0].args[0] in declared  # ParameterValue(LaunchConfiguration(<declared arg>))
+        if has_sim(graph):  # n_blocks also sets objects: the first n blocks, as in the YAML
+            parts = objects.args[0].args[0]  # ParameterValue(PythonExpression([...]))
+            text = "".join(p if isinstance(p, str) else declared[p.args[0]]["default_value"] for p in parts)
+            assert eval(text) == defaults["objects"]
+        else:
+            assert objects is None and set(declared) == {"params_file", "until_success"}
         assert fixed == ([dict(spec.fixed)] if spec.fixed else [])  # fixed parameters come last: they win
         if spec.primary:  # its exit ends the launch; the others are respawned
             assert type(kw["on_exit"]).__name__ == "Shutdown" and "respawn" not in kw
         else:
             assert kw["respawn"] is True and kw["respawn_max_retries"] >= 1 and "on_exit" not in kw
-    assert declared["video"]["default_value"] == ""
+    assert declared.get("video", {"default_value": ""})["default_value"] == ""
     assert declared["until_success"]["default_value"] == "false"
     if "task" in declared:
         validate_step(json.loads(declared["task"]["default_value"]))

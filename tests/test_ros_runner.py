@@ -5,6 +5,7 @@ Over real rclpy / Fast DDS on loopback; the harness is ``ros_harness``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -20,22 +21,56 @@ pytestmark = [pytest.mark.ros, pytest.mark.timeout(150)]
 rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from std_msgs.msg import Float32MultiArray, String  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from forethought.ros_ws import node_common as nc  # noqa: E402
+from forethought.ros_ws import runner  # noqa: E402
+from forethought.ros_ws.stamped import pose_topic  # noqa: E402
 from forethought.sim import scene  # noqa: E402
 
 from ros_harness import TASK, ros_env, Probe, probe, spawn, node_args, our_processes, assert_clean_exit, assert_ros2_control_accepts  # noqa: E402,F401  (fixtures are used by name)
 
 
 def test_runner_help() -> None:
-    res = subprocess.run([sys.executable, "-m", "forethought.cli", "run", "--help"], capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "forethought.cli", "run", "robot", "--help"], capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     for option in ("--task", "--until-success", "--video", "--timeout", "--rate-factor", "--params", "--max-restarts",
-                   "--restart-backoff"):
+                   "--restart-backoff", "{robot,sim,stack}", "simulator (sim, stack)", "planning (stack, robot)",
+                   "forethought run robot --params my_robot.yaml", "launch/robot.yaml"):
         assert option in res.stdout
+
+
+def parse(*argv: str):
+    parser = argparse.ArgumentParser()
+    runner.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_options_apply_to_their_graphs_only() -> None:
+    """Simulator options need sim_node; planning options need the planner; --n-blocks also sets
+    the objects every node expects."""
+    for graph in ("sim", "stack"):
+        assert runner.overrides(parse(graph, "--n-blocks", "2", "--video", "/tmp/x.mp4", "--timeout", "5")) == {
+            "n_blocks": 2, "objects": ["red_block", "green_block"], "video_path": "/tmp/x.mp4", "max_duration_s": 5.0}
+    for graph in ("stack", "robot"):
+        assert runner.overrides(parse(graph, "--command", "go left", "--policy", "expert", "--until-success")) == {
+            "command": "go left", "policy": "expert", "exit_on_success": True}
+    with pytest.raises(ValueError, match="--seed only applies to graphs with sim_node .*--video only applies.* robot"):
+        runner.overrides(parse("robot", "--seed", "1", "--video", "x.mp4"))
+    with pytest.raises(ValueError, match="--command only applies to the planning graphs"):
+        runner.overrides(parse("sim", "--command", "go left"))
+    assert runner.overrides(parse("robot", "--policy", "expert", "--model", "")) == {"policy": "expert", "model": ""}
+    assert runner.yaml_value(["red_block", "it's"]) == "['red_block', 'it''s']"
+
+
+def test_runner_refuses_a_simulator_option_for_the_robot_before_starting_nodes(ros_env: dict[str, str]) -> None:
+    res = subprocess.run([sys.executable, "-m", "forethought.cli", "run", "robot", "--rate-factor", "2"],
+                         capture_output=True, text=True, env=ros_env, timeout=60)
+    assert res.returncode == 2
+    assert "--rate-factor only applies to graphs with sim_node" in res.stderr and "started" not in res.stderr
 
 
 def test_runner_refuses_bad_task_before_starting_nodes(ros_env: dict[str, str]) -> None:
@@ -79,7 +114,7 @@ def test_graph_pushes_red_block_left_then_stops_cleanly(probe: Probe, spawn, tmp
     observations it publishes the push as a ``goal`` (as the executive would), so the whole push
     happens while it watches.
     """
-    probe.subscribe(Float32MultiArray, "observation")
+    probe.subscribe(PoseStamped, pose_topic("red_block"))
     sent: list[JointTrajectory] = []
     probe.node.create_subscription(JointTrajectory, "joint_trajectory", sent.append, 100)
     goal = probe.node.create_publisher(String, "goal", 10)
@@ -87,12 +122,12 @@ def test_graph_pushes_red_block_left_then_stops_cleanly(probe: Probe, spawn, tmp
     t0 = time.monotonic()
     runner, log = spawn(["-m", "forethought.cli", "run", "sim", "--task", '{"skill": "reach", "target": "top_left"}',
                          "--n-blocks", "3", "--seed", "0", "--rate-factor", "2", "--video", str(video)], "runner")
-    first = probe.spin_until(lambda: "observation" in probe.latest, 40, "the first observation")
+    first = probe.spin_until(lambda: pose_topic("red_block") in probe.latest, 40, "the first red block pose")
     probe.spin_until(lambda: goal.get_subscription_count() >= 2, 20, "sim_node and policy_controller on goal")
 
     def red_left() -> bool:
-        obs = nc.msg_to_obs(probe.latest["observation"])
-        return scene.REGIONS["left"].contains(scene.block_xy(obs, "red_block"))
+        p = probe.latest[pose_topic("red_block")].pose.position
+        return scene.REGIONS["left"].contains((p.x, p.y))
 
     assert not red_left(), "seed 0 must need a push"
     goal.publish(String(data=TASK))
