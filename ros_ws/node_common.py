@@ -8,17 +8,9 @@
 - ``parse_step``: JSON plan step -> validated dict, with a clear error; ``parse_goal`` also
   accepts the hold goal (``hold_goal``).
 - ``check_trajectory`` / ``trajectory_msg``: a JointTrajectory's structure, read and built.
-- ``obs_to_msg`` / ``msg_to_obs`` / ``read_observation``: the ``observation`` topic's
-  Float32MultiArray (``read_observation`` also refuses NaN/inf).
 - ``status_msg``: a one-entry diagnostic_msgs/DiagnosticArray for a node's ``status`` topic.
 - ``parse_command`` / ``task_event``: the ``task_command`` envelope and the ``task_status``
   lifecycle events (``TASK_STATES``).
-
-Observation message layout (``std_msgs/Float32MultiArray``): ``data`` is the flat observation of
-``forethought.sim.scene`` (``OBS_DIM`` floats) and ``layout.dim`` holds exactly one
-``MultiArrayDimension`` with ``size = stride = OBS_DIM`` whose ``label`` is the comma-joined
-``OBS_LABELS`` (``"pusher_x,pusher_y,pusher_vx,...,blue_block_yaw"``), so a subscriber that knows
-nothing of forethought can still name every entry. ``data_offset`` is 0.
 """
 
 from __future__ import annotations
@@ -30,28 +22,31 @@ apply_defaults()  # before rclpy is imported: discovery on loopback unless the u
 import json  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 import traceback  # noqa: E402
 from typing import Any, Callable, Mapping, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
-from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
 from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
+from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.exceptions import ParameterException  # noqa: E402
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.publisher import Publisher  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension, String  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-from forethought.sim.scene import BLOCK_NAMES, OBS_DIM, OBS_LABELS, validate_step  # noqa: E402
+from forethought.sim.scene import BLOCK_NAMES, validate_step  # noqa: E402
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 EXIT_BAD_PARAMETER = 2
 """Exit code of a node whose parameters fail validation (the error is logged, no traceback)."""
+STEADY_CLOCK = Clock(clock_type=ClockType.STEADY_TIME)
+"""Clock of heartbeat timers (``status``): wall time, ticking while a paused sim stops ``/clock``."""
 PLAN_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 """QoS of the ``plan`` topic: the last plan stays available to a subscriber that joins late."""
 
@@ -141,37 +136,6 @@ def parse_step(text: str, present: Sequence[str] = BLOCK_NAMES) -> dict[str, Any
     except json.JSONDecodeError as e:
         raise ValueError(f"plan step is not valid JSON ({e.msg} at char {e.pos}): {text[:80]!r}") from None
     return validate_step(step, present=tuple(present))
-
-
-def obs_to_msg(obs: np.ndarray, labels: Sequence[str] = OBS_LABELS) -> Float32MultiArray:
-    """Pack a flat observation ``obs[D]`` into a Float32MultiArray with a labelled layout."""
-    obs = np.asarray(obs, dtype=np.float32).reshape(-1)
-    msg = Float32MultiArray()
-    msg.layout.dim = [MultiArrayDimension(label=",".join(labels), size=obs.size, stride=obs.size)]
-    msg.layout.data_offset = 0
-    msg.data = obs.tolist()
-    return msg
-
-
-def msg_to_obs(msg: Float32MultiArray, dim: int = OBS_DIM, labels: Sequence[str] = OBS_LABELS) -> np.ndarray:
-    """Unpack ``observation`` into ``float32[dim]``; raise ``ValueError`` on a wrong size or layout.
-
-    Non-finite values are returned as they are: the caller decides how to refuse them.
-    """
-    obs = np.asarray(msg.data, dtype=np.float32)[msg.layout.data_offset :]
-    if obs.size != dim:
-        raise ValueError(f"observation has {obs.size} values, expected {dim}")
-    if msg.layout.dim and msg.layout.dim[0].label and msg.layout.dim[0].label != ",".join(labels):
-        raise ValueError(f"observation layout label {msg.layout.dim[0].label[:60]!r}... does not match OBS_LABELS")
-    return obs
-
-
-def read_observation(msg: Float32MultiArray) -> np.ndarray:
-    """The observation in ``msg``; ``ValueError`` if its size is wrong or it holds NaN/inf (refuse it)."""
-    obs = msg_to_obs(msg)
-    if not np.all(np.isfinite(obs)):
-        raise ValueError("observation has NaN or infinite values")
-    return obs
 
 
 def check_trajectory(msg: JointTrajectory, joint_names: Sequence[str], max_points: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
@@ -290,6 +254,10 @@ class ReportingNode(Node):
     """An exception caught since the last ``publish_status`` (which then reports ERROR)."""
     faults: int = 0
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started = time.monotonic()
+
     def report_fault(self, where: str, error: BaseException) -> str:
         """Log ``error`` (with its traceback) as an ERROR from ``where``; keep it as ``fault``; return the text."""
         self.faults += 1
@@ -319,28 +287,15 @@ class ReportingNode(Node):
         self.last_error = text
         self.get_logger().warning(text, throttle_duration_sec=2.0)
 
-    def observation(self, msg: Float32MultiArray, refusal: str = "observation ignored") -> np.ndarray | None:
-        """The observation in ``msg``, or ``None`` after a ``warn`` counted as ``refused_observations``."""
-        try:
-            return read_observation(msg)
-        except ValueError as e:
-            self.warn(f"{refusal}: {e}", "refused_observations")
-            return None
-
     def publish_status(self, level: bytes, message: str, values: Mapping[str, Any]) -> None:
-        """Publish ``status`` (``status_msg``; ERROR with the ``fault`` while there is one) and
-        forget ``last_error`` and ``fault``."""
+        """Publish ``status`` (``status_msg``; ERROR with the ``fault`` while there is one; ``uptime_s``,
+        wall seconds since the node started, tells a watcher it restarted) and forget ``last_error`` and ``fault``."""
         if self.fault:
             level, message = ERROR, f"{message}; error: {self.fault}"
-        values = {**values, "faults": self.faults, "fault": self.fault}
+        values = {**values, "faults": self.faults, "fault": self.fault,
+                  "uptime_s": round(time.monotonic() - self.started, 3)}
         self.pub_status.publish(status_msg(self, level, message, values))
         self.last_error = self.fault = ""
-
-
-def sim_stamp(seconds: float) -> Time:
-    """builtin_interfaces/Time for ``seconds`` >= 0 of sim time."""
-    ns = int(round(seconds * 1e9))
-    return Time(sec=ns // 10**9, nanosec=ns % 10**9)
 
 
 def status_msg(node: Node, level: bytes, message: str, values: Mapping[str, Any], hardware_id: str = "") -> DiagnosticArray:
