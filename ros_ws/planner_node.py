@@ -165,13 +165,10 @@ class PlannerNode(nc.ReportingNode):
         self.get_logger().warning(f"input refused: {reason}", throttle_duration_sec=10.0)  # counted on status
 
     def fresh_objects(self) -> tuple[str, ...] | None:
-        """The ``objects`` whose latest pose is at most ``max_age_s`` old on the node clock, in
-        ``objects`` order; ``None`` before the first pose (or, under ``use_sim_time``, ``/clock``)."""
-        now, inputs = self.inputs.now(), self.inputs.inputs
-        seen = [name for name in inputs.objects if name in inputs.latest]
-        if now is None or not seen:
-            return None
-        return tuple(name for name in seen if now - inputs.latest[name][0] <= inputs.max_age_s)
+        """``StampedInputs.fresh_objects`` at the node clock; ``None`` before the first pose (or,
+        under ``use_sim_time``, ``/clock``)."""
+        now = self.inputs.now()
+        return None if now is None else self.inputs.inputs.fresh_objects(now)
 
     def _update_scene(self) -> str:
         """Set the scene from the fresh object poses (see the module docstring); return it."""

@@ -142,6 +142,14 @@ class StampedInputs:
             obs[s : s + 4] = (1.0, x, y, scene.wrap_yaw(yaw))
         return obs
 
+    def fresh_objects(self, now: float) -> tuple[str, ...] | None:
+        """The objects whose latest pose is at most ``max_age_s`` old at ``now``, in ``objects``
+        order; ``None`` before the first pose of any."""
+        seen = [name for name in self.objects if name in self.latest]
+        if not seen:
+            return None
+        return tuple(name for name in seen if now - self.latest[name][0] <= self.max_age_s)
+
     def status_values(self) -> dict[str, Any]:
         """What a consumer puts on ``status``: refusal counts by kind and the last reason."""
         return {**{f"refused_{k}": v for k, v in self.refusals.items()}, "last_input_refusal": self.last_refusal}

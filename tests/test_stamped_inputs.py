@@ -224,3 +224,13 @@ def test_helper_is_pure() -> None:
             "print(json.dumps([m for m in ('rclpy', 'mujoco', 'gymnasium') if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_fresh_objects_are_the_ones_seen_within_max_age() -> None:
+    inputs = StampedInputs(OBJECTS, max_age_s=0.5)
+    assert inputs.fresh_objects(now=10.0) is None  # no pose yet
+    inputs.on_pose("green_block", pose(9.9, 0.0, 0.1, 0.0), now=10.0)
+    assert inputs.fresh_objects(now=10.0) == ("green_block",)
+    inputs.on_pose("red_block", pose(10.2, 0.1, 0.0, 0.0), now=10.3)
+    assert inputs.fresh_objects(now=10.3) == ("red_block", "green_block")  # objects order
+    assert inputs.fresh_objects(now=10.6) == ("red_block",)  # green is 0.7 s old
