@@ -15,13 +15,17 @@ import pytest
 import torch
 
 from forethought.models.control import CEMPlanner, MPPIPlanner, PlannerConfig
+from forethought.models.evaluation import PolicySpec, evaluate
 from forethought.models.training import TrainConfig, train
 from forethought.models.world_model import LatentWorldModel, WorldModelConfig
+from forethought.models.world_model.action_sampler import PUSHBLOCKS_STEP_QUANTILES, WaypointSampler
+from forethought.models.world_model.eval_policy import LatentPlannerEvalPolicy
 from forethought.models.world_model.latent_dynamics import LatentDynamics
 from forethought.models.world_model.latent_objectives import GoalObjective
 from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
 from forethought.models.world_model.probe import LinearProbe
 from forethought.models.world_model.surprise import SurpriseMonitor, rollout_spread, surprise_trace
+from forethought.sim import scene
 
 STEP = 0.04
 
@@ -106,6 +110,26 @@ def test_plan_is_in_env_units_and_reproducible(point_model: LatentWorldModel) ->
     b = LatentCEM(point_model, samples=50, elites=5, iterations=3, seed=4).plan(obs, goal=goal)
     assert a.shape == (25, 2) and a.dtype == np.float32 and np.array_equal(a, b)
     assert np.all(np.abs(a) <= 1.0)
+
+
+def test_waypoint_plan_was_evaluated_and_starts_at_the_anchor(point_model: LatentWorldModel) -> None:
+    """With the waypoint sampler, the returned chunk is one the model scored (not an unevaluated refit mean),
+    it starts one data-sized step from the anchor, and a non-PushBlocks model must be given the anchor."""
+    sampler = WaypointSampler(PUSHBLOCKS_STEP_QUANTILES, point_model.config.frameskip, (-1, -1), (1, 1))
+    planner = LatentCEM(point_model, samples=40, elites=4, iterations=3, sampler=sampler)
+    seen: list[torch.Tensor] = []
+    rollout = planner.latent.rollout
+    planner.latent.rollout = lambda state, blocks: (seen.append(blocks.clone()), rollout(state, blocks))[1]
+    obs, goal, anchor = np.zeros(2, np.float32), np.full(2, 0.3, np.float32), np.array([0.1, -0.2], np.float32)
+    plan = planner.plan(obs, goal=goal, anchor=anchor)
+    assert plan.shape == (25, 2) and len(seen) == 3
+    blocks = point_model.action_blocks(torch.from_numpy(plan)[None])
+    assert min(float((s - blocks).abs().amax(dim=(1, 2)).min()) for s in seen) < 1e-6
+    assert np.all(np.abs(plan[0] - anchor) <= np.abs(np.asarray(PUSHBLOCKS_STEP_QUANTILES)).max(axis=1) + 1e-6)
+    with pytest.raises(ValueError, match="anchor"):
+        planner.plan(obs, goal=goal)
+    with pytest.raises(ValueError, match="proposals"):
+        planner.plan(obs, goal=goal, anchor=anchor, proposals=np.zeros((1, 25, 2), np.float32))
 
 
 def test_proposals_are_candidates(point_model: LatentWorldModel) -> None:
@@ -240,3 +264,23 @@ def test_probe_reads_the_state_back(point_model: LatentWorldModel, tmp_path: Pat
     assert torch.equal(loaded.weight, probe.weight)
     with pytest.raises(ValueError, match="maps"):
         LinearProbe.load(tmp_path, embed_dim=8, state_dim=2)
+
+
+def test_eval_policy_plans_with_the_waypoint_sampler_and_reports_replan_times() -> None:
+    """``forethought eval --policy latent-cem --policy-option sampler=waypoint``: the plans start at the pusher,
+    move like the data, and the harness reports the replan latency."""
+    model_dir = Path(__file__).resolve().parents[1] / "models" / "pretrained" / "wm-pushblocks-state"
+    spec = PolicySpec(model=model_dir, env_id="forethought/PushBlocks-v0", observation_dim=16, action_dim=2,
+                      options={"samples": "32", "elites": "4", "iterations": "2", "sampler": "waypoint"})
+    policy = LatentPlannerEvalPolicy(spec)
+    assert policy.policy.planner.sampler is not None
+    report = evaluate(policy, spec.env_id, [0], policy_name="latent-cem", env_kwargs={"n_blocks": 1},
+                      task={"skill": "reach", "target": [0.1, 0.1]})
+    assert report.replans == len(policy.replan_ms) > 0 and report.replan_ms_median > 0
+    obs = np.zeros(16, np.float32)
+    obs[scene.PUSHER_POS] = [0.05, -0.05]
+    policy.reset({"skill": "reach", "target": [0.1, 0.1]}, 0)
+    first = policy.act(obs)
+    assert np.all(np.abs(first - obs[scene.PUSHER_POS]) <= 0.19)  # one step from the pusher (largest data step 0.18)
+    with pytest.raises(ValueError, match="sampler='grid'"):
+        LatentPlannerEvalPolicy(PolicySpec(**{**vars(spec), "options": {"sampler": "grid"}}))

@@ -13,7 +13,9 @@ Example::
 ``--policy-option`` keys: ``samples`` (300), ``elites`` (30), ``iterations`` (10), ``horizon``
 (5 blocks), ``execute_blocks`` (blocks run before replanning, 1), ``temperature`` (MPPI only, 0.5),
 ``backend`` (``torch``, or ``onnx``: the rollout is exported to a temporary ONNX file and the plans
-run on onnxruntime).
+run on onnxruntime), ``sampler`` (``box``: LeWM's per-step samples over the action box; or
+``waypoint``: smooth block steps around the pusher drawn from the training data's step
+distribution, ``action_sampler.WaypointSampler`` with ``PUSHBLOCKS_STEP_QUANTILES``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from forethought.models.evaluation import PolicySpec, register_policy
+from forethought.models.world_model.action_sampler import WaypointSampler
 from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
 from forethought.models.world_model.latent_dynamics import BACKENDS
 from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
@@ -33,6 +36,7 @@ from forethought.models.world_model.onnx_rollout import export_rollout
 from forethought.models.world_model.probe import LinearProbe
 
 INT_OPTIONS = ("samples", "elites", "iterations", "horizon", "execute_blocks")
+SAMPLERS = ("box", "waypoint")
 
 
 class LatentPlannerEvalPolicy:
@@ -43,7 +47,7 @@ class LatentPlannerEvalPolicy:
         if spec.model is None:
             raise ValueError(f"--policy {name} needs --model DIR (a world-model folder, e.g. "
                              "models/pretrained/wm-pushblocks-state)")
-        allowed = INT_OPTIONS + ("backend",) + (("temperature",) if mppi else ())
+        allowed = INT_OPTIONS + ("backend", "sampler") + (("temperature",) if mppi else ())
         unknown = sorted(set(spec.options) - set(allowed))
         if unknown:
             raise ValueError(f"unknown --policy-option {unknown} for {name}: valid keys are {list(allowed)}")
@@ -51,6 +55,9 @@ class LatentPlannerEvalPolicy:
         backend = options.pop("backend", "torch")
         if backend not in BACKENDS:
             raise ValueError(f"--policy-option backend={backend!r} must be one of {list(BACKENDS)}")
+        sampler = options.pop("sampler", "box")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"--policy-option sampler={sampler!r} must be one of {list(SAMPLERS)}")
         opts: dict[str, Any] = {}
         for key, value in options.items():
             try:
@@ -70,7 +77,9 @@ class LatentPlannerEvalPolicy:
         if backend == "onnx":
             with tempfile.TemporaryDirectory(prefix="latent-rollout-") as tmp:
                 model.load_onnx(export_rollout(model, Path(tmp) / "rollout.onnx", opts.get("horizon", DEFAULT_HORIZON)))
-        planner = (LatentMPPI if mppi else LatentCEM)(model, terminal_only=False, backend=backend, **opts)
+        waypoints = WaypointSampler.for_model(model) if sampler == "waypoint" else None
+        planner = (LatentMPPI if mppi else LatentCEM)(model, terminal_only=False, backend=backend, sampler=waypoints,
+                                                      **opts)
         self.name, self.policy = name, LatentPlanPolicy(planner, probe, execute_blocks=execute)
         self.task: dict[str, Any] | None = None
 
@@ -83,6 +92,11 @@ class LatentPlannerEvalPolicy:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.policy.act(obs, self.task)
+
+    @property
+    def replan_ms(self) -> list[float]:
+        """Wall time of every plan so far (ms), summarised by the harness as ``replan_ms_median``."""
+        return self.policy.replan_ms
 
 
 register_policy("latent-cem")(LatentPlannerEvalPolicy)

@@ -11,6 +11,14 @@ iteration is the current mean (as stable-worldmodel's ``CEMSolver``). A plan-ste
 (reach a point, push a block to a region) is scored through the linear probe
 (``ProbeObjective``), so the same planner serves the LLM planner's goals.
 
+``sampler=WaypointSampler(...)`` (``action_sampler``) replaces the per-step box sampling with what
+the training data contains: one step displacement per block around the pusher, drawn from the data's
+step distribution, linear within a block (issue #18: the box samples jump tens of centimetres per step and the
+model cannot rank them). The planners then search and refit those parameters (initial std ``1 /
+PARAM_BOX`` normalised, i.e. ``p ~ N(0, 1)``), return the lowest-cost chunk they evaluated
+(``returns="best"``), and ``plan`` needs the anchor: the pusher's position, read from a state
+observation, or passed (``anchor=``) for a pixel model.
+
 Everything runs batched under ``torch.inference_mode``; the cost is the predictor's matrix
 products (``samples * iterations * horizon`` rows of 300-row products). On a 2-core CPU run them
 on onnxruntime with 2 threads (``backend="onnx"``, 72 ms per plan at the default budget on a
@@ -28,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import replace
 from typing import Any, Mapping
@@ -38,11 +47,13 @@ from torch import Tensor
 
 from forethought.models.control.objectives import Objective
 from forethought.models.control.planners import CEMPlanner, MPPIPlanner, Planner, PlannerConfig
+from forethought.models.world_model.action_sampler import PARAM_BOX, WaypointDynamics, WaypointSampler, param_box
 from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
 from forethought.models.world_model.latent_dynamics import LatentDynamics
 from forethought.models.world_model.latent_objectives import GoalObjective, ProbeObjective
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.probe import LinearProbe
+from forethought.sim import scene
 
 
 class LatentCEM:
@@ -53,39 +64,56 @@ class LatentCEM:
         samples, elites, iterations: CEM budget; ``samples * iterations * horizon`` predictor calls.
         horizon: action blocks per plan (``horizon * frameskip`` env actions).
         init_std, min_std: std of the first sampling distribution and the floor of later ones,
-            in normalised action units ([-1, 1] spans the action box).
+            in normalised action units ([-1, 1] spans the action box, or with ``sampler`` the
+            parameter box); ``init_std=None``: 1 (box) or ``1 / PARAM_BOX`` (``sampler``).
         terminal_only: a goal observation is scored on the final block only (``GoalObjective``).
         seed: seeds the sampling noise (a plan is reproducible for a given seed and call order).
         backend: ``"torch"``, or ``"onnx"`` to run the rollouts on onnxruntime (after
             ``model.load_onnx(FILE)``; the file's horizon must equal ``horizon``).
+        sampler: ``None`` (LeWM: every step's action in the box), or a ``WaypointSampler``
+            (smooth block deltas around the pusher; module docstring).
     """
 
     def __init__(self, model: LatentWorldModel, samples: int = 300, elites: int = 30, iterations: int = 10,
-                 horizon: int = DEFAULT_HORIZON, init_std: float = 1.0, min_std: float = 0.05,
-                 terminal_only: bool = True, seed: int = 0, backend: str = "torch") -> None:
+                 horizon: int = DEFAULT_HORIZON, init_std: float | None = None, min_std: float = 0.05,
+                 terminal_only: bool = True, seed: int = 0, backend: str = "torch",
+                 sampler: WaypointSampler | None = None) -> None:
+        if init_std is None:
+            init_std = 1.0 if sampler is None else 1.0 / PARAM_BOX
         config = PlannerConfig(samples=samples, elites=elites, iterations=iterations, horizon=horizon,
-                               init_std=init_std, min_std=min_std, carry_elites=False, returns="mean",
-                               warm_start=False)
+                               init_std=init_std, min_std=min_std, carry_elites=False,
+                               returns="mean" if sampler is None else "best", warm_start=False)
         if elites > samples:
             raise ValueError(f"elites ({elites}) must be <= samples ({samples})")
-        self.dynamics = LatentDynamics(model, horizon, backend)
-        self.model, self.horizon, self.backend = self.dynamics.model, horizon, backend
-        self.terminal_only = terminal_only
-        box = np.ones(self.model.config.block_dim, np.float32)  # normalised blocks span [-1, 1]
-        self.planner = self._build_planner(config, box, self.model.processor.action_low.device)
+        self.latent = LatentDynamics(model, horizon, backend)
+        self.model, self.horizon, self.backend = self.latent.model, horizon, backend
+        self.terminal_only, self.sampler = terminal_only, sampler
+        self.dynamics: LatentDynamics | WaypointDynamics = self.latent
+        if sampler is None:
+            high = np.ones(self.model.config.block_dim, np.float32)  # normalised blocks span [-1, 1]
+            low = -high
+        else:
+            c = self.model.config
+            if (sampler.frameskip, sampler.action_dim) != (c.frameskip, c.action_dim):
+                raise ValueError(f"the sampler's frameskip {sampler.frameskip} and action width {sampler.action_dim} "
+                                 f"must match the model's ({c.frameskip}, {c.action_dim})")
+            self.dynamics = WaypointDynamics(self.latent, sampler, self.model.action_blocks, horizon)
+            low, high = param_box(self.model.config.action_dim)
+        self.planner = self._build_planner(config, low, high, self.model.processor.action_low.device)
         self.planner.reset(seed)
 
-    def _build_planner(self, config: PlannerConfig, box: np.ndarray, device: torch.device) -> Planner:
-        """The control planner that runs the search over the action box ``[-box, box]``."""
-        return CEMPlanner(self.dynamics, -box, box, config, device=device)
+    def _build_planner(self, config: PlannerConfig, low: np.ndarray, high: np.ndarray, device: torch.device
+                       ) -> Planner:
+        """The control planner that runs the search over the box ``[low, high]``."""
+        return CEMPlanner(self.dynamics, low, high, config, device=device)
 
     def reset(self, seed: int) -> None:
         """Reseed the sampling noise."""
         self.planner.reset(seed)
 
     @torch.inference_mode()
-    def plan(self, obs: Any, goal: Any = None, objective: Objective | None = None, proposals: Any = None
-             ) -> np.ndarray:
+    def plan(self, obs: Any, goal: Any = None, objective: Objective | None = None, proposals: Any = None,
+             anchor: Any = None) -> np.ndarray:
         """Actions ``float32[horizon * frameskip, A]`` (env units) that drive ``obs`` toward the goal.
 
         Args:
@@ -95,17 +123,35 @@ class LatentCEM:
             objective: instead of ``goal``, any objective over latents ``z[..., K, D]`` (e.g.
                 ``ProbeObjective``).
             proposals: optional env-unit action chunks ``[m, F, A]`` (``F >= horizon * frameskip``,
-                e.g. diffusion proposals) evaluated as candidates in every iteration.
+                e.g. diffusion proposals) evaluated as candidates in every iteration (box sampler only).
+            anchor: with a ``sampler``, where the waypoints start ``[A]`` (env units): default the
+                pusher's position in a state observation (required for a pixel model).
         """
         if (goal is None) == (objective is None):
             raise ValueError("pass exactly one of goal (an observation) and objective")
         if objective is None:
             objective = GoalObjective.from_observation(self.model, goal, self.terminal_only)
         c = self.model.config
-        state = self.dynamics.start(obs)  # [history, D + 1]
+        state = self.latent.start(obs)  # [history, D + 1]
+        if isinstance(self.dynamics, WaypointDynamics):
+            if proposals is not None:
+                raise ValueError("proposals are chunks of env actions: the waypoint sampler searches block deltas")
+            self.dynamics.anchor = self._anchor(obs, anchor)
+            params = torch.from_numpy(self.planner.plan(state, objective)).to(state.device)  # [K, A]
+            return self.dynamics.actions(params[None])[0].cpu().numpy().astype(np.float32)
         blocks = self.planner.plan(state, objective, fixed=self._proposal_blocks(proposals))  # [K, Bd]
         actions = torch.from_numpy(blocks).to(state.device).reshape(self.horizon * c.frameskip, c.action_dim)
         return self.model.processor.unnormalize_actions(actions).cpu().numpy().astype(np.float32)
+
+    def _anchor(self, obs: Any, anchor: Any) -> np.ndarray:
+        """The waypoints' start ``[A]``: ``anchor``, or the pusher's position in the (latest) state observation."""
+        if anchor is not None:
+            return np.asarray(anchor, np.float32).reshape(-1)
+        c = self.model.config
+        if c.obs_type != "state" or c.obs_dim != scene.OBS_DIM:
+            raise ValueError("the waypoint sampler needs anchor= (the pusher's position) for a model whose observation "
+                             "is not a PushBlocks state")
+        return np.asarray(obs, np.float32).reshape(-1, c.obs_dim)[-1, scene.PUSHER_POS]
 
     def _proposal_blocks(self, proposals: Any) -> Tensor | None:
         """Env-unit ``proposals[m, F, A]`` -> normalised blocks ``[m, horizon, frameskip * A]``."""
@@ -133,8 +179,9 @@ class LatentMPPI(LatentCEM):
         self.temperature = temperature
         super().__init__(model, **kwargs)
 
-    def _build_planner(self, config: PlannerConfig, box: np.ndarray, device: torch.device) -> Planner:
-        return MPPIPlanner(None, self.dynamics, -box, box, replace(config, temperature=self.temperature), device=device)
+    def _build_planner(self, config: PlannerConfig, low: np.ndarray, high: np.ndarray, device: torch.device
+                       ) -> Planner:
+        return MPPIPlanner(None, self.dynamics, low, high, replace(config, temperature=self.temperature), device=device)
 
 
 class LatentPlanPolicy:
@@ -142,7 +189,7 @@ class LatentPlanPolicy:
 
     The goal is either a goal observation (``set_goal_observation``, the LeWM protocol) or the
     plan step passed to ``act`` (scored through ``probe``). ``act(obs, task)`` follows the
-    ``forethought.sim.render.Policy`` protocol.
+    ``forethought.sim.render.Policy`` protocol; ``replan_ms`` lists the wall time of every plan (ms).
     """
 
     def __init__(self, planner: LatentCEM, probe: LinearProbe | None = None, execute_blocks: int = 1) -> None:
@@ -152,6 +199,7 @@ class LatentPlanPolicy:
         self.execute = execute_blocks * planner.model.config.frameskip
         self.goal_obs: np.ndarray | None = None
         self._queue: deque[np.ndarray] = deque()
+        self.replan_ms: list[float] = []
 
     def reset(self) -> None:
         """Drop the queued actions (call at episode start)."""
@@ -162,11 +210,13 @@ class LatentPlanPolicy:
         self.goal_obs = None if goal is None else np.asarray(goal)
         self._queue.clear()
 
-    def act(self, obs: np.ndarray, task: Mapping[str, Any] | None = None) -> np.ndarray:
-        """The next env action ``float32[A]``."""
+    def act(self, obs: np.ndarray, task: Mapping[str, Any] | None = None, anchor: Any = None) -> np.ndarray:
+        """The next env action ``float32[A]`` (``anchor``: the pusher's position for a waypoint
+        sampler on a pixel model, see ``LatentCEM.plan``)."""
         if not self._queue:
+            t0 = time.perf_counter()
             if self.goal_obs is not None:
-                plan = self.planner.plan(obs, goal=self.goal_obs)
+                plan = self.planner.plan(obs, goal=self.goal_obs, anchor=anchor)
             else:
                 if self.probe is None or task is None:
                     raise ValueError("LatentPlanPolicy needs a goal observation (set_goal_observation) or a task "
@@ -175,5 +225,6 @@ class LatentPlanPolicy:
                     raise ValueError("a plan-step task needs the task state to read its targets from: give a pixel "
                                      "model a goal observation instead")
                 plan = self.planner.plan(obs, objective=ProbeObjective(self.probe, task, obs))
+            self.replan_ms.append((time.perf_counter() - t0) * 1e3)
             self._queue.extend(plan[: self.execute])
         return self._queue.popleft()
