@@ -9,7 +9,9 @@ for ``t0 + T, t0 + 2T, ..., t0 + N T`` (action i is where the robot should be on
 step i starts, as ``forethought eval`` applies it). At time ``now`` the steps whose time has come
 (``k = floor((now - t0) / T)`` of them) are in the past: ``align`` drops them, never replays them,
 and the rest go out on the control grid from ``now`` (point j at ``now + (j + 1) T``), so each
-remaining action runs at most one period later than planned, never earlier.
+remaining action runs at most one period later than planned, never earlier. A chunk that lands
+entirely in the past (``landed_late``: e.g. a one-step chunk under input delay) keeps only its last
+step, as the setpoint one period ahead of now: the newest target, rather than nothing at all.
 
 - ``ChunkExecutor``: the chunks in force. ``add`` merges a chunk that has landed and returns the
   setpoints to execute from ``now``; without ensembling the newest chunk replaces the rest. With
@@ -51,6 +53,11 @@ def align(actions: np.ndarray, t0: float, now: float, period: float) -> np.ndarr
     return actions[steps_past(t0, now, period):]
 
 
+def landed_late(actions: np.ndarray, t0: float, now: float, period: float) -> bool:
+    """Every step of the chunk ``actions[N, J]`` stamped ``t0`` is in the past at ``now``."""
+    return steps_past(t0, now, period) >= len(actions)
+
+
 def ensemble(chunks: list[tuple[float, np.ndarray]], now: float, period: float, k: float) -> np.ndarray:
     """ACT temporal ensembling of ``[(t0, actions[N, J]), ...]`` (oldest first) at ``now``: setpoint j
     is the mean of the aligned chunks' step j over the chunks that have one, weighted ``exp(-k i)``
@@ -84,13 +91,15 @@ class ChunkExecutor:
 
     def add(self, actions: np.ndarray, t0: float, now: float) -> np.ndarray:
         """Merge the chunk ``actions[N, J]`` planned from the observation stamped ``t0``; return the
-        setpoints ``[R, J]`` to execute from ``now`` (empty when the whole chunk landed too late)."""
+        setpoints ``[R >= 1, J]`` to execute from ``now`` (only its last step when it landed late)."""
         actions = np.asarray(actions, dtype=np.float64)
         if actions.ndim != 2 or not len(actions) or not np.all(np.isfinite(actions)):
             raise ValueError(f"a chunk is finite actions [N >= 1, J], got shape {actions.shape}")
         live = [(s, a) for s, a in self.chunks if len(align(a, s, now, self.period))] if self.k > 0 else []
         self.chunks = [*live, (float(t0), actions)]
         setpoints = ensemble(self.chunks, now, self.period, self.k)
+        if not len(setpoints):  # landed after its last step: its last action is the next setpoint
+            setpoints = actions[-1:].copy()
         self.plan = (float(now), setpoints)
         return setpoints
 

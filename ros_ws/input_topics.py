@@ -15,7 +15,10 @@ internal observation vector from them:
   puts ``status_values()`` on its ``status``.
 
 Before the first ``/clock`` message a node under ``use_sim_time`` reads time 0: messages are then
-skipped (``waiting_for_clock``), not refused. ``observation_msgs`` builds the same messages from
+skipped (``waiting_for_clock``), not refused. When the node clock jumps back (a restarted
+``sim_node`` restarts ``/clock`` at 0), the inputs' latest messages and the last set's stamp are
+forgotten (``clock_resets``, one warning), or every newer message would be refused as out of order
+until the clock passed the old stamps. ``observation_msgs`` builds the same messages from
 an observation vector, for ``sim_node`` and for tests that stand in for a driver.
 
 ``INPUT_PARAMS`` are the robot's input parameters (``launch/*.yaml``), declared once here.
@@ -92,6 +95,8 @@ class InputTopics:
         self.sources = (JOINT_STATES_TOPIC, *self.inputs.objects)
         self.last_set = -math.inf  # newest stamp of the last complete set handed to on_observation
         self.waiting_for_clock = 0
+        self.last_now = -math.inf  # the latest node clock read (s)
+        self.clock_resets = 0
         node.create_subscription(JointState, JOINT_STATES_TOPIC, wrap(self._on_joint_state), depth)
         for name in self.inputs.objects:
             node.create_subscription(PoseStamped, pose_topic(name), wrap(partial(self._on_pose, name)), depth)
@@ -101,7 +106,18 @@ class InputTopics:
         t = self.node.get_clock().now().nanoseconds * 1e-9
         if t == 0.0 and self.node.get_parameter("use_sim_time").value:
             return None
+        self.check_clock(t)
         return t
+
+    def check_clock(self, now: float) -> None:
+        """Note the clock read ``now`` (s); if it is before the previous read (the clock jumped back),
+        forget the latest inputs and the last set's stamp, so that the new clock's messages are taken."""
+        if now < self.last_now:
+            self.inputs.latest.clear()
+            self.last_set = -math.inf
+            self.clock_resets += 1
+            self.node.get_logger().warning(f"clock jumped back from {self.last_now:.3f} s to {now:.3f} s: inputs reset")
+        self.last_now = now
 
     def observation(self) -> np.ndarray:
         """``float32[OBS_DIM]`` from the latest inputs at the node's clock; ``ValueError`` (counted)
@@ -152,5 +168,7 @@ class InputTopics:
         self.on_observation(obs, self.last_set)
 
     def status_values(self) -> dict[str, Any]:
-        """Refusal counts by kind, the last reason, and messages skipped while waiting for ``/clock``."""
-        return {**self.inputs.status_values(), "waiting_for_clock": self.waiting_for_clock}
+        """Refusal counts by kind, the last reason, messages skipped while waiting for ``/clock``, and
+        how often the clock jumped back."""
+        return {**self.inputs.status_values(), "waiting_for_clock": self.waiting_for_clock,
+                "clock_resets": self.clock_resets}

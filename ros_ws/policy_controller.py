@@ -9,8 +9,10 @@ chunk, one action for a closed-loop policy such as the expert).
 
 - Inputs (``input_topics.InputTopics``, ``INPUT_PARAMS``): ``joint_states`` and
   ``objects/<name>/pose`` in frame ``frame``, stamped; one observation per complete set. Time is the
-  node clock (sim time under ``use_sim_time``). A stale, out-of-order, future, wrong-frame or
-  malformed input is refused: the controller holds until a newer complete set arrives, and while a
+  node clock (sim time under ``use_sim_time``). A stale, future, wrong-frame or malformed input
+  is refused: the controller holds until a newer complete set arrives. An out-of-order one (not
+  newer than the last accepted of its source: a DDS duplicate, reordered delivery) is refused and
+  counted (``refused_out_of_order``), never acted on, but does not make it hold; while a
   task runs it holds whenever an input is older than ``max_age_s`` (counted as ``refused_stale``
   once per control tick). ``status`` says why (``holding: input refused: ...``, the refusal counts
   and ``last_input_refusal``).
@@ -25,7 +27,8 @@ chunk, one action for a closed-loop policy such as the expert).
   (``chunk_execution.PlanWorker``; torch releases the GIL) plans a chunk from the newest
   observation, stamped with that observation's time. When it lands (a guard condition wakes the
   executor) it is aligned to now (``chunk_execution``: the steps whose time has passed are dropped,
-  never replayed; a chunk entirely in the past is dropped, ``late_chunks``), optionally blended with
+  never replayed; of a chunk entirely in the past only the last step goes out, as the next
+  setpoint, ``late_chunks``), optionally blended with
   the chunks still in force (``temporal_ensemble_k`` > 0: ACT's exponential temporal ensembling), and
   published at once. A tick publishes nothing new: the robot already executes the whole remainder
   (republishing it unchanged would only add traffic and receipt jitter); a trajectory goes out
@@ -50,7 +53,9 @@ chunk, one action for a closed-loop policy such as the expert).
 - Safety: the last step before publishing is the safety gate (``safety.SafetyGate``, the
   ``LIMIT_PARAMS`` of the YAML), from the setpoint the robot is at by this node's own model of it
   (a ``TrajectoryFollower`` of what it sent, on the node clock): clipped (``clipped_trajectories``)
-  or refused (``gate_rejections``), by ``limit_mode``.
+  or refused (``gate_rejections``), by ``limit_mode``. While it is not moving (holding, idle) and
+  its last trajectory has ended, that model is re-anchored to the measured position at each
+  observation (the robot may have been moved by something else, e.g. a sim reset).
 - ``status`` (DiagnosticArray, 1 Hz of wall time, so watchers hear it while a paused sim stops the clock): policy, execution, goal, moving or why it
   holds, trajectories sent, holds, gate interventions, input refusals, ``missed_ticks``
   (``late_ticks`` + ``starved_ticks``), achieved ``control_rate_hz`` and ``replan_rate_hz``,
@@ -85,7 +90,7 @@ import forethought.models.control.policy  # noqa: E402,F401  (registers dmpc)
 from forethought.models.evaluation import PolicySpec, build_policy, plan_chunk  # noqa: E402
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.ros_ws.chunk_execution import (ChunkExecutor, PlanResult, PlanWorker, TickMonitor,  # noqa: E402
-                                                lead_steps, run_job)
+                                                landed_late, lead_steps, run_job)
 from forethought.ros_ws.input_topics import INPUT_PARAMS, InputTopics  # noqa: E402
 from forethought.ros_ws.safety import LIMIT_PARAMS, SafetyGate  # noqa: E402
 from forethought.ros_ws.trajectory import TrajectoryFollower  # noqa: E402
@@ -96,7 +101,7 @@ EXECUTIONS = ("async", "sync")
 PARAMS = {
     "policy": ("dmpc", "harness policy name: dmpc, proposer, expert, ..."),
     "task": ("", "initial JSON plan step; empty: wait for a goal"),
-    "model": (str(pretrained_dir() / "proposer-pushblocks"), "checkpoint directory of the policy; empty: none"),
+    "model": ("", "checkpoint directory of the policy; empty: its default (DEFAULT_MODELS; none for the expert)"),
     "planner": ("ssr", "dmpc only: ssr, mppi or cem (the oracle needs a simulator copy, not available here)"),
     "dynamics": (str(pretrained_dir() / "dynamics-pushblocks"), "dmpc only: dynamics ensemble directory"),
     "policy_options": ("{}", "JSON object of extra policy options (forethought eval --policy-option KEY=VALUE)"),
@@ -114,6 +119,8 @@ PARAMS = {
     **INPUT_PARAMS,
     **LIMIT_PARAMS,
 }
+DEFAULT_MODELS = {"dmpc": pretrained_dir() / "proposer-pushblocks", "proposer": pretrained_dir() / "proposer-pushblocks"}
+"""The checkpoint a policy runs when ``model`` is empty; a policy not listed (the expert) takes none."""
 MAX_UNPLANNED = 16
 """Observations kept for the next plan (the policy keeps its own, shorter, history of them)."""
 OVERHEAD_SAMPLES = 10_000
@@ -170,7 +177,7 @@ class PolicyController(nc.ReportingNode):
         self.monitor = TickMonitor(self.period)
         torch.set_num_threads(p["threads"])
         spec = PolicySpec(
-            model=Path(p["model"]) if p["model"] else None,
+            model=Path(p["model"]) if p["model"] else DEFAULT_MODELS.get(p["policy"]),
             env_id=PUSH_BLOCKS_ID,
             observation_dim=scene.OBS_DIM,
             action_dim=scene.ACTION_DIM,
@@ -256,6 +263,8 @@ class PolicyController(nc.ReportingNode):
         if self.follower is None:
             self.follower = TrajectoryFollower(measured, self.p["command_timeout_s"])
         self.follower.step(now, measured)  # the robot's watchdog, mirrored
+        if not self.moving and not self.follower.knot_t[0] <= now < self.follower.end_time:  # at rest (or /clock restarted):
+            self.follower.hold(measured, now)  # the robot may have been moved (a sim reset): plan from where it is
         if self.worker is None:
             self.monitor.tick(now)  # sync: each observation is a control tick
             self._act_sync(now, stamp)
@@ -263,8 +272,11 @@ class PolicyController(nc.ReportingNode):
             self._maybe_replan(now)
 
     def _on_refusal(self, reason: str) -> None:
-        """An input was refused (stale, out of order, wrong frame, ...): hold until a complete set
-        newer than it arrives."""
+        """An input was refused (stale, future, wrong frame, malformed): hold until a complete set
+        newer than it arrives. An out-of-order copy (a DDS duplicate, reordered delivery) is only
+        counted: the newer inputs still stand, and the tick's staleness check holds if they stop."""
+        if self.inputs.inputs.last_refusal_kind == "out_of_order":
+            return
         self.refused = reason
         self._hold(f"input refused: {reason}")
 
@@ -330,9 +342,10 @@ class PolicyController(nc.ReportingNode):
             self.warn(f"policy returned a chunk of shape {chunk.shape} with non-finite or missing actions; not "
                       f"sending it", "bad_actions")
             return False
-        if not len(self.chunks.add(chunk, job.stamp, now)):
+        if landed_late(chunk, job.stamp, now, self.period):
             self.warn(f"a chunk planned from {job.stamp:.3f} s landed at {now:.3f} s, after its last step: "
-                      f"dropped", "late_chunks")
+                      f"its last step is the next setpoint", "late_chunks")
+        self.chunks.add(chunk, job.stamp, now)
         return True
 
     def _act_sync(self, now: float, stamp: float) -> None:

@@ -121,8 +121,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     planning.add_argument("--command", dest="task_command", metavar="TEXT", help="natural-language task for the "
                           "planner (default: the YAML's; robot: none, send one on task_command)")
     planning.add_argument("--policy", help="controller policy: proposer, dmpc, expert, ... (default: the YAML's)")
-    planning.add_argument("--model", metavar="DIR", help="the controller policy's checkpoint directory ('': none, "
-                          "for --policy expert)")
+    planning.add_argument("--model", metavar="DIR", help="the controller policy's checkpoint directory (default "
+                          "or '': the policy's own, the shipped proposer for dmpc and proposer, none for expert)")
     planning.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
                           help="extra controller policy option (repeatable), as in forethought eval")
 

@@ -10,12 +10,14 @@ What a robot provides, and what ``sim_node`` publishes the same way:
 
 ``StampedInputs`` keeps the latest accepted message of each source and builds
 ``forethought.sim.scene``'s ``obs[OBS_DIM]`` (16 floats) from them. It refuses, with a reason
-(``ValueError``, counted in ``refusals`` by kind, the last one in ``last_refusal``: put them on
-``status`` and hold):
+(``ValueError``, counted in ``refusals`` by kind, the last one in ``last_refusal`` and its kind in
+``last_refusal_kind``: put them on ``status``; the consumer holds, except on ``out_of_order``):
 
 - ``malformed``: unknown object, missing joint, NaN/inf, velocity missing;
 - ``wrong_frame``: a pose whose ``header.frame_id`` is not ``frame``;
-- ``out_of_order``: a stamp not newer than the last accepted one of the same source (a replay);
+- ``out_of_order``: a stamp not newer than the last accepted one of the same source (a DDS
+  duplicate, reordered delivery, a replay): never acted on, but the newer inputs still stand, so
+  a consumer need not hold for it (its staleness check catches inputs that stop);
 - ``future``: a stamp more than ``max_age_s`` ahead of the consumer's clock;
 - ``stale``: a message older than ``max_age_s`` on arrival, or, when the observation is built, a
   source whose latest message is older than that (or that never arrived).
@@ -80,10 +82,11 @@ class StampedInputs:
         """source (``joint_states`` or an object name) -> (stamp s, values: ``[q, dq]`` or ``[x, y, yaw]``)."""
         self.refusals = dict.fromkeys(REFUSAL_KINDS, 0)
         self.last_refusal = ""
+        self.last_refusal_kind = ""
 
     def _refuse(self, kind: str, reason: str) -> ValueError:
         self.refusals[kind] += 1
-        self.last_refusal = reason
+        self.last_refusal, self.last_refusal_kind = reason, kind
         return ValueError(reason)
 
     def _accept(self, source: str, stamp: float, values: np.ndarray, now: float) -> None:

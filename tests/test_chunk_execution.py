@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forethought.ros_ws.chunk_execution import (ChunkExecutor, PlanWorker, TickMonitor, align, ensemble, lead_steps,
-                                                steps_past)
+from forethought.ros_ws.chunk_execution import (ChunkExecutor, PlanWorker, TickMonitor, align, ensemble, landed_late,
+                                                lead_steps, steps_past)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 T = 0.1
@@ -42,17 +42,37 @@ def test_steps_in_the_past_are_dropped_never_replayed() -> None:
 def test_aligned_setpoints_run_late_by_less_than_a_period_never_early(n: int, t0: float, latency: float,
                                                                       period: float) -> None:
     """Setpoint j goes out for ``now + (j + 1) T``; the action it carries was planned for
-    ``t0 + (i + 1) T``: never earlier than planned, less than one period later, in order, none twice."""
+    ``t0 + (i + 1) T``: never earlier than planned, in order, none twice; less than one period later,
+    except a chunk that landed after its last step, of which only the last step goes out (next)."""
     now = t0 + latency
     ex = ChunkExecutor(period)
     out = ex.add(chunk(n), t0, now)
     idx = out[:, 0].astype(int)
     assert np.array_equal(idx, np.arange(n - len(out), n))  # a suffix: the future steps, each once, in order
+    late = landed_late(chunk(n), t0, now, period)
     for j, i in enumerate(idx):
         planned, executed = t0 + (i + 1) * period, now + (j + 1) * period
-        assert executed >= planned - 1e-5 * period and executed - planned < period * (1 + 1e-5)
+        assert executed >= planned - 1e-5 * period
+        assert late or executed - planned < period * (1 + 1e-5)
     assert ex.remaining(now) == len(out)
-    assert len(out) == max(0, n - math.floor(latency / period + 1e-6))
+    ahead = n - math.floor(latency / period + 1e-6)
+    assert late == (ahead <= 0) and len(out) == max(1, ahead)
+
+
+def test_a_chunk_landing_after_its_last_step_keeps_its_last_step_as_the_next_setpoint() -> None:
+    """The scripted expert's one-step chunk under 100 ms input delay: not dropped (nothing would ever
+    run); its last action goes out one period ahead of now, the past steps are not replayed."""
+    ex = ChunkExecutor(T)
+    one = np.array([[0.2, -0.1]])
+    assert landed_late(one, 10.0, 10.0 + T, T) and not landed_late(one, 10.0, 10.0 + 0.5 * T, T)
+    out = ex.add(one, 10.0, 10.0 + T)
+    assert np.array_equal(out, one) and ex.remaining(10.0 + T) == 1 and ex.remaining(10.0 + 2 * T) == 0
+    out = ex.add(chunk(4), 10.0, 10.0 + 7 * T)  # 4 steps, 7 periods late: only step 3
+    assert out[:, 0].tolist() == [3]
+    ens = ChunkExecutor(T, ensemble_k=0.5)
+    ens.add(chunk(8, 0.0), 0.0, 0.0)
+    assert ens.add(chunk(2, 50.0), 0.0, 3 * T)[:, 0].tolist() == [51]  # the late newest chunk sets it
+    assert not ens.starved(3 * T + T)
 
 
 def test_without_ensembling_the_newest_chunk_replaces_the_rest() -> None:

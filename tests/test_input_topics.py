@@ -46,3 +46,30 @@ def test_one_observation_per_complete_set_and_refusals(probe: Probe) -> None:
     assert len(got) == 4, refused[6:]
     assert got[-1][0][scene.block_slice("blue_block")][0] == 0.0  # objects not listed stay absent
     node.destroy_node()
+
+
+def test_a_clock_jumping_back_resets_the_inputs(probe: Probe) -> None:
+    """A restarted sim_node restarts ``/clock``: the inputs' latest messages and the last set's stamp
+    are forgotten (counted, one warning), so messages stamped on the new clock are taken at once
+    instead of being refused as out of order."""
+    node = rclpy.create_node("input_topics_clock_test", context=probe.context)
+    probe.executor.add_node(node)
+    got: list[tuple[np.ndarray, float]] = []
+    refused: list[str] = []
+    topics = InputTopics(node, params(), lambda obs, stamp: got.append((obs, stamp)), refused.append)
+    pub = InputPublisher(probe)
+    obs = scene_obs((0.1, -0.05), {"red_block": (0.0, 0.1), "green_block": (-0.1, 0.0)})
+    probe.spin_for(1.0)  # discovery
+    t0 = time.time()
+    pub.publish(obs, t0)
+    probe.spin_until(lambda: len(got) == 1, 10, "the first observation")
+    assert topics.status_values()["clock_resets"] == 0 and topics.inputs.latest  # a clock that runs: no reset
+    pub.publish(obs, t0 - 0.2)  # older than the last accepted: refused
+    probe.spin_until(lambda: len(refused) >= 1, 10, "the out-of-order refusal")
+    assert len(got) == 1 and "not newer" in refused[-1]
+    topics.check_clock(topics.now() - 300.0)  # the clock went back
+    assert topics.status_values()["clock_resets"] == 1 and not topics.inputs.latest and topics.latest_stamp is None
+    pub.publish(obs, t0 - 0.1)  # on the new clock: taken (fresh at the node clock), a complete set again
+    probe.spin_until(lambda: len(got) == 2, 10, "an observation after the reset")
+    assert got[-1][1] == pytest.approx(t0 - 0.1) and topics.status_values()["clock_resets"] == 1
+    node.destroy_node()

@@ -96,7 +96,8 @@ def test_policy_controller_acts_within_limits_and_refuses_nan(probe: Probe, spaw
 
 def test_stale_replayed_and_wrong_frame_inputs_make_it_hold_and_say_why(probe: Probe, spawn) -> None:
     """Moving on fresh inputs, then each bad input: one trajectory to rest, no motion after it, and
-    ``status`` names the refusal; fresh inputs again resume motion."""
+    ``status`` names the refusal; fresh inputs again resume motion. A duplicate of a fresh message
+    (DDS duplicate, reordered delivery) is refused and counted, but the robot keeps going."""
     probe.subscribe(DiagnosticArray, "status")
     sent: list[JointTrajectory] = []
     probe.node.create_subscription(JointTrajectory, "joint_trajectory", sent.append, 100)
@@ -106,8 +107,7 @@ def test_stale_replayed_and_wrong_frame_inputs_make_it_hold_and_say_why(probe: P
     status = lambda: probe.status.get("/policy_controller", {})  # noqa: E731
     probe.spin_until(lambda: inputs.joints.get_subscription_count() > 0 and status(), 60, "policy_controller")
     for kind, bad_input, why in (
-            ("out_of_order", lambda last: inputs.publish(OBS, last), "not newer than the last accepted"),  # a replay
-            ("stale", lambda last: inputs.publish(OBS, time.time() - 2.0), "old on arrival"),
+            ("stale", lambda last: inputs.publish(OBS, time.time() - 6.0), "old on arrival"),  # the issue's replay
             ("wrong_frame", lambda last: inputs.publish(OBS, frame="map"), "frame 'map'")):
         n = len(sent)
         last = stream(probe, inputs, 1.0, until=lambda: status().get("moving") == "true")
@@ -121,7 +121,57 @@ def test_stale_replayed_and_wrong_frame_inputs_make_it_hold_and_say_why(probe: P
         n = len(sent)
         probe.spin_for(1.5)  # no fresh inputs: nothing but the trajectory to rest, sent already
         assert len(sent) == n, f"motion after a {kind} input"
+    last = stream(probe, inputs, 1.0, until=lambda: status().get("moving") == "true")
+    holds = int(status()["holds"])
+    inputs.publish(OBS, last)  # a duplicate of the last fresh set: every source out of order
+    stamp = time.time()
+    inputs.publish(OBS, stamp)
+    inputs.publish(OBS, stamp)  # and a duplicate of a fresh one
+    n = len(sent)
+    stream(probe, inputs, 1.0, until=lambda: int(status().get("refused_out_of_order", "0")) >= 2)
+    assert "not newer than the last accepted" in status()["last_input_refusal"]
+    assert status()["moving"] == "true" and int(status()["holds"]) == holds, "a duplicate made it hold"
+    assert len(sent) > n + 3, "commands stopped after a duplicate"
     assert_ros2_control_accepts(sent)
+    assert_clean_exit(proc, log)
+
+
+def test_a_robot_moved_while_holding_is_planned_from_where_it_is(probe: Probe, spawn) -> None:
+    """After a hold, the pusher is moved 15 cm by something else (a sim reset): the next goal's first
+    trajectory starts from the measured position, not from the old setpoint, and needs no clipping
+    (``command_timeout_s`` long: the watchdog does not re-sync the model in time)."""
+    probe.subscribe(DiagnosticArray, "status")
+    sent: list[JointTrajectory] = []
+    probe.node.create_subscription(JointTrajectory, "joint_trajectory", sent.append, 100)
+    goal_pub = probe.node.create_publisher(String, "goal", 10)
+    inputs = InputPublisher(probe)
+    proc, log = spawn(node_args(CONTROLLER, "policy_controller", policy="expert", model="", task=TASK,
+                                command_timeout_s=30.0), "policy_controller")
+    status = lambda: probe.status.get("/policy_controller", {})  # noqa: E731
+    probe.spin_until(lambda: inputs.joints.get_subscription_count() > 0 and status(), 60, "policy_controller")
+    stream(probe, inputs, 1.0, until=lambda: status().get("moving") == "true")
+    goal_pub.publish(String(data=nc.hold_goal("test")))
+    probe.spin_until(lambda: status().get("moving") == "false" and status().get("holds") == "1", 10, "the hold")
+    old = np.array(sent[-1].points[-1].positions)  # where the model of the robot came to rest
+    moved = OBS.copy()
+    moved[scene.PUSHER_POS] = (old[0], old[1] + 0.15)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:  # the trajectory to rest has ended; the robot is elsewhere
+        inputs.publish(moved)
+        probe.spin_for(0.1)
+    n, commands = len(sent), int(status()["commands"])
+    goal_pub.publish(String(data=TASK))
+    t0 = time.monotonic()
+    while len(sent) == n:
+        assert time.monotonic() - t0 < 10, "no trajectory for the goal"
+        inputs.publish(moved)
+        probe.spin_for(0.1)
+    first = np.array(sent[n].points[0].positions)
+    here = moved[scene.PUSHER_POS].astype(float)
+    step = 0.8 / 10.0  # max_velocity x control period (the defaults)
+    assert np.linalg.norm(first - here) <= step + 1e-6 and np.linalg.norm(first - here) < np.linalg.norm(first - old)
+    probe.spin_until(lambda: int(status()["commands"]) > commands, 10, "status after the goal's trajectory")
+    assert status()["clipped_trajectories"] == "0", status()
     assert_clean_exit(proc, log)
 
 

@@ -81,7 +81,8 @@ def refused(inputs: StampedInputs, kind: str, call) -> str:
     with pytest.raises(ValueError) as err:
         call()
     assert inputs.refusals[kind] == before[kind] + 1, inputs.refusals
-    assert inputs.last_refusal == str(err.value) and inputs.status_values()[f"refused_{kind}"] == inputs.refusals[kind]
+    assert inputs.last_refusal == str(err.value) and inputs.last_refusal_kind == kind
+    assert inputs.status_values()[f"refused_{kind}"] == inputs.refusals[kind]
     return str(err.value)
 
 
