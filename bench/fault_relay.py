@@ -91,7 +91,7 @@ class BenchNode(Node):
         self.create_subscription(String, "task_status", self._on_task_status, nc.TASK_STATUS_QOS)
         self.create_subscription(DiagnosticArray, "status", self._on_status, 100)
         self.create_subscription(String, "goal", lambda m: self.goals.append((time.monotonic(), m.data)), 100)
-        self.pub_command = self.create_publisher(String, "task_command", nc.TASK_STATUS_QOS)
+        self.pub_command = self.create_publisher(String, "task_command", nc.TASK_COMMAND_QOS)
         self.reset_client = self.create_client(Trigger, "reset")
         self.cancel_client = self.create_client(Trigger, "cancel")
         self.executor_ = SingleThreadedExecutor()

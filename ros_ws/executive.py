@@ -49,8 +49,11 @@
     down), the running plan resumes: the active step is re-issued (the controller starts with no
     goal), as one retry of that step.
   - ``planner_node``: the commands it has queued or is planning fail (``task_status``, with the
-    reason) when it is silent for ``peer_timeout_s`` (dead or frozen); a plan it publishes later
-    for one of them is not executed.
+    reason) when it is silent for ``peer_timeout_s`` (dead or frozen), and when it shows a restart
+    (a ``RESTART_KEYS`` counter went down: a restarted planner forgot its queue; the commands
+    queued before its new run started are lost, "planner_node restarted (...): the command was
+    lost"); a plan it publishes later for one of them is not executed. (A return after a mere
+    silence fails nothing: a frozen planner still has its queue.)
   - A peer silent for ``SILENT_S`` makes ``status`` WARN ("<node> silent for N s").
 - ``surprise`` (DiagnosticArray from ``world_model_node``): each WARN report (the world did not
   behave as the world model predicted) is counted (``surprise_warnings``) and logged (throttled).
@@ -93,7 +96,7 @@ WATCH_PERIOD_S = 0.2
 WAITING_STATES = ("queued", "planning")
 """A command in one of these ``task_status`` states waits for the planner."""
 MAX_ABANDONED = 1000
-"""Ids of commands failed for a silent planner that are remembered (their late plans are not run)."""
+"""Ids of commands failed for a silent or restarted planner that are remembered (their late plans are not run)."""
 
 PARAMS = {
     **INPUT_PARAMS,
@@ -123,6 +126,8 @@ class PeerWatch:
         self.name = name
         self.heard: float | None = None  # monotonic time of its last status
         self.counters: dict[str, float] = {}  # its last RESTART_KEYS values
+        self.restarted = False  # whether its last status showed a restart
+        self.started: float | None = None  # monotonic time its current run started (from ``uptime_s``)
 
     def silence(self, now: float) -> float:
         """Seconds since its last ``status`` (0 before it was first heard)."""
@@ -130,8 +135,8 @@ class PeerWatch:
 
     def hear(self, now: float, values: Mapping[str, str]) -> str | None:
         """Take one of its statuses; return why it is back (``"restarted (...)"`` when a counter of
-        ``RESTART_KEYS`` went down, ``"back after N s of silence"`` after ``SILENT_S``), else ``None``
-        (and for the first status)."""
+        ``RESTART_KEYS`` went down, also telling ``restarted``; ``"back after N s of silence"`` after
+        ``SILENT_S``), else ``None`` (and for the first status)."""
         gap, first = self.silence(now), self.heard is None
         counters = {}
         for key in RESTART_KEYS:
@@ -141,6 +146,8 @@ class PeerWatch:
                 continue
         dropped = [k for k, v in counters.items() if v < self.counters.get(k, -math.inf)]
         previous, self.heard, self.counters = self.counters, now, counters
+        self.started = now - counters["uptime_s"] if "uptime_s" in counters else None
+        self.restarted = bool(dropped) and not first
         if first:
             return None
         if dropped:
@@ -185,6 +192,7 @@ class Executive(nc.ReportingNode):
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
         self.pub_task = self.create_publisher(String, "task_status", nc.TASK_STATUS_QOS)
         self.inputs = InputTopics(self, p, self._on_observation, self._on_refusal, wrap=self.guard)
+        self.clock_resets = 0  # InputTopics.clock_resets already applied to the plan's time base
         self.create_subscription(String, "plan", self.guard(self._on_plan), nc.PLAN_QOS)
         self.create_subscription(nc.DiagnosticArray, "surprise", self.guard(self._on_surprise), 10)
         self.create_subscription(nc.DiagnosticArray, "status", self.guard(self._on_peer_status), 10)
@@ -297,6 +305,9 @@ class Executive(nc.ReportingNode):
     def _track(self, progress: PlanProgress, obs: np.ndarray, stamp: float) -> None:
         """Advance the plan by one observation: publish the next or re-issued goal, or finish."""
         step, index = progress.active, progress.index
+        if self.inputs.clock_resets != self.clock_resets:  # a restarted sim_node: its stamps start again
+            self.clock_resets = self.inputs.clock_resets
+            progress.restart_clock()
         event = progress.update(obs, stamp)
         if event is None:
             return
@@ -351,7 +362,9 @@ class Executive(nc.ReportingNode):
             name = st.name.rsplit("/", 1)[-1]
             values = {kv.key: kv.value for kv in st.values}
             if name == self.planner.name:
-                self.planner.hear(now, values)
+                back = self.planner.hear(now, values)
+                if self.planner.restarted:
+                    self._planner_restarted(f"{self.planner.name} {back}: the command was lost")
             elif name == self.controller.name:
                 back = self.controller.hear(now, values)
                 if st.level == nc.ERROR:
@@ -359,6 +372,12 @@ class Executive(nc.ReportingNode):
                     self._exit_if_finished()
                 elif back is not None:
                     self._resume(back)
+
+    def _planner_restarted(self, reason: str) -> None:
+        """The planner restarted with an empty queue: fail the commands that waited for it before its
+        new run started (those it queued since are its own)."""
+        started = self.planner.started
+        self._fail_waiting([cid for cid, t in self.waiting.items() if started is None or t < started], reason)
 
     def _resume(self, why: str) -> None:
         """The controller is back (``why``): re-issue the running plan's active step, as one retry."""
@@ -422,14 +441,21 @@ class Executive(nc.ReportingNode):
         silent = now - alive
         if silent <= self.p["peer_timeout_s"]:
             return
-        reason = (f"{self.planner.name} silent for {silent:.1f} s while the command waited for its plan (dead or "
-                  f"frozen; peer_timeout_s={self.p['peer_timeout_s']:g})")
-        for cid in list(self.waiting):
+        self._fail_waiting(list(self.waiting), f"{self.planner.name} silent for {silent:.1f} s while the command "
+                                               f"waited for its plan (dead or frozen; "
+                                               f"peer_timeout_s={self.p['peer_timeout_s']:g})")
+
+    def _fail_waiting(self, cids: list[str], reason: str) -> None:
+        """Fail commands that wait for the planner (``task_status``, with ``reason``); their late plans
+        are not executed."""
+        if not cids:
+            return
+        for cid in cids:
             self.pub_task.publish(nc.task_event(cid, FAILED, reason=reason))
             self.abandoned[cid] = None
             self.counts["failed_commands"] += 1
-        self.get_logger().error(f"commands {list(self.waiting)[:10]} failed: {reason}")
-        self.waiting.clear()
+            del self.waiting[cid]
+        self.get_logger().error(f"commands {cids[:10]} failed: {reason}")
         for cid in list(self.abandoned)[:-MAX_ABANDONED]:
             del self.abandoned[cid]
 

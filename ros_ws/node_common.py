@@ -51,8 +51,14 @@ PLAN_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabilit
 """QoS of the ``plan`` topic: the last plan stays available to a subscriber that joins late."""
 
 
-TASK_STATUS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-"""QoS of ``task_status``: reliable, deep enough for a burst of commands (one event per transition)."""
+TASK_STATUS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+"""QoS of ``task_status``: reliable, deep enough for a burst of commands (one event per transition),
+transient-local: a subscriber that matches a publisher late (e.g. one just restarted, whose first
+events go out before discovery) still gets its last 1000 events, once per match."""
+TASK_COMMAND_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+"""QoS of ``task_command``: reliable, volatile: a restarted planner must not get old commands again,
+and a volatile publisher (``ros2 topic pub``) must match."""
 TASK_STATES = ("queued", "planning", "planned", "refused", "dropped", "executing", "done", "failed", "cancelled")
 """A command's lifecycle on ``task_status``: ``queued`` -> ``planning`` -> ``planned`` (with the
 plan) -> ``executing`` (once per step index) -> one terminal state."""

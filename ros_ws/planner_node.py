@@ -2,7 +2,8 @@
 
     python -m forethought.ros_ws.planner_node --ros-args --params-file stack.yaml
 
-- ``task_command`` (std_msgs/String): a command in plain words ("push the red block to the left"),
+- ``task_command`` (std_msgs/String, ``node_common.TASK_COMMAND_QOS``: volatile, so a restarted
+  planner gets no old command again): a command in plain words ("push the red block to the left"),
   or the envelope ``{"id": "...", "command": "words"}`` to choose its id; plain commands get
   ``cmd-N`` (N counts from 1 per process). "stop" and "cancel" (any case, trailing "." or "!")
   never reach the LLM: the queued commands are cancelled, a plan being generated is not
@@ -101,7 +102,7 @@ class PlannerNode(nc.ReportingNode):
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
         self.pub_task = self.create_publisher(String, "task_status", nc.TASK_STATUS_QOS)
         self.cancel = self.create_client(Trigger, "cancel")
-        self.create_subscription(String, "task_command", self.guard(self._on_command), nc.TASK_STATUS_QOS)
+        self.create_subscription(String, "task_command", self.guard(self._on_command), nc.TASK_COMMAND_QOS)
         self.inputs = InputTopics(self, p, on_refusal=self._on_input_refusal, wrap=self.guard)
         self.scene_note = ""  # why the scene is not the fresh objects' (WARN on status)
         self.create_timer(1.0, self.guard(self._publish_status), clock=nc.STEADY_CLOCK)  # heard while sim time stands still

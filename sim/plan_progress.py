@@ -121,6 +121,10 @@ class PlanProgress:
         """Whether each step's condition holds in ``obs[S]``."""
         return [scene.is_success(s, obs) for s in self.steps]
 
+    def restart_clock(self) -> None:
+        """The clock jumped back (a restarted simulator): forget the time base; a step's dwell starts again."""
+        self.last_t = self.since = None
+
     def update(self, obs: np.ndarray, t: float) -> str | None:
         """Take one observation ``obs[S]`` at time ``t`` (s); return what happened: ``"settled"`` (the
         next step is active), ``"reissue"`` (a broken step is active again), ``"done"``, ``"failed"``

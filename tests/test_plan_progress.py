@@ -145,3 +145,13 @@ def test_a_retried_step_is_retried_max_retries_times_then_fails_with_the_reason(
 def test_without_retries_a_retry_fails_at_once() -> None:
     p = PlanProgress([RED_LEFT])
     assert p.retry("was not achieved within 100 env steps") == FAILED and "within 100 env steps" in p.reason
+
+
+def test_a_clock_that_restarts_needs_restart_clock_then_dwells_again() -> None:
+    step = {"skill": "push", "object": "red_block", "target": "left"}
+    progress = PlanProgress([step], dwell_s=0.2)
+    done = obs(red=scene.REGIONS["left"].center)
+    assert progress.update(done, 30.0) is None and progress.update(done, 30.1) is None
+    assert progress.update(done, 1.0) is None  # older than the last stamp: ignored
+    progress.restart_clock()
+    assert [progress.update(done, t) for t in (1.0, 1.1, 1.2)] == [None, None, "done"]

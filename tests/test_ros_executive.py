@@ -1,5 +1,5 @@
 """executive: plan progress on stamped inputs (the dwell), re-issues, refusals, timeouts, retries,
-faults, a silent planner and a restarted controller.
+faults, a silent or restarted planner and a restarted controller.
 
 Over real rclpy / Fast DDS on loopback; the harness is ``ros_harness``. The executive runs without
 ``use_sim_time``: its clock is the wall clock, ``InputPublisher``'s default stamp.
@@ -394,6 +394,51 @@ def test_executive_fails_the_commands_of_a_silent_planner(probe: Probe, spawn) -
     assert_clean_exit(proc, log)
 
 
+def test_executive_fails_the_commands_a_restarted_planner_lost(probe: Probe, spawn) -> None:
+    """planner_node (played by this probe) restarts (its ``uptime_s`` goes down) far sooner than
+    ``peer_timeout_s``: the commands it had queued or was planning fail at once with the reason, a
+    late plan for one of them is not executed; a command the new planner queued before its first
+    heartbeat, and a planned one, do not fail."""
+    events = task_events(probe)
+    plan_pub = probe.node.create_publisher(String, "plan", nc.PLAN_QOS)
+    task_pub = probe.node.create_publisher(String, "task_status", nc.TASK_STATUS_QOS)
+    peer_status = probe.node.create_publisher(DiagnosticArray, "status", 10)
+    inputs = InputPublisher(probe, RED)
+    proc, log = spawn(executive_args(peer_timeout_s=60.0, objects=list(RED)), "executive")
+    probe.spin_until(lambda: task_pub.get_subscription_count() > 0 and peer_status.get_subscription_count() > 0, 40,
+                     "the executive to subscribe")
+    away = scene_obs((0.25, -0.25), {"red_block": (0.0, 0.15)})
+
+    def beat(seconds: float, uptime: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            inputs.publish(away)
+            peer_status.publish(heartbeat(probe, "planner_node", message="ready", uptime_s=uptime))
+            probe.spin_for(0.2)
+
+    beat(1.0, uptime=10.0)
+    for cid, state in (("p0", "queued"), ("p0", "planning"), ("p0", "planned"), ("p1", "queued"), ("p1", "planning"),
+                       ("p2", "queued")):
+        task_pub.publish(nc.task_event(cid, state))
+    beat(3.0, uptime=11.0)  # the old planner is alive: nothing fails
+    assert not any(terminal(events.get(c, [])) for c in ("p0", "p1", "p2")), events
+    task_pub.publish(nc.task_event("p3", "queued"))  # queued by the new planner, just before its first heartbeat
+    peer_status.publish(heartbeat(probe, "planner_node", message="ready", uptime_s=1.5))
+    probe.spin_until(lambda: terminal(events.get("p1", [])) and terminal(events.get("p2", [])), 10,
+                     "the lost commands to fail")
+    for cid in ("p1", "p2"):
+        assert terminal(events[cid]) == ["failed"], events[cid]
+        assert events[cid][-1]["reason"] == ("planner_node restarted (uptime_s went from 11 to 1.5): the command was "
+                                             "lost")
+    plan_pub.publish(String(data=json.dumps({"id": "p1", "steps": [RED_LEFT]})))  # a late plan of a lost command
+    beat(1.5, uptime=2.0)
+    assert terminal(events["p0"]) == [] and terminal(events["p3"]) == [], events
+    assert [e["state"] for e in events["p1"]].count("executing") == 0, events["p1"]
+    assert [e["state"] for e in events["p2"]].count("failed") == 1  # once: the next heartbeats are no restart
+    assert "not executed: that command already failed" in log.read_text()
+    assert_clean_exit(proc, log)
+
+
 def test_executive_resumes_the_plan_after_a_controller_restart(probe: Probe, spawn) -> None:
     """A real policy_controller (the expert) is killed (``kill -9``) mid-step and started again: the
     executive re-issues the active step to the new one (which starts with no goal) as a retry,
@@ -459,10 +504,13 @@ def test_peer_watch_tells_a_restart_and_a_return_from_silence() -> None:
     assert peer.hear(1.0, {"commands": "45", "uptime_s": "12.0"}) is None
     assert peer.silence(3.0) == pytest.approx(2.0)
     assert peer.hear(2.0, {"commands": "45", "uptime_s": "13.0"}) is None  # counters need not grow
+    assert not peer.restarted and peer.started == pytest.approx(2.0 - 13.0)
     back = peer.hear(3.0, {"commands": "2", "uptime_s": "0.5"})
     assert back == "restarted (uptime_s went from 13 to 0.5)"
+    assert peer.restarted and peer.started == pytest.approx(2.5)  # its new run started 0.5 s ago
     assert peer.hear(3.5, {"commands": "1"}) == "restarted (commands went from 2 to 1)"  # without uptime_s
     assert peer.hear(4.0, {"commands": "3"}) is None  # a key that went missing is no restart
+    assert not peer.restarted and peer.started is None
     assert peer.hear(4.5, {"commands": "x"}) is None  # nor is an unreadable value
     back = peer.hear(4.5 + SILENT_S + 0.5, {"commands": "9"})
     assert back == f"back after {SILENT_S + 0.5:.1f} s of silence"

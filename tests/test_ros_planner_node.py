@@ -91,7 +91,7 @@ def test_a_burst_of_100_commands_ends_in_exactly_100_terminal_events(probe: Prob
     100 commands in 1 s each get exactly one terminal event, every event after ``queued`` (or
     ``dropped``), nothing after the terminal one; then a command is answered as fast as before."""
     events = task_events(probe)
-    cmd_pub = probe.node.create_publisher(String, "task_command", nc.TASK_STATUS_QOS)
+    cmd_pub = probe.node.create_publisher(String, "task_command", nc.TASK_COMMAND_QOS)
     inputs = InputPublisher(probe)
     spawn(node_args("forethought.ros_ws.planner_node", "planner_node", target=model_dir, adapter="", mode="ar",
                     command="", scene="pushblocks-3", queue_size=2, objects=list(BLOCK_NAMES)), "planner_node")
@@ -148,7 +148,7 @@ def test_a_burst_of_100_commands_ends_in_exactly_100_terminal_events(probe: Prob
 def test_planner_fails_each_command_when_its_models_do_not_load(probe: Probe, spawn, tmp_path: Path) -> None:
     events = task_events(probe)
     probe.subscribe(DiagnosticArray, "status")
-    cmd_pub = probe.node.create_publisher(String, "task_command", nc.TASK_STATUS_QOS)
+    cmd_pub = probe.node.create_publisher(String, "task_command", nc.TASK_COMMAND_QOS)
     proc, log = spawn(node_args("forethought.ros_ws.planner_node", "planner_node", target=str(tmp_path / "missing"),
                                 adapter="", mode="ar", command=""), "planner_node")
     probe.spin_until(lambda: cmd_pub.get_subscription_count() > 0, 60, "planner_node to subscribe")
