@@ -20,15 +20,21 @@ def params(**over) -> dict:
     return {**{k: v for k, (v, _) in INPUT_PARAMS.items()}, "objects": ["red_block", "green_block"], **over}
 
 
-def test_one_observation_per_complete_set_and_refusals(probe: Probe) -> None:
+def listening(probe: Probe) -> tuple[InputTopics, list[tuple[np.ndarray, float]], list[str], InputPublisher, np.ndarray]:
+    """An ``InputTopics`` on a node of the probe's context (red and green expected), what it hands
+    on and refuses, a publisher, and a two-block observation; discovery done."""
     node = rclpy.create_node("input_topics_test", context=probe.context)
     probe.executor.add_node(node)
     got: list[tuple[np.ndarray, float]] = []
     refused: list[str] = []
     topics = InputTopics(node, params(), lambda obs, stamp: got.append((obs, stamp)), refused.append)
     pub = InputPublisher(probe)
-    obs = scene_obs((0.1, -0.05), {"red_block": (0.0, 0.1), "green_block": (-0.1, 0.0)})
     probe.spin_for(1.0)  # discovery
+    return topics, got, refused, pub, scene_obs((0.1, -0.05), {"red_block": (0.0, 0.1), "green_block": (-0.1, 0.0)})
+
+
+def test_one_observation_per_complete_set_and_refusals(probe: Probe) -> None:
+    topics, got, refused, pub, obs = listening(probe)
     t0 = time.time()
     for k in range(3):
         pub.publish(obs, t0 + 0.1 * k)
@@ -45,21 +51,14 @@ def test_one_observation_per_complete_set_and_refusals(probe: Probe) -> None:
     probe.spin_for(2.0)
     assert len(got) == 4, refused[6:]
     assert got[-1][0][scene.block_slice("blue_block")][0] == 0.0  # objects not listed stay absent
-    node.destroy_node()
+    topics.node.destroy_node()
 
 
 def test_a_clock_jumping_back_resets_the_inputs(probe: Probe) -> None:
     """A restarted sim_node restarts ``/clock``: the inputs' latest messages and the last set's stamp
     are forgotten (counted, one warning), so messages stamped on the new clock are taken at once
     instead of being refused as out of order."""
-    node = rclpy.create_node("input_topics_clock_test", context=probe.context)
-    probe.executor.add_node(node)
-    got: list[tuple[np.ndarray, float]] = []
-    refused: list[str] = []
-    topics = InputTopics(node, params(), lambda obs, stamp: got.append((obs, stamp)), refused.append)
-    pub = InputPublisher(probe)
-    obs = scene_obs((0.1, -0.05), {"red_block": (0.0, 0.1), "green_block": (-0.1, 0.0)})
-    probe.spin_for(1.0)  # discovery
+    topics, got, refused, pub, obs = listening(probe)
     t0 = time.time()
     pub.publish(obs, t0)
     probe.spin_until(lambda: len(got) == 1, 10, "the first observation")
@@ -72,4 +71,4 @@ def test_a_clock_jumping_back_resets_the_inputs(probe: Probe) -> None:
     pub.publish(obs, t0 - 0.1)  # on the new clock: taken (fresh at the node clock), a complete set again
     probe.spin_until(lambda: len(got) == 2, 10, "an observation after the reset")
     assert got[-1][1] == pytest.approx(t0 - 0.1) and topics.status_values()["clock_resets"] == 1
-    node.destroy_node()
+    topics.node.destroy_node()
