@@ -14,7 +14,8 @@ executive never looked back), ``plan-ssr-today`` (SSR without the term, re-issue
 ``plan-ssr``; ``replan``: the wall time of one SSR replan with and without the term, the two
 timed alternately on the same observations (the first observation of each single-step seed). Each row's results are written (atomically)
 to ``--json`` as soon as it finishes. ``--option KEY=VALUE`` adds a dmpc ``--policy-option`` to
-every D-MPC row (for tuning on dev seeds).
+every D-MPC row (for tuning on dev seeds); ``--dynamics oracle`` rolls the D-MPC rows out in the
+simulator instead of the learned ensemble (the ceiling of any dynamics model).
 
     python bench/tidy.py --seeds 0-49 --plan-seeds 0-49 --threads 1 --json tidy.json
 """
@@ -65,7 +66,7 @@ def build(row: str, args: argparse.Namespace) -> Any:
                       num_inference_steps=None if policy == "expert" else args.inference_steps,
                       action_steps=None if policy == "expert" else 8, options=options,
                       planner=None if policy != "dmpc" else kind.split("-")[0],
-                      dynamics=str(pretrained_dir() / "dynamics-pushblocks") if policy == "dmpc" else None)
+                      dynamics=args.dynamics if policy == "dmpc" else None)
     return build_policy(policy, spec)
 
 
@@ -127,6 +128,8 @@ def main() -> None:
     parser.add_argument("--inference-steps", type=int, default=5)
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="dmpc --policy-option for every D-MPC row")
+    parser.add_argument("--dynamics", default=str(pretrained_dir() / "dynamics-pushblocks"),
+                        help="D-MPC rows' dynamics: a model directory or 'oracle' (the simulator: the ceiling)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write all rows here (after each row)")
     args = parser.parse_args()

@@ -208,7 +208,7 @@ def test_disturbance_goes_through_the_ensemble_and_beta_charges_its_spread() -> 
     assert float(pessimist.score(unsure, actions)) > mean
 
 
-def test_disturbance_weight_yields_while_the_task_stalls_and_returns_with_progress() -> None:
+def test_disturbance_weight_yields_while_the_task_stalls_and_returns_step_by_step_with_progress() -> None:
     objective = Objective.from_step(PUSH, ("red_block", "green_block"), disturbance_patience=2)
     stuck = pushblocks_states((0.1, 0.0), (0.05, 0.0), green=(-0.03, 0.0))[0].numpy()
     weights = []
@@ -218,8 +218,16 @@ def test_disturbance_weight_yields_while_the_task_stalls_and_returns_with_progre
     w = objective.disturbance_weight
     assert weights == [w, w, w, w / 2, w / 4]  # first observation sets the mark; patience 2; then halving
     moved = stuck.copy()
-    moved[scene.block_slice("red_block").start + 1] -= 0.02  # red 2 cm nearer its region: progress
-    objective.observe(moved)
+    restored = []
+    for _ in range(3):  # red 2 cm nearer its region at every replan: progress
+        moved[scene.block_slice("red_block").start + 1] -= 0.02
+        objective.observe(moved)
+        restored.append(objective.effective_disturbance_weight)
+    assert restored == [w / 2, w, w]  # doubled back once per progressing replan, never above the weight
+    for _ in range(2):  # stuck again: the patience starts over from the full weight
+        objective.observe(moved)
     assert objective.effective_disturbance_weight == w
+    objective.observe(moved)
+    assert objective.effective_disturbance_weight == w / 2
     with pytest.raises(ValueError, match="disturbance_patience"):
         Objective.from_step(PUSH, ("red_block",), disturbance_patience=-1)

@@ -30,8 +30,9 @@ cost) are objectives too, over embeddings ``z[..., K, D]``: ``world_model.latent
   with another block is uncertain (members disagree) pay for the spread too. When the only way
   on is through another block, the term would stall the task forever: after
   ``disturbance_patience`` observed replans in which the step's distance did not shrink by
-  ``PROGRESS_M``, the weight halves at every further such replan, and it is restored as soon as
-  the task progresses again.
+  ``PROGRESS_M``, the weight halves at every further such replan, and it doubles back at every
+  replan in which the task progresses (restored step by step, so that a push that had to go
+  through another block is not stopped again half-way by the full weight).
 
 Example::
 
@@ -295,13 +296,15 @@ class PushBlocksObjective(TaskObjective):
         self.origin = torch.as_tensor(obs, dtype=torch.float32).reshape(-1)
         distance = scene.step_distance(self.step, self.origin.cpu().numpy())
         if distance < self.best_distance - PROGRESS_M:
-            self.best_distance, self.stalled = distance, 0
+            self.best_distance = distance
+            self.stalled = self.stalled - 1 if self.stalled > self.disturbance_patience else 0
         else:
             self.stalled += 1
 
     @property
     def effective_disturbance_weight(self) -> float:
-        """``disturbance_weight``, halved per observed replan without progress beyond the patience."""
+        """``disturbance_weight``, halved per observed replan without progress beyond the patience
+        (and doubled back per replan with progress)."""
         return self.disturbance_weight * 0.5 ** max(0, self.stalled - self.disturbance_patience)
 
     def disturbance(self, states: Tensor) -> Tensor:
