@@ -12,6 +12,7 @@ the commit message::
 
 Tensors (one thread, float32, CPU):
     proposer-pushblocks/actions   ``[8, 16, 2]``  DDIM-5 samples from the state of seed 3 (3 blocks), goal: push
+    proposer-pushblocks-fast/actions ``[8, 16, 2]`` the one-step student's samples, same state and goal
     proposer-reacher/actions      ``[8, 16, 2]``  DDIM-10 samples from Reacher-v5's state of seed 3
     dynamics-pushblocks/states    ``[5, 8, 16, 16]`` the pushblocks proposals rolled out by the ensemble
     dynamics-reacher/states       ``[5, 8, 16, 10]`` the reacher proposals rolled out by the ensemble
@@ -59,6 +60,10 @@ def reference_outputs() -> dict[str, torch.Tensor]:
         out[f"proposer-{name}/actions"] = actions[name]
         dynamics = DynamicsEnsemble.from_pretrained(PRETRAINED / f"dynamics-{name}")
         out[f"dynamics-{name}/states"] = dynamics.rollout(states[name], actions[name])
+    student = DiffusionProposer.from_pretrained(PRETRAINED / "proposer-pushblocks-fast")
+    history = np.stack([states["pushblocks"]] * student.config.n_obs_steps)
+    out["proposer-pushblocks-fast/actions"] = student.propose(history, 8, PUSH_GOAL,
+                                                              generator=torch.Generator().manual_seed(0))
     for kind in ("state", "pixels"):
         model = LatentWorldModel.from_pretrained(PRETRAINED / f"wm-pushblocks-{kind}")
         c = model.config
