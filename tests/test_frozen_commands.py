@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from forethought.llm_planner.planning import commands, frozen, grounding
+from forethought.llm_planner.planning import commands, compose, frozen, grounding
 from forethought.llm_planner.planning.schema import SCENES, refusal, validate_plan
 from forethought.llm_planner.training import data
 
@@ -75,12 +75,16 @@ def test_frozen_commands_are_not_in_generated_or_training_rows(rows):
     assert not frozen_texts & generator_single_step_language()  # whatever the seed
     generated = commands.load() + commands.generate({"augmented": 4000}, seed=0) + commands.generate({"augmented": 4000}, seed=7)
     generated += data.training_rows(2000, seed=0)
+    # the compositional generator, at the seeds and sizes shipped adapters were trained with and others
+    generated += compose.compose(4000, seed=0) + compose.compose(4000, seed=9)
+    generated += data.training_rows(250, seed=9, n_composed=1000) + data.training_rows(250, seed=10, n_composed=1000)
+    generated += data.training_rows(250, seed=11, n_composed=1000)
     overlap = frozen_texts & {_text(r["command"]) for r in generated}
     assert not overlap
 
 
 def test_the_generator_never_reads_the_frozen_file(monkeypatch):
-    for module in (commands, data):
+    for module in (commands, compose, data):
         assert "frozen" not in inspect.getsource(module)
     real_open, real_read = builtins.open, pathlib.Path.read_text
 
@@ -95,7 +99,8 @@ def test_the_generator_never_reads_the_frozen_file(monkeypatch):
     monkeypatch.setattr(builtins, "open", guarded_open)
     monkeypatch.setattr(pathlib.Path, "read_text", guarded_read)
     commands.generate({"augmented": 200}, seed=3)
-    data.training_rows(200, seed=3)
+    compose.compose(200, seed=3)
+    data.training_rows(200, seed=3, n_composed=200)
 
 
 def test_grounding_accepts_every_labelled_plan_of_the_frozen_set(rows):

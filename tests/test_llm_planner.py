@@ -163,6 +163,9 @@ def test_every_decoded_plan_is_grounded(planners, tokenizer):
     out = planner._finish(tokens, present, {}, "push the green block to the left", [1, 2])
     assert out.plan["steps"] == [] and out.plan["refusal"] == "unclear command" and out.stats["grounding"] == "refused"
     assert out.text == plan_to_text(plan)  # the decoded text is kept for inspection
+    twice = {"steps": plan["steps"] * 2}
+    out = planner._finish(tokenizer(plan_to_text(twice))["input_ids"], present, {}, "push the red block to the left", [1, 2])
+    assert out.plan == plan and out.stats["grounding"] == "deduplicated"
     planner.grounding = False
     try:
         assert planner._finish(tokens, present, {}, "push the green block to the left", [1, 2]).plan == plan

@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="adapter directory to write")
     parser.add_argument("--target", default="smollm2", help="base model: HF directory, .gguf file or 'smollm2'")
     parser.add_argument("--generated", type=int, default=760, help="train-phrasing rows generated on top of the shipped train split")
+    parser.add_argument("--composed", type=int, default=0, help="rows of the compositional generator (planning/compose.py) on top")
     parser.add_argument("--layers", type=int, default=8, help="adapt the top N decoder layers")
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--alpha", type=float, default=16.0)

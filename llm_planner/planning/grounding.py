@@ -6,7 +6,9 @@ the command refers to. Otherwise it returns a refusal (``schema.refusal``) whose
 why: what is missing ("there is no yellow block; present: red, green, blue"), a clarifying question
 for an ambiguous reference ("which block do you mean: the red, green or blue one?"), or which
 place the plan invented. It never substitutes another object and never turns a refusal into a
-plan. All functions here are pure.
+plan. All functions here are pure. ``canonical`` rewrites a command with the base words of this
+lexicon ("scarlet" -> "red", "back-right" -> "top right") for the planner's prompt
+(``prompts.prompt_ids``), so the model reads what grounding reads.
 
 The lexicon (words are lower-cased letters; a hyphen splits words, so "top-left" is "top left"):
 
@@ -122,12 +124,18 @@ _TYPO_TARGETS: frozenset[str] = frozenset(
     if len(w) >= 4
 )
 _KNOWN: frozenset[str] = frozenset(lexicon() - _TYPO_TARGETS) | NOT_TYPOS | frozenset(OTHER_OBJECTS) | UNSUPPORTED | QUANTIFIERS
+LET_BEFORE: frozenset[str] = frozenset({"the", "to", "far", "go", "push", "red", "green", "blue"})
+"""Words after which "let" is the typo "left" (besides ``VERTICAL`` words)."""
 _WORD = re.compile(r"-?\d*\.\d+|-?\d+|[a-z]+|[.,;:!?]")
 _NUMBER = re.compile(r"-?\d")
 
 
-def correct(word: str) -> str:
-    """``word``, or the lexicon word one typo away from it (see the module docstring)."""
+def correct(word: str, before: str = "") -> str:
+    """``word``, or the lexicon word one typo away from it (see the module docstring); ``before``: the word before it.
+
+    "let" is "left" only after a word that takes a side (``LET_BEFORE``: "the let", "top let"), never alone ("let me")."""
+    if word == "let" and (before in LET_BEFORE or before in VERTICAL):
+        return "left"
     if word in SHORT_TYPOS:
         return SHORT_TYPOS[word]
     if len(word) < 4 or word in _KNOWN or word in _TYPO_TARGETS or not word.isalpha():
@@ -165,7 +173,8 @@ class Mentions:
 def mentions(command: str) -> Mentions:
     """Read ``command`` with the lexicon (see the module docstring)."""
     text = command.lower()
-    tokens = [t if _NUMBER.match(t) else correct(t) for t in _WORD.findall(text)]
+    raw = _WORD.findall(text)
+    tokens = [t if _NUMBER.match(t) else correct(t, raw[i - 1] if i else "") for i, t in enumerate(raw)]
     words = [t for t in tokens if not _NUMBER.match(t)]
     colors: list[str] = []
     other: list[str] = []
@@ -208,6 +217,45 @@ def mentions(command: str) -> Mentions:
     )
 
 
+BLOCK_NOUNS: frozenset[str] = frozenset({"cube", "box", "brick", "piece", "object", "thing", "square"})
+"""Nouns for a block that ``canonical`` writes as "block" after a colour ("the red brick" -> "the red block")."""
+NEXT_TO_PHRASES = re.compile(r"\b(?:(?:right |up |flush )?against|alongside(?: of)?|over by|up beside|adjacent to)\b")
+"""Relations ``canonical`` writes as "next to" (a block target means next to it)."""
+_PIECE = re.compile(r"[a-z]+|[^a-z]+")
+_ARROW = re.compile(r"\s*(?:->|→|=>)\s*")
+
+
+def canonical(command: str) -> str:
+    """``command`` in lower case with the words this lexicon reads written as their base words, for the prompt.
+
+    Typos and synonyms of colours (``correct``, ``COLOR_SYNONYMS``: "scarlet" -> "red"), corners in any
+    arrangement ("back-right", "right top", "northeast" -> "top right"), side words ("leftmost" -> "left"),
+    centre words ("centre" -> "center") and block nouns after a colour (``BLOCK_NOUNS``: "red brick" ->
+    "red block") become the words the planner was trained on; an arrow ("red -> left") becomes " to ",
+    and ``NEXT_TO_PHRASES`` ("up against", "alongside") "next to". Every other character stays as it is.
+    """
+    pieces = _PIECE.findall(NEXT_TO_PHRASES.sub("next to", _ARROW.sub(" to ", command.lower())))
+    at = [i for i, p in enumerate(pieces) if p[0].isalpha()]
+    words = {i: correct(pieces[i], pieces[at[k - 1]] if k else "") for k, i in enumerate(at)}
+    for k, i in enumerate(at):
+        w = words[i]
+        pieces[i] = COLOR_SYNONYMS.get(w, w)
+        if w in CORNERS:
+            pieces[i] = CORNERS[w].replace("_", " ")
+        elif w in HORIZONTAL:
+            pieces[i] = HORIZONTAL[w]
+        elif w in CENTER:
+            pieces[i] = "center"
+        elif w in BLOCK_NOUNS and k and pieces[at[k - 1]] in BLOCK_COLORS and pieces[i - 1] == " ":
+            pieces[i] = "block"
+    for a, b in zip(at, at[1:]):
+        va, vb, ha, hb = VERTICAL.get(words[a]), VERTICAL.get(words[b]), HORIZONTAL.get(words[a]), HORIZONTAL.get(words[b])
+        joined = b == a + 2 and pieces[a + 1].strip(" -") == ""
+        if joined and (va and hb or ha and vb):
+            pieces[a], pieces[a + 1], pieces[b] = va or vb, " ", hb or ha
+    return "".join(pieces)
+
+
 def _colors(blocks: tuple[str, ...]) -> str:
     return ", ".join(b.removesuffix("_block") for b in blocks) or "none"
 
@@ -243,16 +291,23 @@ def _point_licensed(xy: list[float], numbers: tuple[float, ...]) -> bool:
     return any(abs(xy[0] - a) < 1e-9 and abs(xy[1] - b) < 1e-9 for a, b in zip(numbers, numbers[1:]))
 
 
-def check(command: str, present: tuple[str, ...], plan: dict[str, Any]) -> tuple[str, str] | None:
-    """``(reason, detail)`` of the refusal ``plan`` earns for ``command`` in a scene with blocks ``present``,
-    or ``None`` when every block, region and point of the plan is licensed (``plan`` has steps)."""
-    m = mentions(command)
+def _refused_by_words(m: Mentions, present: tuple[str, ...]) -> tuple[str, str] | None:
+    """``(reason, detail)`` when the command's words alone refuse it: an injection, an unsupported skill, an absent object."""
     if m.injection:
         return "unclear command", f"the command tries to instruct the planner ({m.injection!r}); give only a task"
     if m.unsupported:
         return "unsupported action", f"I can only push blocks and move the pusher; {m.unsupported[0]!r} is not a skill"
     if (what := missing(m, present)) is not None:
         return "object not in scene", what
+    return None
+
+
+def check(command: str, present: tuple[str, ...], plan: dict[str, Any]) -> tuple[str, str] | None:
+    """``(reason, detail)`` of the refusal ``plan`` earns for ``command`` in a scene with blocks ``present``,
+    or ``None`` when every block, region and point of the plan is licensed (``plan`` has steps)."""
+    m = mentions(command)
+    if (why := _refused_by_words(m, present)) is not None:
+        return why
     if m.distance:
         return "unknown target", f"moves by a distance ({m.distance!r}) are not supported; name a region, a block or a point"
     blocks = licensed_blocks(m, present)
@@ -284,13 +339,14 @@ def check(command: str, present: tuple[str, ...], plan: dict[str, Any]) -> tuple
 def ground(command: str, present: tuple[str, ...], plan: dict[str, Any]) -> dict[str, Any]:
     """``plan`` if the command licenses every block, region and point in it, else a refusal with a ``detail``.
 
-    A refusal stays a refusal; an "object not in scene" one gets the detail of what is missing.
+    A refusal stays a refusal; when the command's words alone refuse it (an injection, an unsupported
+    skill, an absent object: the first of these, as in ``check``), it takes that reason and its detail.
+    A step equal to the one before it is dropped first (it would move nothing).
     """
     if "refusal" in plan:
-        if plan["refusal"] == "object not in scene" and "detail" not in plan:
-            what = missing(mentions(command), present)
-            if what is not None:
-                return refusal(plan["refusal"], what)
-        return plan
+        why = _refused_by_words(mentions(command), present)
+        return plan if why is None or "detail" in plan else refusal(*why)
+    steps = [s for k, s in enumerate(plan["steps"]) if not k or s != plan["steps"][k - 1]]
+    plan = {**plan, "steps": steps}
     why = check(command, present, plan)
     return plan if why is None else refusal(*why)

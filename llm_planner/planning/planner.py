@@ -56,7 +56,8 @@ class PlanResult:
     """The validated, grounded plan, the raw text the model produced (and its token ids, EOS excluded) and the decoding statistics.
 
     ``stats["grounding"]``: ``"refused"`` when grounding replaced the decoded plan by a refusal,
-    ``"explained"`` when it added a detail to the model's refusal, ``"unsure"`` when the plan fell below
+    ``"explained"`` when it added a detail (or the reason the command's words give) to the model's refusal,
+    ``"deduplicated"`` when it dropped a step repeating the one before, ``"unsure"`` when the plan fell below
     ``min_logprob``; absent when the decoded plan stands."""
 
     plan: dict[str, Any]
@@ -193,7 +194,8 @@ class Planner:
         if self.grounding:
             grounded = ground(command, present, plan)
             if grounded != plan:
-                stats = {**stats, "grounding": "refused" if "steps" in plan and plan["steps"] else "explained"}
+                change = "explained" if not plan["steps"] else "refused" if not grounded["steps"] else "deduplicated"
+                stats = {**stats, "grounding": change}
             plan = grounded
         return PlanResult(plan, raw, stats, body)
 

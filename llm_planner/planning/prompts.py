@@ -6,7 +6,8 @@
   training sequences and the prefill short.
 
 ``prompt_ids`` normalises the command first (``normalize.Normalizer``: lower case, single typos of
-domain words corrected), at training and at planning time alike.
+domain words corrected; then ``grounding.canonical``: colour synonyms, corner and side phrases as
+the lexicon's base words), at training and at planning time alike.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from .commands import lexicon
+from .grounding import canonical
 from .normalize import Normalizer
 from .schema import REFUSALS, describe_scene
 
@@ -67,7 +69,7 @@ def normalizer(tokenizer: Any) -> Normalizer:
 
 def prompt_ids(tokenizer: Any, command: str, present: tuple[str, ...], style: str = "fewshot") -> list[int]:
     """Token ids of the chat prompt for the normalised ``command``, ending with the assistant turn's header."""
-    messages = chat_messages(normalizer(tokenizer)(command), present, style)
+    messages = chat_messages(canonical(normalizer(tokenizer)(command)), present, style)
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "input_ids"):
         ids = ids["input_ids"]

@@ -15,6 +15,7 @@ import torch
 
 from ..decoding.speculate_types import TokenConstraint
 from ..planning import commands
+from ..planning.compose import ALLOWED_HELD_OUT, compose
 from ..planning.prompts import prompt_ids
 from ..planning.schema import SCENES, plan_to_text
 
@@ -35,18 +36,22 @@ def held_out_words() -> set[str]:
     return words("heldout") - words("train")
 
 
-def training_rows(n_generated: int, seed: int) -> list[dict[str, Any]]:
-    """The shipped train split plus ``n_generated`` rows of the augmented train phrasings (seeded).
+def training_rows(n_generated: int, seed: int, n_composed: int = 0) -> list[dict[str, Any]]:
+    """The shipped train split plus ``n_generated`` rows of the augmented train phrasings and ``n_composed``
+    rows of the compositional generator (``planning.compose``), both seeded.
 
     Never a held-out (command, scene), nor a generated command using a held-out word: a random
-    typo can make one (a swap turns "center" into "centre").
+    typo can make one (a swap turns "center" into "centre"). Composed commands may use the held-out
+    split's function words ``compose.ALLOWED_HELD_OUT`` ("that", "after", "over").
     """
     held = {(r["command"], r["scene"]) for r in commands.load("heldout")}
     banned = held_out_words()
     rows, seen = [], set(held)
     extra = commands.generate({"augmented": n_generated}, seed=seed) if n_generated else []
     extra = [r for r in extra if banned.isdisjoint(re.findall(r"[a-z]+", r["command"].lower()))]
-    for r in commands.load("train") + extra:
+    composed = compose(n_composed, seed=seed) if n_composed else []
+    composed = [r for r in composed if banned.difference(ALLOWED_HELD_OUT).isdisjoint(re.findall(r"[a-z]+", r["command"].lower()))]
+    for r in commands.load("train") + extra + composed:
         key = (r["command"], r["scene"])
         if key not in seen:
             seen.add(key)

@@ -63,7 +63,7 @@ def train(args: argparse.Namespace) -> None:
     split = n_layers - args.layers
     config = LoraConfig(rank=args.rank, alpha=args.alpha, layers=list(range(split, n_layers)),
                         base=SMOLLM2_GGUF if args.target == "smollm2" else args.target, prompt_style="compact")
-    rows = training_rows(args.generated, args.seed)
+    rows = training_rows(args.generated, args.seed, args.composed)
     examples = [encode(tok, r["command"], r["scene"], r["plan"], config.prompt_style) for r in rows]
     tokens, eos = token_strings(tok), {int(tok.eos_token_id)}
     constraints = {scene: GrammarConstraint(plan_dfa(blocks), tokens, eos, lm.vocab_size) for scene, blocks in SCENES.items()}
