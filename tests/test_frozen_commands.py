@@ -78,7 +78,7 @@ def test_frozen_commands_are_not_in_generated_or_training_rows(rows):
     # the compositional generator, at the seeds and sizes shipped adapters were trained with and others
     generated += compose.compose(4000, seed=0) + compose.compose(4000, seed=9)
     generated += data.training_rows(250, seed=9, n_composed=1000) + data.training_rows(250, seed=10, n_composed=1000)
-    generated += data.training_rows(250, seed=11, n_composed=1000)
+    generated += data.training_rows(250, seed=11, n_composed=1000) + data.training_rows(250, seed=12, n_composed=1000)
     overlap = frozen_texts & {_text(r["command"]) for r in generated}
     assert not overlap
 

@@ -44,8 +44,27 @@ def test_references_and_unnamed_blocks_follow_the_scene(rows):
     one_block = [r for r in lone if r["scene"] == "pushblocks-1"]
     assert one_block and all(r["plan"]["steps"][0]["object"] == "red_block" for r in one_block)  # "the block": the only one
     assert all(r["plan"] == {"steps": [], "refusal": "unclear command"} for r in lone if r["scene"] != "pushblocks-1")
-    for r in (r for r in rows if r["kind"] == "quantified" and r["scene"] != "pushblocks-1"):
-        assert [s["object"] for s in r["plan"]["steps"]] == list(SCENES[r["scene"]])
+    quantified = [r for r in rows if r["kind"] == "quantified" and r["scene"] != "pushblocks-1"]
+    unnamed = [r for r in quantified if not re.search(r"\b(red|green|blue)\b", r["command"].lower())]
+    assert len(unnamed) >= 60 and any(r["plan"]["steps"][-1]["skill"] == "reach" for r in unnamed)
+    for r in unnamed:  # "both blocks" (+ maybe a reach): one push per present block, scene order, one target
+        pushes = [s for s in r["plan"]["steps"] if s["skill"] == "push"]
+        assert [s["object"] for s in pushes] == list(SCENES[r["scene"]]) and len({s["target"] for s in pushes}) == 1
+    for r in quantified:  # "push red and blue to the right": one push per colour, in the command's order
+        named = re.match(r"\w+ (?:the )?(red|green|blue)(?:, (red|green|blue),?)? and (red|green|blue)\b", r["command"].lower())
+        if named:
+            colors = [c for c in named.groups() if c]
+            assert [s["object"] for s in r["plan"]["steps"][: len(colors)]] == [f"{c}_block" for c in colors]
+
+
+def test_lists_move_a_different_block_in_each_step(rows):
+    lists = [r for r in rows if r["kind"] == "list" and r["scene"] != "pushblocks-1"]
+    assert len(lists) >= 150 and Counter(len(r["plan"]["steps"]) for r in lists)[3] >= 50
+    for r in lists:
+        pushed = [s["object"] for s in r["plan"]["steps"] if s["skill"] == "push"]
+        assert len(pushed) == len(set(pushed)) >= 2
+    # the verb written once: a later step starts with a block mention, not a verb
+    assert sum(bool(re.search(r"(, |; | and )(the )?(red|green|blue) \w", r["command"].lower())) for r in lists) >= 50
 
 
 def test_composed_training_rows_use_no_held_out_word_but_the_allowed_function_words():

@@ -9,7 +9,12 @@ choices, so that the model meets every part in many surroundings:
 - a **plan** has 1 to 3 steps joined by varied connectors ("then", ";", ",", "and finally", "1) ...
   2) ...", full stops); a later step may refer back ("then push it back to the middle", "then to
   the left", "put green beside it") or drop the verb ("push red left, green right");
+- a **list** moves a different block in each step, the verb written once or not at all ("push red
+  left, green right and blue to the middle", "red top right, blue bottom left"), maybe ending with a
+  reach ("..., then the pusher to the left");
 - quantifiers ("move both blocks to the left") plan one push per present block, in scene order;
+  colours sharing a target ("push red and blue to the right") one push per colour, in the command's
+  order; either may come with one more step;
 - a one-block scene licenses "the block", "it", "the only cube"; a scene with several blocks
   refuses the same words as ambiguous ("unclear command");
 - refusals: absent colours and objects, injections wrapped around valid commands, unsupported
@@ -43,6 +48,7 @@ ALLOWED_HELD_OUT = ("that", "after", "over")
 """Function words of the generated held-out split that composed commands may still use."""
 
 BLOCK_NOUNS = ("block", "block", "block", "cube", "cube", "one", "piece", "object", "thing", "square")
+DETERMINERS = ("the",) * 12 + ("that", "this", "my", "your")
 LONE_BLOCK = ("the block", "the cube", "the only block", "it", "the one block", "the single block", "this block",
               "the object", "the thing")
 """How a command names the only block of a one-block scene (ambiguous where several are present)."""
@@ -60,7 +66,8 @@ REGION_PHRASES: dict[str, tuple[str, ...]] = {
               "the right part of the table", "the right of the table", "the right-most side", "the east side",
               "the right half"),
     "center": ("the middle", "the center", "middle", "center", "the middle of the table", "the center of the table",
-               "the table's middle", "the very middle", "the central spot", "the middle spot"),
+               "the table's middle", "the very middle", "the central spot", "the middle spot", "the exact center",
+               "dead center", "the exact middle", "the middle point", "the center point"),
 }
 VERTICAL_WORDS = {"top": ("top", "top", "top", "back", "rear"), "bottom": ("bottom", "bottom", "bottom", "front")}
 CORNER_FORMS = ("the {v} {h}", "the {v} {h} corner", "{v} {h}", "{v} {h} corner", "the {v}-{h} corner", "the {h} {v} corner",
@@ -84,10 +91,21 @@ LAST = (", and finally ", ". finally, ", " and finally ", ", then finally ", ", 
         " then ", ", then ", "; ", ", and ", ". ", " and ")
 OPENERS = ("", "", "", "", "first ", "first, ", "first of all ", "to start, ", "start by: ", "begin: ")
 NUMBERED = ("1) {0} 2) {1} 3) {2}", "1. {0} 2. {1} 3. {2}", "(1) {0}; (2) {1}; (3) {2}", "one: {0}. two: {1}. three: {2}.",
-            "1) {0} 2) {1}", "1. {0}. 2. {1}.", "a) {0}, b) {1}, c) {2}", "- {0} - {1} - {2}")
-QUANTIFIED = {2: ("both blocks", "both cubes", "each block", "all the blocks", "every block", "both of them"),
+            "1) {0} 2) {1}", "1. {0}. 2. {1}.", "a) {0}, b) {1}, c) {2}", "- {0} - {1} - {2}",
+            "first {0}, second {1}, third {2}", "first, {0}. second, {1}. third, {2}.", "firstly {0}; secondly {1}; thirdly {2}",
+            "first {0}, next {1}, last {2}", "#1 {0} #2 {1} #3 {2}", "task 1: {0}. task 2: {1}. task 3: {2}.",
+            "first {0}, second {1}", "firstly {0}, secondly {1}", "#1 {0} #2 {1}", "{0} (first), {1} (second), {2} (third)")
+QUANTIFIED = {2: ("both blocks", "both cubes", "each block", "all the blocks", "every block", "both of them", "both",
+                  "the two blocks", "both the blocks", "all blocks", "each cube", "each one", "every single block", "all cubes",
+                  "the blocks", "both pieces", "each of the two blocks", "all the cubes"),
               3: ("all three blocks", "all the blocks", "each block", "every block", "all blocks", "every cube", "all of them",
-                  "each of the blocks")}
+                  "each of the blocks", "the three blocks", "all three", "all the cubes", "every one of the blocks", "each one",
+                  "all three cubes", "the blocks", "each of the three blocks", "every single block", "all pieces")}
+LIST_THEN = (", ", ", ", ", ", "; ", " and ", ", and ", ", then ", " then ", ". then ", ", next ", ". ", " / ", " + ",
+             ", and then ", ", plus ", ", also ", " and also ", " followed by ")
+"""Connectors of a list whose later steps drop the verb ("push red left, green right")."""
+ELIDED_REACH = ("the pusher to {r}", "pusher to {r}", "the pusher {r}", "finish with the pusher at {r}",
+                "end with the pusher at {r}", "the pusher over to {r}", "park the pusher at {r}", "go to {r}")
 POLITE_BEFORE = ("please ", "please, ", "could you ", "can you ", "can u ", "would you ", "could you please ", "kindly ",
                  "hey, ", "robot, ", "ok ", "okay, ", "now ", "i need you to ", "i'd like you to ", "go ahead and ", "hi! ",
                  "hello robot. ", "alright, ", "yo ", "quick: ", "i want you to ", "task: ", "command: ", "hey robot ",
@@ -128,7 +146,7 @@ def _block(block: str, present: tuple[str, ...], rng: random.Random) -> str:
     if r < 0.3:
         return c
     noun = rng.choice(BLOCK_NOUNS)
-    return f"{c} {noun}" if r < 0.45 and noun != "one" else f"the {c} {noun}"
+    return f"{c} {noun}" if r < 0.45 and noun != "one" else f"{rng.choice(DETERMINERS)} {c} {noun}"
 
 
 def _region(region: str, rng: random.Random) -> str:
@@ -231,7 +249,45 @@ def _step_text(step: Step, present: tuple[str, ...], rng: random.Random, prev: S
         if target not in COLORS and rng.random() < 0.4:  # "then to the top right", "then back to the middle"
             return back + where
         return f"{rng.choice(PUSH_VERBS)} {rng.choice(BACK_REFERENCE)} {back}{where}"
-    return _push_text(_block(obj, present, rng), target, rng, present, target_text, verb=not terse)
+    elided = prev is not None and rng.random() < 0.2  # "..., then the green block to the top right"
+    return _push_text(_block(obj, present, rng), target, rng, present, target_text, verb=not terse and not elided)
+
+
+def _list_command(present: tuple[str, ...], rng: random.Random) -> tuple[str, dict]:
+    """A different block in each step, the verb written once, in every step or never; maybe a reach at the end.
+
+    "push red left, green right and blue to the middle", "red top right, blue bottom left", "move green to the
+    right, red next to it, then the pusher to the left". A later block may go next to the one before ("beside it").
+    """
+    blocks = rng.sample(present, rng.randint(2, len(present)))
+    steps: list[Step] = []
+    for k, b in enumerate(blocks):
+        target = blocks[k - 1] if k and rng.random() < 0.2 else rng.choice(REGION_NAMES)
+        steps.append({"skill": "push", "object": b, "target": target})
+    if len(steps) < 3 and rng.random() < 0.35:
+        steps.append({"skill": "reach", "target": rng.choice(REGION_NAMES)})
+    mode = rng.choice(("once", "once", "once", "never", "never", "each"))
+    verbs = [rng.choice(PUSH_VERBS)] * len(steps) if rng.random() < 0.5 else [rng.choice(PUSH_VERBS) for _ in steps]
+    parts = []
+    for k, s in enumerate(steps):
+        if s["skill"] == "reach":
+            region = _region(s["target"], rng)
+            region = region if region.startswith("the ") else f"the {region}"
+            parts.append(rng.choice(ELIDED_REACH).format(r=region) if mode != "each" else _reach_text(s["target"], rng))
+            continue
+        onto_prev = k and s["target"] == steps[k - 1]["object"]
+        refer = onto_prev and rng.random() < 0.5
+        target_text = rng.choice(("it", "it", "that one", "that block", "the last one")) if refer else None
+        where = _target(s["target"], rng, present, target_text, terse=mode == "never")
+        mention = _block(s["object"], present, rng)
+        parts.append(f"{verbs[k]} {mention} {where}" if mode == "each" or mode == "once" and k == 0 else f"{mention} {where}")
+    if rng.random() < 0.12:
+        return _join(parts, rng), {"steps": steps}
+    text = rng.choice(OPENERS) + parts[0] if mode != "never" else parts[0]
+    for k, part in enumerate(parts[1:], 1):
+        last = k == len(parts) - 1
+        text += (rng.choice(LIST_THEN + LAST) if last else rng.choice(LIST_THEN)) + part
+    return text, {"steps": steps}
 
 
 def _join(parts: list[str], rng: random.Random) -> str:
@@ -259,10 +315,32 @@ def _plan_command(present: tuple[str, ...], rng: random.Random, n_steps: int) ->
 
 
 def _quantified(present: tuple[str, ...], rng: random.Random) -> tuple[str, dict]:
-    """ "move both blocks to the left": one push per present block, in scene order."""
+    """ "move both blocks to the left": one push per present block, in scene order; "push red and blue to the
+    right": one push per named colour, in the command's order; with two blocks, maybe one more step before or after."""
     region = rng.choice(REGION_NAMES)
-    text = f"{rng.choice(PUSH_VERBS)} {rng.choice(QUANTIFIED[len(present)])} {_where(region, rng, terse=False)}"
-    return text, {"steps": [{"skill": "push", "object": b, "target": region} for b in present]}
+    where = _where(region, rng, terse=False)
+    if rng.random() < 0.3:  # colours sharing a target
+        blocks = rng.sample(present, rng.randint(2, len(present)))
+        colors = [COLORS[b] for b in blocks]
+        names = " and ".join(colors) if len(colors) == 2 else f"{colors[0]}, {colors[1]}{rng.choice((',', ''))} and {colors[2]}"
+        noun = rng.choice(("", "", " blocks", " cubes", " ones"))
+        text = f"{rng.choice(PUSH_VERBS)} {'the ' if noun else ''}{names}{noun} {where}"
+    else:
+        blocks = list(present)
+        verb = rng.choice(PUSH_VERBS)
+        text = rng.choice((f"{verb} {rng.choice(QUANTIFIED[len(present)])} {where}",
+                           f"{verb} {rng.choice(QUANTIFIED[len(present)])} {where}",
+                           f"{rng.choice(QUANTIFIED[len(present)])} {where}"))
+    steps = [{"skill": "push", "object": b, "target": region} for b in blocks]
+    if len(steps) == 2 and rng.random() < 0.35:
+        extra = _random_step(present, rng, None)
+        while extra in steps:
+            extra = _random_step(present, rng, None)
+        extra_text = _step_text(extra, present, rng, None, terse=False)
+        before = rng.random() < 0.4
+        text = _join([extra_text, text] if before else [text, extra_text], rng)
+        steps = [extra] + steps if before else steps + [extra]
+    return text, {"steps": steps}
 
 
 def _absent(present: tuple[str, ...], rng: random.Random) -> str:
@@ -306,10 +384,11 @@ def _nonsense(rng: random.Random) -> str:
 
 # kind -> (weight, maker(present, rng) -> (command, plan)); one-block scenes also get lone-block pushes from "single".
 KINDS: dict[str, tuple[float, Callable[[tuple[str, ...], random.Random], tuple[str, dict]]]] = {
-    "single": (0.2, lambda p, rng: _plan_command(p, rng, 1)),
-    "multi2": (0.2, lambda p, rng: _plan_command(p, rng, 2)),
+    "single": (0.12, lambda p, rng: _plan_command(p, rng, 1)),
+    "multi2": (0.15, lambda p, rng: _plan_command(p, rng, 2)),
     "multi3": (0.2, lambda p, rng: _plan_command(p, rng, 3)),
-    "quantified": (0.03, lambda p, rng: _quantified(p, rng) if len(p) > 1 else _plan_command(p, rng, 1)),
+    "list": (0.14, lambda p, rng: _list_command(p, rng) if len(p) > 1 else _plan_command(p, rng, rng.randint(2, 3))),
+    "quantified": (0.1, lambda p, rng: _quantified(p, rng) if len(p) > 1 else _plan_command(p, rng, rng.randint(2, 3))),
     "point": (0.03, lambda p, rng: _point_command(rng)),
     "absent": (0.07, lambda p, rng: (_absent(p, rng), refusal("object not in scene"))),
     "ambiguous": (0.05, _unnamed),
