@@ -104,7 +104,7 @@ def lexicon() -> set[str]:
     return {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
 
 
-def _typo(text: str, rng: random.Random) -> str:
+def typo(text: str, rng: random.Random) -> str:
     """One swapped, dropped or doubled letter inside a word of at least 4 letters."""
     words = text.split()
     idx = [i for i, w in enumerate(words) if len(w) >= 4 and w.isalpha()]
@@ -184,7 +184,7 @@ def generate(n_per_split: dict[str, int] | None = None, seed: int = 0) -> list[d
             else:
                 text, plan, kind = rng.choice(GIBBERISH[split]), refusal("unclear command"), "gibberish"
             if kind in ("single", "multi") and rng.random() < 0.2:
-                text, kind = _typo(text, rng), kind + "_typo"
+                text, kind = typo(text, rng), kind + "_typo"
             if (text, scene) in seen:
                 continue
             seen.add((text, scene))

@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 from forethought.sim.scene import REGION_NAMES
 
-from .commands import COLORS, _typo
+from .commands import COLORS, typo
 from .grounding import OTHER_COLORS, OTHER_OBJECTS, ground
 from .schema import SCENES, refusal, validate_plan
 
@@ -420,7 +420,7 @@ def compose(n: int, seed: int = 0) -> list[dict[str, Any]]:
             if rng.random() < 0.3:
                 text = text.rstrip(".") + rng.choice(POLITE_AFTER)
         if rng.random() < 0.12:
-            text = _typo(text, rng)
+            text = typo(text, rng)
         if rng.random() < 0.1:
             text = text.capitalize() if rng.random() < 0.7 else text.upper()
         if (text, scene) in seen or plan["steps"] and ground(text, present, plan) != plan:  # a typo hid a word grounding needs
