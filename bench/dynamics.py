@@ -4,7 +4,10 @@ For every step ``t`` of the held-out episodes the ensemble predicts ``s[t+1 .. t
 ``s[t-1], s[t]`` and the recorded actions ``a[t .. t+15]``, in one pass; the table gives the RMSE
 per coordinate of the ensemble mean at horizons 1, 4, 8 and 16 (PushBlocks: pusher xy and the xy
 of present blocks, in metres; Reacher: fingertip minus goal xy), next to copy-last
-(``s_hat[t+k] = s[t]``). It also times one ``rollout`` of 64 chunks (median of 20 calls).
+(``s_hat[t+k] = s[t]``). It also times one ``rollout`` of 64 chunks (median of 20 calls). For
+PushBlocks it adds the blocks' predicted against real 16-step displacement where they really move,
+split out for blocks shoved by another block (``metrics.block_motion``): the contacts a tidy push
+must foresee. Several ``--model`` folders are compared on the same episodes.
 
 ``--shift`` compares the model before and after ``forethought adapt`` on episodes of the changed
 env (``forethought/PushBlocksShifted-v0``); ``--nominal`` adds the adapted model's error on the
@@ -13,6 +16,7 @@ nominal env, to show what adaptation costs there.
 Usage::
 
     python bench/dynamics.py --model models/pretrained/dynamics-pushblocks --data data/dyn/pushblocks-val.parquet
+    python bench/dynamics.py --model models/pretrained/dynamics-pushblocks runs/dynamics-relational --data data/dyn/val3.parquet
     python bench/dynamics.py --model models/pretrained/dynamics-reacher --data data/dyn/reacher-val.parquet
     python bench/dynamics.py --shift --model models/pretrained/dynamics-pushblocks \\
         --adapted runs/dynamics-shifted --data data/dyn/shifted-val.parquet \\
@@ -38,7 +42,8 @@ from typing import Any
 import torch
 
 from forethought.models.dynamics import DynamicsEnsemble
-from forethought.models.dynamics.metrics import HORIZONS, kstep_errors
+from forethought.models.dynamics.metrics import HORIZONS, block_motion, kstep_errors
+from forethought.sim import PUSH_BLOCKS_ID, task_env_id
 from forethought.sim.dataset import Dataset
 
 ROLLOUT_SAMPLES = 64
@@ -82,9 +87,22 @@ def rows_of(errors: dict[str, Any], label: str, baseline: bool) -> list[tuple[st
     return rows
 
 
+def motion_table(motions: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown table: one row per model, the moved / shoved / still columns of ``block_motion``."""
+    head = ("| model | moved: windows | pred/real | recall | error (m) | shoved: windows | pred/real | recall "
+            "| error (m) | still: windows | false alarms |")
+    rule = "|---|" + "---:|" * 10
+    body = []
+    for name, m in motions.items():
+        cells = [f"{m[c]['windows']} | {m[c]['ratio']:.2f} | {m[c]['recall']:.2f} | {m[c]['error_m']:.4f}"
+                 for c in ("moved", "shoved")]
+        body.append(f"| {name} | {cells[0]} | {cells[1]} | {m['still']['windows']} | {m['still']['false_alarm']:.3f} |")
+    return "\n".join([head, rule, *body])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="dynamics model directory")
+    parser.add_argument("--model", type=Path, nargs="+", required=True, help="dynamics model directories")
     parser.add_argument("--data", type=Path, required=True, help="held-out episodes (.parquet)")
     parser.add_argument("--shift", action="store_true", help="before/after adaptation on a changed env")
     parser.add_argument("--adapted", type=Path, help="--shift: the model written by `forethought adapt`")
@@ -92,18 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
-    if args.shift and args.adapted is None:
-        parser.error("--shift needs --adapted DIR")
+    if args.shift and (args.adapted is None or len(args.model) != 1):
+        parser.error("--shift needs one --model and --adapted DIR")
     torch.set_num_threads(args.threads)
     command = shlex.join(["python", "bench/dynamics.py", *(sys.argv[1:] if argv is None else argv)])
-
-    model = DynamicsEnsemble.from_pretrained(args.model)
     ds = Dataset.load(args.data)
-    errors = kstep_errors(model, ds)
     result: dict[str, Any] = {"command": command, "machine": machine(), "data": str(args.data),
-                              "episodes": ds.num_episodes, "model": str(args.model), "errors": errors}
+                              "episodes": ds.num_episodes, "models": {}}
+
     if args.shift:
+        model = DynamicsEnsemble.from_pretrained(args.model[0])
+        errors = kstep_errors(model, ds)
         adapted = DynamicsEnsemble.from_pretrained(args.adapted)
+        result["models"][str(args.model[0])] = {"errors": errors}
         result["adapted"] = str(args.adapted)
         result["adapted_errors"] = kstep_errors(adapted, ds)
         rows = rows_of(errors, "before adapt", True)
@@ -117,18 +136,28 @@ def main(argv: list[str] | None = None) -> int:
             extra += rows_of(result["nominal_errors"]["after"], "after adapt (nominal env)", False)
             extra.sort(key=lambda r: list(errors["model"]).index(r[0]))
             rows += extra
+        print(f"### {title}\n\n{table(rows)}")
     else:
-        result["rollout_ms"] = rollout_ms(model, ds)
-        rows = rows_of(errors, f"ensemble mean (K={model.ensemble_size})", True)
-        title = f"k-step RMSE on {ds.num_episodes} held-out episodes of {ds.metadata.get('env_id')}"
-    print(f"### {title}\n")
-    print(table(rows))
-    n = errors["count"]
-    print("\nscored windows per horizon: " + "; ".join(f"{m}: " + ", ".join(str(n[m][k]) for k in HORIZONS)
-                                                      for m in n))
-    if "rollout_ms" in result:
-        print(f"rollout of {ROLLOUT_SAMPLES} chunks x {model.max_horizon} steps x {model.ensemble_size} members: "
-              f"{result['rollout_ms']:.2f} ms (median of {ROLLOUT_CALLS})")
+        rows, motions, timing = [], {}, []
+        for i, path in enumerate(args.model):
+            model = DynamicsEnsemble.from_pretrained(path)
+            errors = kstep_errors(model, ds)
+            entry = result["models"][str(path)] = {"errors": errors, "rollout_ms": rollout_ms(model, ds)}
+            rows += rows_of(errors, f"{path.name} (K={model.ensemble_size})", i == 0)
+            timing.append(f"{path.name}: {entry['rollout_ms']:.2f} ms")
+            if task_env_id(model.config.env_id) == PUSH_BLOCKS_ID:
+                motions[path.name] = entry["block_motion"] = block_motion(model, ds)
+        rows.sort(key=lambda r: list(errors["model"]).index(r[0]))
+        print(f"### k-step RMSE on {ds.num_episodes} held-out episodes of {ds.metadata.get('env_id')}\n")
+        print(table(rows))
+        n = errors["count"]
+        print("\nscored windows per horizon: " + "; ".join(f"{m}: " + ", ".join(str(n[m][k]) for k in HORIZONS)
+                                                          for m in n))
+        print(f"rollout of {ROLLOUT_SAMPLES} chunks x {model.max_horizon} steps, all members "
+              f"(median of {ROLLOUT_CALLS}): " + "; ".join(timing))
+        if motions:
+            print(f"\n### Block motion {model.max_horizon} steps ahead: predicted (ensemble mean) vs real\n")
+            print(motion_table(motions))
     print(f"\ncommand: `{command}`\nmachine: {result['machine']}")
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -142,16 +142,14 @@ def test_missing_or_corrupt_checkpoint_is_named(tiny: DynamicsEnsemble, tmp_path
             DynamicsEnsemble.from_pretrained(d)
 
 
-OLD_PUSHBLOCKS_CONFIG = {
+OLD_REACHER_CONFIG = {
     "_class_name": "DynamicsEnsemble", "_diffusers_version": "0.42.1", "action_dim": 2,
-    "action_high": [0.27000001072883606, 0.27000001072883606],
-    "action_low": [-0.27000001072883606, -0.27000001072883606],
-    "ensemble_size": 5, "env_id": "forethought/PushBlocks-v0", "hidden_dim": 160, "horizon": 4, "n_obs_steps": 2,
-    "num_layers": 3, "passthrough_dims": [4, 8, 12],
-    "presence_groups": [[4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]],
-    "relative_pairs": [[5, 0], [6, 1], [9, 0], [10, 1], [13, 0], [14, 1]], "rollout_horizon": 16, "state_dim": 16,
+    "action_high": [1.0, 1.0], "action_low": [-1.0, -1.0],
+    "ensemble_size": 5, "env_id": "forethought/Reacher-v5", "hidden_dim": 160, "horizon": 4, "n_obs_steps": 2,
+    "num_layers": 3, "passthrough_dims": [4, 5], "presence_groups": [], "relative_pairs": [], "rollout_horizon": 16,
+    "state_dim": 10,
 }
-"""``dynamics-pushblocks/config.json`` as the diffusers ``ConfigMixin`` wrote it before ``DynamicsConfig``."""
+"""``dynamics-reacher/config.json`` as the diffusers ``ConfigMixin`` wrote it before ``DynamicsConfig``."""
 
 
 def _converter():
@@ -162,13 +160,13 @@ def _converter():
     return module
 
 
-def test_old_format_folder_is_refused_then_converted_and_rolls_out_the_same(shipped: DynamicsEnsemble,
-                                                                            tmp_path: Path) -> None:
+def test_old_format_folder_is_refused_then_converted_and_rolls_out_the_same(tmp_path: Path) -> None:
+    shipped = DynamicsEnsemble.from_pretrained(REACHER)
     old = tmp_path / "dynamics-old"
-    shutil.copytree(PUSHBLOCKS, old)
-    (old / "config.json").write_text(json.dumps(OLD_PUSHBLOCKS_CONFIG, indent=2, sort_keys=True) + "\n")
+    shutil.copytree(REACHER, old)
+    (old / "config.json").write_text(json.dumps(OLD_REACHER_CONFIG, indent=2, sort_keys=True) + "\n")
     run = json.loads((old / "train_config.json").read_text())
-    (old / "train_config.json").write_text(json.dumps({**run, "dynamics": OLD_PUSHBLOCKS_CONFIG}, indent=2) + "\n")
+    (old / "train_config.json").write_text(json.dumps({**run, "dynamics": OLD_REACHER_CONFIG}, indent=2) + "\n")
     with pytest.raises(ValueError, match=r"diffusers-format .*convert_checkpoints"):
         DynamicsEnsemble.from_pretrained(old)
     convert = _converter()
@@ -178,11 +176,12 @@ def test_old_format_folder_is_refused_then_converted_and_rolls_out_the_same(ship
     config = json.loads((old / "config.json").read_text())
     assert config["type"] == "dynamics_ensemble" and not any(k.startswith("_") for k in config)
     assert json.loads((old / "train_config.json").read_text())["dynamics"] == config
-    assert (old / "config.json").read_text() == (PUSHBLOCKS / "config.json").read_text()  # as shipped
+    assert (old / "config.json").read_text() == (REACHER / "config.json").read_text()  # as shipped
     converted = DynamicsEnsemble.from_pretrained(old)
     assert converted.config == shipped.config
-    chunks = _chunks(6)
-    assert torch.equal(converted.rollout(_state(), chunks), shipped.rollout(_state(), chunks))
+    state = np.random.default_rng(0).uniform(-0.5, 0.5, shipped.state_dim).astype(np.float32)
+    chunks = np.random.default_rng(1).uniform(-1, 1, (6, 16, 2)).astype(np.float32)
+    assert torch.equal(converted.rollout(state, chunks), shipped.rollout(state, chunks))
 
 
 # ---- training, disagreement, adaptation ------------------------------------------------------

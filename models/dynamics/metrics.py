@@ -1,4 +1,5 @@
-"""Held-out k-step prediction error of a dynamics ensemble against the copy-last baseline."""
+"""Held-out prediction quality of a dynamics ensemble: k-step error against copy-last, and how far
+it predicts blocks to move when they really move (pushed by the pusher, or shoved by another block)."""
 
 from __future__ import annotations
 
@@ -73,4 +74,64 @@ def kstep_errors(
     for kind in ("model", "copy_last"):
         out[kind] = {g: {k: float(np.sqrt(sums[kind][g][k - 1] / max(counts[g][k - 1], 1))) for k in horizons}
                      for g in groups}
+    return out
+
+
+MOVED_M = 0.02
+"""A block "moved" in a window when it ends this far (m) from where it started."""
+STILL_M = 0.005
+"""A block stayed "still" when it ends within this distance (m)."""
+SHOVE_CLEARANCE_M = 0.05
+"""A moved block was "shoved" (by another block) when the pusher stayed this far (m) from it all window long."""
+PREDICTED_MOVE_M = 0.01
+"""A prediction "sees" a move when it moves the block this far (m)."""
+
+
+@torch.inference_mode()
+def block_motion(model: DynamicsEnsemble, ds: Dataset, horizon: int | None = None,
+                 batch_size: int = 4096) -> dict[str, dict[str, float]]:
+    """Predicted against real displacement of PushBlocks blocks ``horizon`` steps ahead (default the
+    model's ``max_horizon``), from every step of ``ds`` with a whole window ahead.
+
+    Returns per class of (window, present block): ``moved`` (really moved > ``MOVED_M``),
+    ``shoved`` (moved while the pusher stayed > ``SHOVE_CLEARANCE_M`` away: another block pushed
+    it) and ``still`` (moved < ``STILL_M``): the count ``windows``; for the moving classes the
+    median ``ratio`` predicted / real displacement (ensemble mean), the ``recall`` (share predicted
+    to move > ``PREDICTED_MOVE_M``) and the median absolute error ``error_m``; for ``still`` the
+    ``false_alarm`` share (predicted to move > ``PREDICTED_MOVE_M``).
+    """
+    if task_env_id(model.config.env_id) != PUSH_BLOCKS_ID:
+        raise ValueError(f"block_motion scores PushBlocks models, not {model.config.env_id!r}")
+    F = horizon or model.max_horizon
+    w = ds.windows(model.n_obs_steps, F, future=F)
+    full = w.future_valid.all(-1)
+    real, pred, clear = [], [], []
+    device = model.fixed.device
+    for i in range(0, len(w), batch_size):
+        keep = full[i : i + batch_size]
+        obs = w.obs_history[i : i + batch_size][keep]  # [B, o, S]
+        future = w.future_states[i : i + batch_size][keep]  # [B, F, S]
+        guess = model.imagine(torch.from_numpy(obs).to(device)[None],
+                              torch.from_numpy(w.actions[i : i + batch_size][keep]).to(device)[None])
+        end = guess.mean(0)[:, -1].cpu().numpy()  # [B, S]
+        track = np.concatenate([obs[:, -1:], future], axis=1)  # [B, F + 1, S]
+        for b in scene.BLOCK_NAMES:
+            sl = scene.block_slice(b)
+            xy = slice(sl.start + 1, sl.start + 3)
+            here = obs[:, -1, sl.start] > 0.5
+            start = obs[:, -1, xy]
+            real.append(np.linalg.norm(future[:, -1, xy] - start, axis=-1)[here])
+            pred.append(np.linalg.norm(end[:, xy] - start, axis=-1)[here])
+            gap = np.linalg.norm(track[..., scene.PUSHER_POS] - track[..., xy], axis=-1).min(-1)
+            clear.append((gap > SHOVE_CLEARANCE_M)[here])
+    r, p, c = np.concatenate(real), np.concatenate(pred), np.concatenate(clear)
+    out: dict[str, dict[str, float]] = {}
+    for name, sel in (("moved", r > MOVED_M), ("shoved", (r > MOVED_M) & c)):
+        n = int(sel.sum())
+        out[name] = {"windows": n,
+                     "ratio": float(np.median(p[sel] / r[sel])) if n else float("nan"),
+                     "recall": float(np.mean(p[sel] > PREDICTED_MOVE_M)) if n else float("nan"),
+                     "error_m": float(np.median(np.abs(p[sel] - r[sel]))) if n else float("nan")}
+    still = r < STILL_M
+    out["still"] = {"windows": int(still.sum()), "false_alarm": float(np.mean(p[still] > PREDICTED_MOVE_M))}
     return out

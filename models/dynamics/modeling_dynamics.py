@@ -11,6 +11,13 @@ Members differ by initialisation and by a bootstrap resample of the training win
 weights are stacked ``[K, in, out]`` and applied with ``torch.baddbmm``, so the whole ensemble
 costs one batched matmul per layer (PETS, arXiv 1805.12114).
 
+A **relational** ensemble (``DynamicsConfig.relational``) predicts the objects with a second
+network shared by every object slot, fed each object's view of the scene in its own frame
+(``object_features``: the pusher, the action targets and the other objects, nearest first,
+relative to it), in the spirit of interaction networks (Battaglia et al., arXiv 1612.00222): a
+block-on-block contact learned for one pair of blocks, anywhere on the table, holds for every
+pair and everywhere. The flat network then predicts only the agent (the pusher).
+
 Example::
 
     from forethought.models.dynamics import DynamicsEnsemble
@@ -106,7 +113,31 @@ class DynamicsEnsemble(PretrainedModel):
         self.register_buffer("relative", torch.tensor(c.relative_pairs, dtype=torch.long).reshape(-1, 2),
                              persistent=False)  # [R, 2]
         in_dim = (2 * c.n_obs_steps - 1) * state_dim + len(c.relative_pairs) + c.horizon * c.action_dim
-        self.core = EnsembleMLP(c.ensemble_size, in_dim, c.hidden_dim, c.num_layers, c.horizon * state_dim)
+        self.object_core: EnsembleMLP | None = None
+        if c.relational or c.separation:
+            self.register_buffer("slots", torch.tensor(c.presence_groups, dtype=torch.long), persistent=False)  # [P, G]
+            P = len(c.presence_groups)
+            # [state entries, slot 0 x, y, slot 1 x, y, ...][positions]: the state with the slots' xy replaced
+            positions = list(range(state_dim))
+            for i, g in enumerate(c.presence_groups):
+                positions[g[1]], positions[g[2]] = state_dim + 2 * i, state_dim + 2 * i + 1
+            self.register_buffer("positions", torch.tensor(positions, dtype=torch.long), persistent=False)  # [S]
+            self.register_buffer("upper", torch.ones(P, P).triu(1).unsqueeze(-1), persistent=False)  # [P, P, 1]: i < j
+        if c.relational:
+            agent = c.agent_dims
+            self.register_buffer("agent", torch.tensor(agent, dtype=torch.long), persistent=False)  # [Na]
+            self.register_buffer("agent_position", torch.tensor(c.agent_position, dtype=torch.long), persistent=False)
+            self.register_buffer("agent_rest", torch.tensor([d for d in agent if d not in c.agent_position],
+                                                            dtype=torch.long), persistent=False)
+            # which entry of [agent residuals, slot 0 residuals, slot 1 ..., zero] each state entry takes
+            order = list(agent) + [d for g in c.presence_groups for d in g[1:]]
+            self.register_buffer("scatter", torch.tensor([order.index(d) if d in order else len(order)
+                                                          for d in range(state_dim)], dtype=torch.long), persistent=False)
+            self.core = EnsembleMLP(c.ensemble_size, in_dim, c.hidden_dim, c.num_layers, c.horizon * len(agent))
+            self.object_core = EnsembleMLP(c.ensemble_size, c.object_input_dim, c.hidden_dim, c.num_layers,
+                                           c.horizon * (c.object_width - 1))
+        else:
+            self.core = EnsembleMLP(c.ensemble_size, in_dim, c.hidden_dim, c.num_layers, c.horizon * state_dim)
         self.normalizer = normalizer
         self.onnx_rollout: Any = None
         """An ``onnx_ensemble.OnnxEnsemble`` attached by ``load_onnx``."""
@@ -164,6 +195,38 @@ class DynamicsEnsemble(PretrainedModel):
         return {"state": obs_history, "velocity": obs_history[..., 1:, :] - obs_history[..., :-1, :],
                 "relative": current[..., self.relative[:, 0]] - current[..., self.relative[:, 1]]}
 
+    def object_features(self, obs_history: Tensor, actions: Tensor) -> Tensor:
+        """Each object's inputs in its own frame, ``[..., P, I]`` for ``obs_history[..., n_obs, S]`` and
+        ``actions[..., H, 2]`` (position targets; relational configs, env units).
+
+        Per object slot ``(flag, x, y, rest...)``: its position, rest and velocity (step changes of
+        ``x, y, rest`` over the history); the agent's position minus the object's over the history
+        and the agent's other entries; the action targets minus the object's position; then for
+        each other slot, nearest present one first, its flag, position minus this object's, rest
+        and velocity (all zeros where absent). ``I = config.object_input_dim``.
+        """
+        obj = obs_history[..., self.slots]  # [..., o, P, G]
+        pos = obj[..., -1, :, 1:3]  # [..., P, 2]
+        present = obj[..., -1, :, 0:1] >= 0.5  # [..., P, 1]
+        velocity = (obj[..., 1:, :, 1:] - obj[..., :-1, :, 1:]).transpose(-3, -2).flatten(-2)  # [..., P, (o-1)(G-1)]
+        own = torch.cat([pos, obj[..., -1, :, 3:], velocity], dim=-1)  # [..., P, Own]
+        agent = obs_history[..., self.agent_position]  # [..., o, 2]
+        agent_rel = (agent.unsqueeze(-3) - pos.unsqueeze(-2)).flatten(-2)  # [..., P, o * 2]
+        agent_rest = obs_history[..., -1, self.agent_rest].unsqueeze(-2) + pos[..., :1] * 0  # [..., P, Na - 2]
+        act_rel = (actions.unsqueeze(-3) - pos.unsqueeze(-2)).flatten(-2)  # [..., P, H * 2]
+        # other[..., i, j]: slot j seen from slot i, ordered nearest present first
+        rel = pos.unsqueeze(-3) - pos.unsqueeze(-2)  # [..., Pi, Pj, 2]
+        # (broadcast by adding zeros, not expand: a traced expand would fix the batch size in an ONNX export)
+        zeros = rel[..., :1] * 0  # [..., Pi, Pj, 1]
+        flag_j = present.transpose(-1, -2).unsqueeze(-1).to(pos.dtype)  # [..., 1, Pj, 1]
+        other = torch.cat([flag_j + zeros, rel, own[..., 2:].unsqueeze(-3) + zeros], dim=-1) * flag_j  # [..., Pi, Pj, 1 + Own]
+        P = pos.shape[-2]
+        far = (~present.transpose(-1, -2)).to(pos.dtype) * 1e3 + torch.eye(P, dtype=pos.dtype, device=pos.device) * 1e6
+        order = torch.argsort(rel.norm(dim=-1) + far, dim=-1)[..., : P - 1]  # [..., Pi, P - 1]
+        index = order.unsqueeze(-1) + torch.zeros_like(other[..., : P - 1, :], dtype=torch.long)  # [..., Pi, P - 1, 1 + Own]
+        other = torch.gather(other, -2, index).flatten(-2)
+        return torch.cat([own, agent_rel, agent_rest, act_rel, other], dim=-1)
+
     def predict_deltas(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """Normalised residuals ``[K, B, F, S]`` for ``obs_history[K|1, B, n_obs, S]`` and
         ``actions[K|1, B, F, A]`` (env units)."""
@@ -177,16 +240,56 @@ class DynamicsEnsemble(PretrainedModel):
                        norm.normalize("velocity", feats["velocity"]).flatten(-2),  # [K|1, B, (n_obs - 1) * S]
                        norm.normalize("relative", feats["relative"]),  # [K|1, B, R]
                        norm.normalize("action", actions).flatten(-2)], dim=-1)  # [K|1, B, F * A]
-        out = self.core(x)  # [K, B, F * S]
-        return out.unflatten(-1, (self.horizon, self.state_dim))
+        out = self.core(x)  # [K, B, F * S], or [K, B, F * Na] (the agent) when relational
+        if self.object_core is None:
+            return out.unflatten(-1, (self.horizon, self.state_dim))
+        H, (P, G) = self.horizon, self.slots.shape
+        objects = norm.normalize("object", self.object_features(obs_history, actions))  # [K|1, B, P, I]
+        moved = self.object_core(objects.flatten(-3, -2))  # [K, B * P, H * (G - 1)]
+        moved = norm.unnormalize("object_delta", moved.unflatten(-2, (-1, P)).unflatten(-1, (H, G - 1)))  # [K, B, P, H, G-1]
+        agent = norm.unnormalize("delta", out.unflatten(-1, (H, -1)), entries=self.agent)  # [K, B, H, Na]
+        residual = torch.cat([agent, moved.transpose(-3, -2).flatten(-2),  # [K, B, H, P * (G - 1)]
+                              agent[..., :1] * 0], -1)  # one zero column for the copied entries
+        return norm.normalize("delta", residual[..., self.scatter])  # [K, B, H, S]
 
     def predict(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """States ``s[t+1 .. t+F]`` ``[K, B, F, S]`` (env units) for ``obs_history[K|1, B, n_obs, S]`` and
-        ``actions[K|1, B, F, A]``; copied entries hold the current value."""
+        ``actions[K|1, B, F, A]``; copied entries hold the current value; objects kept ``separation`` apart."""
         current = obs_history[..., -1:, :]  # [K|1, B, 1, S]
         deltas = self.predict_deltas(obs_history, actions)  # [K, B, F, S]
         states = current + self.normalizer.unnormalize("delta", deltas)
-        return torch.where(self.copy_mask(current), current, states)
+        states = torch.where(self.copy_mask(current), current, states)
+        return self.separate(current, states) if self.config.separation else states
+
+    def separate(self, current: Tensor, states: Tensor) -> Tensor:
+        """``states[K, B, F, S]`` predicted from ``current[K|1, B, 1, S]`` with no two present objects
+        closer than ``config.separation`` along the line between their centres.
+
+        Step by step: each pair (all at once, one pass) that comes closer than that along the line
+        between their centres at the previous step is pushed apart along it by the overlap, shared
+        in proportion to how far each moved in this step: the object that moved less (the one being
+        shoved) yields more. A correction carries on to the later steps, so an object once shoved
+        stays shoved and a chunk cannot carry one object through another between two steps.
+        """
+        xy = self.slots[:, 1:3]  # [P, 2]
+        pos = states[..., xy]  # [K, B, F, P, 2]
+        present = (current[..., 0, self.slots[:, 0]] >= 0.5).to(states.dtype).unsqueeze(-1)  # [K|1, B, P, 1]
+        pairs = present.unsqueeze(-3) * present.unsqueeze(-2) * self.upper  # [K|1, B, Pi, Pj, 1]: present, i < j
+        prev = current[..., 0, xy] + pos[..., 0, :, :] * 0  # [K, B, P, 2]
+        carry = prev * 0  # corrections so far
+        steps = []
+        for k in range(pos.shape[-3]):
+            points = pos[..., k, :, :] + carry  # [K, B, P, 2]
+            moved = (points - prev).norm(dim=-1, keepdim=True)  # [K, B, P, 1]
+            line = prev.unsqueeze(-3) - prev.unsqueeze(-2)  # [K, B, Pi, Pj, 2]: from i to j
+            line = line / line.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+            gap = ((points.unsqueeze(-3) - points.unsqueeze(-2)) * line).sum(-1, keepdim=True)  # [K, B, Pi, Pj, 1]
+            push = line * (self.config.separation - gap).clamp_min(0) * pairs  # moves j along the line
+            share = (moved.unsqueeze(-2) + 1e-6) / (moved.unsqueeze(-2) + moved.unsqueeze(-3) + 2e-6)  # j's part
+            points = points + (push * share).sum(-3) - (push * (1 - share)).sum(-2)
+            carry, prev = points - pos[..., k, :, :], points
+            steps.append(points.flatten(-2))  # [K, B, 2P]
+        return torch.cat([states, torch.stack(steps, dim=-2)], dim=-1)[..., self.positions]
 
     def imagine(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """``predict`` for chunks of any length ``F <= max_horizon``: ``[K, B, F, S]``.

@@ -41,8 +41,10 @@ EXPORT_HINT = "`forethought export --model DIR --out FILE.onnx` (a dynamics-ense
 
 
 def fingerprint(dynamics: DynamicsEnsemble) -> str:
-    """sha256 of the ensemble's weights and its normaliser's statistics."""
-    stats = {} if dynamics.normalizer is None else dynamics.normalizer.stats
+    """sha256 of the ensemble's weights (both networks of a relational one) and its normaliser's statistics."""
+    stats = {} if dynamics.normalizer is None else dict(dynamics.normalizer.stats)
+    if dynamics.object_core is not None:
+        stats.update({f"object_core.{k}": v for k, v in dynamics.object_core.state_dict().items()})
     return weights_fingerprint(dynamics.core, stats)
 
 

@@ -81,11 +81,18 @@ def fit_normalizer(model: DynamicsEnsemble, windows: Batch, obs_valid: np.ndarra
         velocity, velocity_valid = feats["velocity"][:, -1].numpy(), obs_valid[:, -2]
     else:  # no history, no velocity input: placeholder statistics
         velocity, velocity_valid = np.zeros((len(obs), model.state_dim)), np.ones(len(obs), bool)
-    return DynamicsNormalizer.fit(
-        {"state": obs[:, -1].numpy(), "velocity": velocity, "relative": feats["relative"].numpy(),
-         "action": windows["actions"][:, 0].numpy(), "delta": (fut - obs[:, -1:]).numpy()},
-        {"velocity": velocity_valid, "delta": windows["future_valid"].numpy()},
-    )
+    features = {"state": obs[:, -1].numpy(), "velocity": velocity, "relative": feats["relative"].numpy(),
+                "action": windows["actions"][:, 0].numpy(), "delta": (fut - obs[:, -1:]).numpy()}
+    valid = {"velocity": velocity_valid, "delta": windows["future_valid"].numpy()}
+    if model.object_core is not None:  # one object's inputs and residuals, pooled over the present slots
+        slots = model.slots
+        present = (obs[:, -1][:, slots[:, 0]] >= 0.5).numpy()  # [B, P]
+        moved = (fut[..., slots[:, 1:]] - obs[:, -1:, slots[:, 1:]]).transpose(1, 2)  # [B, P, F, G - 1]
+        features.update(object=model.object_features(obs, windows["actions"]).flatten(0, 1).numpy(),
+                        object_delta=moved.flatten(0, 1).numpy())
+        valid.update(object=present.reshape(-1),
+                     object_delta=(present[:, :, None] & windows["future_valid"].numpy()[:, None, :]).reshape(-1, fut.shape[1]))
+    return DynamicsNormalizer.fit(features, valid)
 
 
 def build_dynamics_run(
@@ -108,7 +115,8 @@ def build_dynamics_run(
     seed_everything(seed)
     model = DynamicsEnsemble(DynamicsConfig(
         state_dim=ds.obs_dim, action_dim=ds.act_dim, passthrough_dims=layout.passthrough_dims,
-        presence_groups=layout.presence_groups, relative_pairs=layout.relative_pairs, action_low=meta.get("action_low"),
+        presence_groups=layout.presence_groups, relative_pairs=layout.relative_pairs, agent_position=layout.agent_position,
+        action_low=meta.get("action_low"),
         action_high=meta.get("action_high"), env_id=meta.get("env_id"), **{**preset.model, **(model_overrides or {})},
     ))
     windows, obs_valid = window_tensors(ds, model, sources, train_eps)
