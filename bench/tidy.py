@@ -15,9 +15,12 @@ executive never looked back), ``plan-ssr-today`` (SSR without the term, re-issue
 timed alternately on the same observations (the first observation of each single-step seed). Each row's results are written (atomically)
 to ``--json`` as soon as it finishes. ``--option KEY=VALUE`` adds a dmpc ``--policy-option`` to
 every D-MPC row (for tuning on dev seeds); ``--dynamics oracle`` rolls the D-MPC rows out in the
-simulator instead of the learned ensemble (the ceiling of any dynamics model).
+simulator instead of the learned ensemble (the ceiling of any dynamics model); ``--today-dynamics
+DIR`` gives the ``-today`` rows (and ``replan``'s baseline) another ensemble, e.g. the one shipped
+before #16's relational ensemble (``runs/dynamics-flat``, see its model README).
 
     python bench/tidy.py --seeds 0-49 --plan-seeds 0-49 --threads 1 --json tidy.json
+    python bench/tidy.py --rows replan --seeds 0-49 --threads 2 --today-dynamics runs/dynamics-flat --json replan.json
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ def build(row: str, args: argparse.Namespace) -> Any:
                       num_inference_steps=None if policy == "expert" else args.inference_steps,
                       action_steps=None if policy == "expert" else 8, options=options,
                       planner=None if policy != "dmpc" else kind.split("-")[0],
-                      dynamics=args.dynamics if policy == "dmpc" else None)
+                      dynamics=(args.today_dynamics or args.dynamics if kind.endswith("-today") else args.dynamics)
+                      if policy == "dmpc" else None)
     return build_policy(policy, spec)
 
 
@@ -86,8 +90,8 @@ def summarise(results: list[EpisodeResult], replan_ms: list[float], wall_s: floa
 
 
 def replan_times(args: argparse.Namespace, repeats: int = 3) -> dict[str, Any]:
-    """Median wall time (ms) of one SSR replan without (``today``) and with (``tidy``) the term,
-    timed alternately on the first observation of each single-step seed."""
+    """Median wall time (ms) of one SSR replan without (``today``: the term off, ``--today-dynamics``)
+    and with (``tidy``) the term, timed alternately on the first observation of each single-step seed."""
     env = gym.make(PUSH_BLOCKS_ID, n_blocks=3)
     starts = [(env.reset(seed=s, options={"task": single_step(s)})[0], single_step(s)) for s in args.seeds]
     env.close()
@@ -130,6 +134,8 @@ def main() -> None:
                         help="dmpc --policy-option for every D-MPC row")
     parser.add_argument("--dynamics", default=str(pretrained_dir() / "dynamics-pushblocks"),
                         help="D-MPC rows' dynamics: a model directory or 'oracle' (the simulator: the ceiling)")
+    parser.add_argument("--today-dynamics", help="the '-today' rows' dynamics (default: --dynamics), e.g. the "
+                        "ensemble shipped before the change being measured")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write all rows here (after each row)")
     args = parser.parse_args()

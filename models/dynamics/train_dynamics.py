@@ -156,6 +156,8 @@ def summary_line(diag: dict[str, Any]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ensemble's own options of ``forethought train dynamics`` (beside ``cli_train``'s shared ones)."""
     parser.add_argument("--ensemble-size", type=int, help="override the preset's number of members K")
+    parser.add_argument("--hidden-dim", type=int, help="override the preset's hidden width (both networks of a "
+                        "relational ensemble)")
     parser.add_argument("--weight-decay", type=float, help="override the preset's AdamW weight decay")
     parser.add_argument("--horizon", type=int, help="override the steps predicted per network call")
     parser.add_argument("--rollout-horizon", type=int,
@@ -165,14 +167,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def train_dynamics(args: argparse.Namespace) -> TrainResult:
     """``forethought train dynamics`` (the arguments of ``forethought.models.cli_train``)."""
     overrides = given_options(args, "steps", "batch_size", "device", "weight_decay")
-    model_overrides = given_options(args, "ensemble_size", "horizon", "rollout_horizon")
+    model_overrides = given_options(args, "ensemble_size", "hidden_dim", "horizon", "rollout_horizon")
     model, sample_batch, train_config, run_config, val_eps = build_dynamics_run(
         args.data, args.config, args.sources, args.seed, overrides, model_overrides)
     run_config["command"] = run_command(
         ["forethought", "train", "dynamics", "--data", str(args.data), "--config", args.config, "--out", str(args.out),
          "--seed", str(args.seed), "--sources", *args.sources],
         (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device),
-         ("--weight-decay", args.weight_decay), ("--ensemble-size", args.ensemble_size), ("--horizon", args.horizon),
+         ("--weight-decay", args.weight_decay), ("--ensemble-size", args.ensemble_size),
+         ("--hidden-dim", args.hidden_dim), ("--horizon", args.horizon),
          ("--rollout-horizon", args.rollout_horizon)))
     print(f"dynamics: {model.ensemble_size} members, {model.num_parameters:,} parameters "
           f"({model.num_parameters * 4 / 1e6:.2f} MB float32), {run_config['windows']:,} windows from {args.data}")
