@@ -41,6 +41,11 @@ How episodes are made (all of it reproducible from ``--seed S``):
   the data covers free motion, contacts and states no expert visits. On PushBlocks the first
   waypoint is the pusher's own position and half the waypoints go through a block (its centre
   plus an overshoot of 3-8 cm), so many play episodes push blocks around.
+- **Shoves** (``--shove P``): each play episode, with probability ``P`` (drawn from
+  ``default_rng([S, i, 2])``), shoves: half its segments drive a block into its nearest neighbour
+  (a waypoint 5-8 cm behind the first block on the line between the two, then one 2-8 cm beyond
+  the second), so block-on-block contacts, rare otherwise, fill the data. ``--shove 0`` leaves
+  every other draw as it was.
 - Episodes end when the env terminates (PushBlocks: task achieved) or truncates (its time limit,
   or ``--max-steps``).
 """
@@ -102,6 +107,25 @@ def _pushblocks_play_waypoint(
     return np.clip(xy + direction * rng.uniform(0.03, 0.08), low, high)
 
 
+def _pushblocks_shove_path(
+    obs: np.ndarray, rng: np.random.Generator, low: np.ndarray, high: np.ndarray
+) -> list[np.ndarray] | None:
+    """Waypoints that drive a present block into its nearest neighbour: behind the first block on
+    the line between the two, then beyond the second; ``None`` with fewer than two blocks."""
+    present = scene.present_blocks(obs)
+    if len(present) < 2:
+        return None
+    first = present[int(rng.integers(len(present)))]
+    a = np.asarray(scene.block_xy(obs, first), np.float64)
+    b = min((np.asarray(scene.block_xy(obs, o), np.float64) for o in present if o != first),
+            key=lambda xy: float(np.linalg.norm(xy - a)))
+    u = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
+    return [np.clip(a - u * rng.uniform(0.05, 0.08), low, high), np.clip(b + u * rng.uniform(0.02, 0.08), low, high)]
+
+
+# env id -> shove path sampler (``--shove``)
+SHOVE_HOOKS: dict[str, Callable[..., list[np.ndarray] | None]] = {PUSH_BLOCKS_ID: _pushblocks_shove_path}
+
 # env id -> (first waypoint from the reset observation, optional env-specific waypoint sampler)
 PLAY_HOOKS: dict[str, tuple[Callable[..., np.ndarray], Callable[..., np.ndarray | None]]] = {
     PUSH_BLOCKS_ID: (_pushblocks_play_start, _pushblocks_play_waypoint),
@@ -113,7 +137,8 @@ class PlayPolicy:
 
     Moves linearly from the current waypoint to a new one over ``move_steps`` steps, then holds it
     for ``hold_steps``; waypoints are uniform in the box unless the env has a hook in
-    ``PLAY_HOOKS``.
+    ``PLAY_HOOKS``. With ``shove`` (envs in ``SHOVE_HOOKS``), half the new segments start a shove
+    path (module docstring, "Shoves") instead.
     """
 
     def __init__(
@@ -124,8 +149,11 @@ class PlayPolicy:
         rng: np.random.Generator,
         move_steps: tuple[int, int] = (3, 12),
         hold_steps: tuple[int, int] = (0, 4),
+        shove: bool = False,
     ) -> None:
         self.low, self.high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+        self._shove_fn = SHOVE_HOOKS.get(task_env_id(env_id)) if shove else None
+        self._path: list[np.ndarray] = []  # the rest of a shove path
         self.rng = rng
         self.move_steps, self.hold_steps = move_steps, hold_steps
         self._start_fn, self._waypoint_fn = PLAY_HOOKS.get(task_env_id(env_id), (None, None))
@@ -133,14 +161,19 @@ class PlayPolicy:
         self._last: np.ndarray | None = None
 
     def reset(self, obs: np.ndarray) -> None:
-        self._plan = []
+        self._plan, self._path = [], []
         if self._start_fn is not None:
             self._last = self._start_fn(obs, self.low, self.high)
         else:
             self._last = self.rng.uniform(self.low, self.high)
 
     def _new_segment(self, obs: np.ndarray) -> None:
-        target = self._waypoint_fn(obs, self.rng, self.low, self.high) if self._waypoint_fn else None
+        if self._shove_fn is not None and not self._path and self.rng.random() < 0.5:
+            self._path = self._shove_fn(obs, self.rng, self.low, self.high) or []
+        if self._path:
+            target = self._path.pop(0)
+        else:
+            target = self._waypoint_fn(obs, self.rng, self.low, self.high) if self._waypoint_fn else None
         if target is None:
             target = self.rng.uniform(self.low, self.high)
         n = int(self.rng.integers(self.move_steps[0], self.move_steps[1] + 1))
@@ -183,12 +216,14 @@ class _Disturbance:
 
 def _command(env_id: str, episodes: int, noise: float, play_fraction: float, seed: int, out: Path,
              env_kwargs: Mapping[str, Any] | None, n_blocks: int | None, max_steps: int | None,
-             disturb: float = 0.0) -> str:
+             disturb: float = 0.0, shove: float = 0.0) -> str:
     """The ``forethought collect`` command line that reproduces a call."""
     argv = ["forethought", "collect", "--env", env_id, "--episodes", str(episodes), "--noise", repr(float(noise)),
             "--play-fraction", repr(float(play_fraction)), "--seed", str(seed), "--out", str(out)]
     if disturb > 0:
         argv += ["--disturb", repr(float(disturb))]
+    if shove > 0:
+        argv += ["--shove", repr(float(shove))]
     if n_blocks is not None:
         argv += ["--n-blocks", str(n_blocks)]
     if env_kwargs:
@@ -259,6 +294,7 @@ def collect(
     n_blocks: int | None = None,
     max_steps: int | None = None,
     disturb: float = 0.0,
+    shove: float = 0.0,
 ) -> Path:
     """Record ``episodes`` episodes of ``env_id`` into the parquet file ``out`` and return its path.
 
@@ -275,6 +311,7 @@ def collect(
             ``env_kwargs`` fixes ``n_blocks``).
         max_steps: cut episodes after this many steps (marked truncated); default: the env's limit.
         disturb: probability that an expert episode gets one play-driven disturbance (0..1).
+        shove: probability that a play episode shoves blocks into each other (0..1).
     """
     if not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
@@ -284,6 +321,8 @@ def collect(
         raise ValueError(f"play_fraction must lie in [0, 1], got {play_fraction!r}")
     if not (0.0 <= disturb <= 1.0):
         raise ValueError(f"disturb must lie in [0, 1], got {disturb!r}")
+    if not (0.0 <= shove <= 1.0):
+        raise ValueError(f"shove must lie in [0, 1], got {shove!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if max_steps is not None and max_steps < 1:
@@ -342,7 +381,8 @@ def collect(
                 options["n_blocks"] = int(n_blocks)
             obs, info = env.reset(seed=int(seed + i), options=options or None)
             if is_play[i]:
-                play = PlayPolicy(env_id, low, high, ep_rng)
+                shoving = shove > 0 and np.random.default_rng([seed, i, 2]).random() < shove
+                play = PlayPolicy(env_id, low, high, ep_rng, shove=shoving)
                 play.reset(obs)
 
                 def policy(o: np.ndarray, task: Mapping[str, Any], play: PlayPolicy = play) -> tuple[np.ndarray, np.ndarray]:
@@ -388,6 +428,7 @@ def collect(
         "noise": float(noise),
         "play_fraction": float(play_fraction),
         "disturb": float(disturb),
+        "shove": float(shove),
         "n_blocks": meta_n_blocks,
         "max_steps": int(limit),
         "obs_labels": list(getattr(env.unwrapped, "obs_labels", None) or OBS_LABELS.get(task_env_id(env_id)) or [])
@@ -397,7 +438,7 @@ def collect(
         "dt": float(getattr(env.unwrapped, "dt", 0.0)) or None,
         "stats": stats,
         "command": _command(env_id, episodes, noise, play_fraction, seed, out, env_kwargs, n_blocks, max_steps,
-                            disturb),
+                            disturb, shove),
         "forethought_version": _version(),
     }
     path = write_dataset(out, recorded, metadata)
@@ -436,6 +477,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disturb", type=float, default=0.0,
                         help="probability that an expert episode gets a 4-12 step play disturbance, its labels "
                              "still the expert's (default 0)")
+    parser.add_argument("--shove", type=float, default=0.0,
+                        help="probability that a play episode drives blocks into each other (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="episode i uses env seed SEED + i (default 0)")
     parser.add_argument("--out", type=Path, required=True, help="output .parquet file (written atomically)")
     parser.add_argument("--n-blocks", type=int, default=None,
@@ -452,5 +495,6 @@ def run(args: argparse.Namespace) -> int:
     code, _ = run_writer("collect", args.out, lambda: collect(
         args.env, args.episodes, args.noise, args.play_fraction, args.seed, args.out, env_kwargs=args.env_kwargs,
         progress=not args.no_progress, n_blocks=args.n_blocks, max_steps=args.max_steps, disturb=args.disturb,
+        shove=args.shove,
     ))
     return code

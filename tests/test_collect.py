@@ -14,7 +14,7 @@ import forethought.sim.envs  # noqa: F401  (registers the envs)
 from forethought.cli import main
 from forethought.sim import scene
 from forethought.sim.collect import collect
-from forethought.sim.dataset import read_dataset
+from forethought.sim.dataset import Dataset, read_dataset
 from forethought.sim.experts import make_expert
 from forethought.sim.render import rollout_frames, write_video
 
@@ -208,3 +208,23 @@ def test_render_bad_policy_and_write_video_validation(tmp_path: Path, capsys: py
     assert good.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.mp4"]
     assert imageio_ffmpeg.count_frames_and_secs(str(good))[0] == 3
+
+
+def test_shove_play_drives_blocks_into_each_other(tmp_path: Path) -> None:
+    """``--shove 1``: play episodes push blocks into blocks far more often than plain play does."""
+    def shoved_steps(shove: float) -> int:
+        path = collect("forethought/PushBlocks-v0", 6, 0.0, 1.0, 3, tmp_path / f"s{shove}.parquet", progress=False,
+                       n_blocks=3, max_steps=80, shove=shove)
+        count = 0
+        for ep in Dataset.load(path).episodes():
+            obs = ep.observation
+            for b in scene.BLOCK_NAMES:
+                xy = obs[:, scene.block_slice(b).start + 1 : scene.block_slice(b).start + 3]
+                moving = np.linalg.norm(np.diff(xy, axis=0), axis=-1) > 1e-3
+                far = np.linalg.norm(obs[1:, scene.PUSHER_POS] - xy[1:], axis=-1) > 0.05
+                count += int((moving & far).sum())
+        return count
+
+    assert shoved_steps(1.0) > 2 * max(shoved_steps(0.0), 1)
+    with pytest.raises(ValueError, match="shove"):
+        collect("forethought/PushBlocks-v0", 1, 0.0, 1.0, 0, tmp_path / "bad.parquet", progress=False, shove=1.5)
