@@ -16,7 +16,9 @@ network shared by every object slot, fed each object's view of the scene in its 
 (``object_features``: the pusher, the action targets and the other objects, nearest first,
 relative to it), in the spirit of interaction networks (Battaglia et al., arXiv 1612.00222): a
 block-on-block contact learned for one pair of blocks, anywhere on the table, holds for every
-pair and everywhere. The flat network then predicts only the agent (the pusher).
+pair and everywhere. The flat network then predicts only the agent (the pusher). A
+``separation`` (``separate``) keeps present objects that far apart in every predicted step, so an
+imagined push shoves a block in its way instead of passing through it.
 
 Example::
 
