@@ -11,12 +11,16 @@ import torch
 
 from forethought.cli import main as cli_main
 from forethought.models.dynamics import DynamicsConfig, DynamicsEnsemble
+from forethought.models.dynamics.metrics import block_motion
 from forethought.models.dynamics.onnx_ensemble import OnnxEnsemble, export_ensemble, max_abs_difference
 from forethought.models.dynamics.train_dynamics import build_dynamics_run
 from forethought.sim import scene
 from forethought.sim.collect import collect
+from forethought.sim.dataset import Dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+PRETRAINED = Path(__file__).resolve().parents[1] / "models" / "pretrained"
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +164,27 @@ def test_separation_shoves_the_block_a_prediction_drives_another_through(pushblo
                        states[0, 0, :, red.start + 1])
     with pytest.raises(ValueError, match="separation"):
         DynamicsConfig(state_dim=16, action_dim=2, separation=-0.1)
+
+
+def test_block_motion_scores_predicted_against_real_moves(tmp_path: Path) -> None:
+    """``metrics.block_motion`` on shoving play: the shipped ensemble sees most of the block motion,
+    a model that predicts no motion sees none, and the classes are counted on the same windows."""
+    data = collect("forethought/PushBlocks-v0", 6, 0.0, 1.0, 11, tmp_path / "shove.parquet", progress=False,
+                   n_blocks=3, max_steps=80, shove=1.0)
+    ds = Dataset.load(data)
+    shipped = DynamicsEnsemble.from_pretrained(PRETRAINED / "dynamics-pushblocks")
+    still = DynamicsEnsemble.from_pretrained(PRETRAINED / "dynamics-pushblocks")
+    for net in (still.core, still.object_core):
+        for w, b in zip(net.weights, net.biases):
+            torch.nn.init.zeros_(w)
+            torch.nn.init.zeros_(b)
+    still.normalizer.stats = {k: (torch.zeros_like(v) if k.endswith("delta.mean") else v)
+                              for k, v in still.normalizer.stats.items()}  # zero output: zero residual
+    good, none = block_motion(shipped, ds), block_motion(still, ds)
+    assert good["moved"]["windows"] == none["moved"]["windows"] > 20
+    assert good["shoved"]["windows"] == none["shoved"]["windows"] > 0
+    assert good["moved"]["ratio"] > 0.5 and good["moved"]["recall"] > 0.8
+    assert none["moved"]["recall"] == 0.0 and none["moved"]["ratio"] < 0.05
+    assert none["still"]["false_alarm"] == 0.0
+    with pytest.raises(ValueError, match="PushBlocks"):
+        block_motion(DynamicsEnsemble.from_pretrained(PRETRAINED / "dynamics-reacher"), ds)
