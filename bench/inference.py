@@ -19,7 +19,8 @@ Rows (all SSR, N = ``--samples`` 64 proposals, F = 16, the 5-member dynamics ens
 2. **Success** (``--experiments push1 mixed3``): ``evaluate`` over ``--seeds`` for the 1-block
    push and for 3-block episodes with the env's own random tasks (push and reach, any block).
 
-Threads: ``--threads`` torch threads, and as many onnxruntime intra-op threads.
+Threads: ``--threads`` torch threads, and as many onnxruntime intra-op threads. ``--option KEY=VALUE``
+passes a D-MPC policy option to every row (e.g. the objective's ``disturbance_deadband``).
 
     MUJOCO_GL=egl .venv/bin/python bench/inference.py --experiments latency push1 mixed3 --seeds 1000-1049 \\
         --threads 2 --json runs/bench/inference.json
@@ -62,11 +63,20 @@ EXPERIMENTS: dict[str, tuple[str, dict[str, Any], list[str] | None]] = {
 }
 
 
+def parse_option(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` -> ``(KEY, VALUE)`` (``DMPCPolicy`` checks the key and parses the value)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
 def make_policy(row: str, args: argparse.Namespace) -> DMPCPolicy:
     which, steps, backend = ROWS[row]
     spec = PolicySpec(model=getattr(args, which), env_id=PUSH_BLOCKS_ID, observation_dim=16, action_dim=2,
                       num_inference_steps=steps, action_steps=args.action_steps, planner="ssr",
-                      dynamics=str(args.dynamics), options={"samples": str(args.samples), "backend": backend})
+                      dynamics=str(args.dynamics),
+                      options={**dict(args.option), "samples": str(args.samples), "backend": backend})
     return DMPCPolicy(spec)
 
 
@@ -154,8 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replans", type=int, default=60, help="timed replans per row")
     parser.add_argument("--histories", type=int, default=12, help="distinct observation histories to plan on")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
+                        help="a D-MPC policy option for every row (repeatable), e.g. disturbance_deadband=0.015")
     parser.add_argument("--json", type=Path, help="write the results here (refreshed after each experiment)")
     args = parser.parse_args(argv)
+    if {"samples", "backend"} & {key for key, _ in args.option}:
+        parser.error("--option cannot set samples or backend: --samples and the rows set them")
     torch.set_num_threads(args.threads)
     seeds = parse_seeds(args.seeds)
     result: dict[str, Any] = {

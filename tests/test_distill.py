@@ -72,6 +72,42 @@ def test_train_verb_writes_a_proposer_checkpoint(tmp_path: Path) -> None:
     assert cli.main(argv[:-4] + ["--out", str(tmp_path / "x"), "--teacher", str(tmp_path / "absent")]) == 2
 
 
+def test_narrower_student_starts_from_scratch_and_records_its_widths(tmp_path: Path) -> None:
+    teacher_dir = tmp_path / "teacher"
+    teacher = tiny_teacher()
+    teacher.save_pretrained(teacher_dir)
+    data = tmp_path / "d.parquet"
+    collect("forethought/PushBlocks-v0", 3, 0.1, 0.3, 0, data, progress=False)
+    out = tmp_path / "slim"
+    argv = ["train", "distill-proposer", "--teacher", str(teacher_dir), "--data", str(data), "--config", "tiny",
+            "--out", str(out), "--threads", "1", "--student-down-dims", "8", "12"]
+    assert cli.main(argv) == 0
+    student = DiffusionProposer.from_pretrained(out)
+    assert list(student.config.down_dims) == [8, 12] and student.config.prediction_type == "sample"
+    assert sum(p.numel() for p in student.unet.parameters()) < sum(p.numel() for p in teacher.unet.parameters())
+    run = json.loads((out / "train_config.json").read_text())
+    assert run["student_down_dims"] == [8, 12] and run["proposer"]["down_dims"] == [8, 12]
+    assert run["command"].endswith("--student-down-dims 8 12")
+    check_bounds_and_determinism(student.eval())
+    # continuing it takes its widths from --init-from; the teacher's widths would not fit its weights
+    model = ProposerDistillation(teacher, init_from=student)
+    assert list(model.student.config.down_dims) == [8, 12]
+    assert all(torch.equal(a, b) for a, b in zip(model.student.unet.state_dict().values(),
+                                                 student.unet.state_dict().values()))
+    with pytest.raises(ValueError, match="not a student of this teacher"):
+        ProposerDistillation(teacher, init_from=student, down_dims=[16, 32])
+    with pytest.raises(ValueError, match="multiples of the teacher's n_groups 4"):
+        ProposerDistillation(teacher, down_dims=[6, 12])
+    with pytest.raises(ValueError, match="2 positive multiples"):
+        ProposerDistillation(teacher, down_dims=[8])
+
+
+def test_same_width_student_is_warm_started_from_the_teacher() -> None:
+    teacher = tiny_teacher()
+    student = ProposerDistillation(teacher).student
+    assert all(torch.equal(a, b) for a, b in zip(student.unet.state_dict().values(), teacher.unet.state_dict().values()))
+
+
 def check_bounds_and_determinism(student: DiffusionProposer) -> None:
     low, high = torch.tensor(student.config.action_low), torch.tensor(student.config.action_high)
     rng = np.random.default_rng(0)

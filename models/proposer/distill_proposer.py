@@ -1,10 +1,11 @@
 """``forethought train distill-proposer``: a one-step student of the diffusion proposer.
 
-The student is a ``DiffusionProposer`` of the teacher's size, warm-started from its U-Net, that
-predicts the clean chunk (``prediction_type="sample"``) and samples with the same diffusers
-``DDIMScheduler`` set to ``student_steps`` (1 by default; ``timestep_spacing="trailing"`` starts
-it at the last train step). It is trained to land, from the same Gaussian noise ``x_T`` and the
-same conditioning, where the teacher's deterministic DDIM sampler (``teacher_steps``: 5 in the
+The student is a ``DiffusionProposer`` of the teacher's size, warm-started from its U-Net (or, with
+``--student-down-dims``, a narrower U-Net trained from scratch: the convolutions' cost scales about
+with the square of the widths), that predicts the clean chunk (``prediction_type="sample"``) and
+samples with the same diffusers ``DDIMScheduler`` set to ``student_steps`` (1 by default;
+``timestep_spacing="trailing"`` starts it at the last train step). It is trained to land, from the
+same Gaussian noise ``x_T`` and the same conditioning, where the teacher's deterministic DDIM sampler (``teacher_steps``: 5 in the
 ``cpu`` preset, D-MPC's setting) lands: the loss is ``|| DDIM_student(x_T, c) - DDIM_teacher(x_T, c) ||^2`` through the
 scheduler's own ``step`` (direct distillation of a deterministic sampler, Luhman & Luhman,
 arXiv 2101.02388, the one-jump limit of progressive distillation, arXiv 2202.00512).
@@ -20,6 +21,8 @@ Examples::
         --data data/distill-pushblocks-2k.parquet --config cpu --out runs/proposer-fast --threads 2
     forethought train distill-proposer ... --student-steps 2 --init-from runs/proposer-fast \
         --out runs/proposer-fast2 --steps 600                             # a 2-step student from the 1-step one
+    forethought train distill-proposer ... --student-down-dims 24 48 96 --lr 5e-4 --steps 6000 \\
+        --out runs/proposer-slim                                          # narrower, from scratch
     forethought train distill-proposer ... --config gpu --device cuda     # longer, bigger batches
 """
 
@@ -58,29 +61,40 @@ PRESETS = PresetRegistry("distill-proposer", {
 """``model`` may set ``teacher_steps`` and ``student_steps``; ``train`` is a ``TrainConfig``."""
 
 
-def student_config(teacher: DiffusionProposer, student_steps: int = 1) -> Any:
-    """The student's ``ProposerConfig``: the teacher's, predicting ``sample`` with ``student_steps`` DDIM steps."""
-    return replace(teacher.config, prediction_type="sample", num_inference_steps=student_steps)
+def student_config(teacher: DiffusionProposer, student_steps: int = 1, down_dims: list[int] | None = None) -> Any:
+    """The student's ``ProposerConfig``: the teacher's, predicting ``sample`` with ``student_steps`` DDIM steps,
+    with the U-Net widths ``down_dims`` (default: the teacher's)."""
+    widths = list(teacher.config.down_dims) if down_dims is None else [int(d) for d in down_dims]
+    if len(widths) != len(teacher.config.down_dims) or any(d < 1 or d % teacher.config.n_groups for d in widths):
+        raise ValueError(f"student down_dims {widths} must be {len(teacher.config.down_dims)} positive multiples of "
+                         f"the teacher's n_groups {teacher.config.n_groups} (the U-Net's levels and GroupNorm)")
+    return replace(teacher.config, prediction_type="sample", num_inference_steps=student_steps, down_dims=widths)
 
 
 class ProposerDistillation(nn.Module):
     """The student (trained, saved) and its frozen teacher, with the distillation loss.
 
     Only the student is a submodule, so the trainer's optimiser, EMA and checkpoints see only
-    its weights; ``save_pretrained`` writes the student alone.
+    its weights; ``save_pretrained`` writes the student alone. The student starts from
+    ``init_from``'s weights (and widths, unless ``down_dims`` is given), else from the teacher's when
+    it has the teacher's widths, else from a random initialisation.
     """
 
     def __init__(self, teacher: DiffusionProposer, teacher_steps: int | None = None, student_steps: int = 1,
-                 init_from: DiffusionProposer | None = None) -> None:
+                 init_from: DiffusionProposer | None = None, down_dims: list[int] | None = None) -> None:
         super().__init__()
         self.teacher_steps = teacher.config.check_inference_steps(teacher_steps or teacher.config.num_inference_steps)
         self._teacher = (teacher.eval().requires_grad_(False),)  # a tuple: not a submodule
-        self.student = DiffusionProposer(student_config(teacher, student_steps), teacher.normalizer)
-        start = teacher if init_from is None else init_from
-        if init_from is not None and student_config(init_from, student_steps) != self.student.config:
-            raise ValueError("--init-from: that proposer is not a student of this teacher (its config differs "
-                             "beyond prediction_type and num_inference_steps)")
-        self.student.unet.load_state_dict(start.unet.state_dict())
+        if down_dims is None and init_from is not None:
+            down_dims = list(init_from.config.down_dims)
+        self.student = DiffusionProposer(student_config(teacher, student_steps, down_dims), teacher.normalizer)
+        if init_from is not None:
+            if student_config(init_from, student_steps) != self.student.config:
+                raise ValueError("--init-from: that proposer is not a student of this teacher with these widths (its "
+                                 "config differs beyond prediction_type and num_inference_steps)")
+            self.student.unet.load_state_dict(init_from.unet.state_dict())
+        elif list(self.student.config.down_dims) == list(teacher.config.down_dims):
+            self.student.unet.load_state_dict(teacher.unet.state_dict())
 
     @property
     def teacher(self) -> DiffusionProposer:
@@ -132,7 +146,7 @@ def conditioning(data: str | Path, teacher: DiffusionProposer, sources: list[str
 def build_distillation_run(
     teacher_dir: str | Path, data: str | Path, preset_name: str, sources: list[str], seed: int,
     overrides: dict[str, Any] | None = None, teacher_steps: int | None = None, student_steps: int | None = None,
-    init_from: str | Path | None = None,
+    init_from: str | Path | None = None, student_down_dims: list[int] | None = None,
 ) -> tuple[ProposerDistillation, Callable[[np.random.Generator], dict[str, Tensor]], TrainConfig, dict[str, Any]]:
     """Everything ``train`` needs: the distillation module, a batch sampler, the train and run configs."""
     preset = PRESETS.lookup(preset_name)
@@ -142,7 +156,8 @@ def build_distillation_run(
     seed_everything(seed)
     model = ProposerDistillation(teacher, teacher_steps or preset.model.get("teacher_steps"),
                                  student_steps or preset.model.get("student_steps", 1),
-                                 None if init_from is None else DiffusionProposer.from_pretrained(init_from))
+                                 None if init_from is None else DiffusionProposer.from_pretrained(init_from),
+                                 student_down_dims)
     batch_size = train_config.batch_size
 
     def sample_batch(rng: np.random.Generator) -> dict[str, Tensor]:
@@ -155,6 +170,7 @@ def build_distillation_run(
         "teacher": str(teacher_dir),
         "teacher_steps": model.teacher_steps,
         "init_from": None if init_from is None else str(init_from),
+        "student_down_dims": model.student.config.down_dims,
         "data": str(data),
         "data_metadata": data_metadata(Dataset.load(data).metadata),
         "sources": list(sources),
@@ -172,6 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="override the preset's peak learning rate")
     parser.add_argument("--init-from", type=Path,
                         help="start the student from this earlier student's weights (e.g. a 1-step one for 2 steps)")
+    parser.add_argument("--student-down-dims", type=int, nargs="+", metavar="WIDTH",
+                        help="the student U-Net's widths, one per level (default: the teacher's, warm-started from "
+                             "its weights; other widths start from scratch), e.g. 24 48 96")
 
 
 def train_distillation(args: argparse.Namespace) -> TrainResult:
@@ -179,10 +198,11 @@ def train_distillation(args: argparse.Namespace) -> TrainResult:
     overrides = given_options(args, "steps", "batch_size", "device", "lr")
     model, sample_batch, train_config, run_config = build_distillation_run(
         args.teacher, args.data, args.config, args.sources, args.seed, overrides, args.teacher_steps,
-        args.student_steps, args.init_from)
+        args.student_steps, args.init_from, args.student_down_dims)
+    widths = [] if args.student_down_dims is None else ["--student-down-dims", *map(str, args.student_down_dims)]
     run_config["command"] = run_command(
         ["forethought", "train", "distill-proposer", "--teacher", str(args.teacher), "--data", str(args.data),
-         "--config", args.config, "--out", str(args.out), "--seed", str(args.seed)],
+         "--config", args.config, "--out", str(args.out), "--seed", str(args.seed), *widths],
         (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device), ("--lr", args.lr),
          ("--teacher-steps", args.teacher_steps), ("--student-steps", args.student_steps),
          ("--init-from", args.init_from)))
