@@ -44,13 +44,16 @@ def weights_fingerprint(module: nn.Module, extra: Mapping[str, Tensor] | None = 
 
 
 def write_graph(graph: nn.Module, inputs: Sequence[Tensor], path: Path, opset: int, input_names: Sequence[str],
-                output_names: Sequence[str], batch_axis: str, metadata: Mapping[str, str]) -> None:
+                output_names: Sequence[str], batch_axis: str, metadata: Mapping[str, str],
+                axis_names: Mapping[str, str] | None = None) -> None:
     """Trace ``graph`` on ``inputs`` into the ONNX file ``path`` (atomically), checked by ``onnx.checker``.
 
     Uses the TorchScript-based exporter (``dynamo=False``): it handles Python control flow by
-    tracing and needs no network access. Axis 0 of every input and output is dynamic (named
-    ``batch_axis``); ``metadata`` is stored as the file's ``metadata_props``.
+    tracing and needs no network access. Axis 0 of every input and output is dynamic, named
+    ``batch_axis`` unless ``axis_names`` names it for that input or output; ``metadata`` is stored
+    as the file's ``metadata_props``.
     """
+    axes = {k: {0: (axis_names or {}).get(k, batch_axis)} for k in [*input_names, *output_names]}
     import onnx
 
     with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
@@ -58,7 +61,7 @@ def write_graph(graph: nn.Module, inputs: Sequence[Tensor], path: Path, opset: i
         warnings.simplefilter("ignore", category=DeprecationWarning)
         torch.onnx.export(
             graph, tuple(inputs), str(tmp), dynamo=False, opset_version=opset, input_names=list(input_names),
-            output_names=list(output_names), dynamic_axes={k: {0: batch_axis} for k in [*input_names, *output_names]},
+            output_names=list(output_names), dynamic_axes=axes,
         )
         proto = onnx.load(str(tmp))
         for key, value in metadata.items():

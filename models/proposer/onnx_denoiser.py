@@ -39,7 +39,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from forethought.files import atomic_path
 from forethought.models.onnx_session import (META_WEIGHTS, OPSET, ExportedGraph, export_parser, run_export, weights_fingerprint,
                                               write_graph)
 from forethought.models.proposer.modeling_proposer import (ConditionalResidualBlock1D, ConditionalUnet1D, Conv1dBlock,
@@ -239,23 +238,17 @@ def export_denoiser(proposer: DiffusionProposer, path: str | os.PathLike[str], o
     Axis 0 of ``sample`` and ``eps`` is ``batch``; that of ``timestep``, ``obs_cond`` and ``goal`` is
     ``cond_batch``, 1 or ``batch`` (``DenoiserStep``).
     """
-    import onnx
-
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     unet = copy.deepcopy(proposer.unet).to("cpu")  # the proposer's own U-Net is left as it is
     step = DenoiserStep(unet, proposer.config.horizon).eval()
     inputs = example_inputs(proposer, shared=True)
-    with atomic_path(path) as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         # instance_norm normalises by the input's own statistics (GroupNorm's), which torch calls train=True
         warnings.filterwarnings("ignore", message=".*operator 'instance_norm' is set to train=True")
-        write_graph(step, list(inputs.values()), tmp, opset, list(inputs), ["eps"], "batch",
-                    {META_CONFIG: proposer.config.to_json(), META_WEIGHTS: weights_fingerprint(proposer.unet)})
-        proto = onnx.load(str(tmp))
-        for value in proto.graph.input:
-            if value.name != "sample":
-                value.type.tensor_type.shape.dim[0].dim_param = COND_AXIS
-        onnx.checker.check_model(proto)
-        onnx.save(proto, str(tmp))
+        write_graph(step, list(inputs.values()), path, opset, list(inputs), ["eps"], "batch",
+                    {META_CONFIG: proposer.config.to_json(), META_WEIGHTS: weights_fingerprint(proposer.unet)},
+                    axis_names={name: COND_AXIS for name in inputs if name != "sample"})
     return path
 
 
