@@ -38,9 +38,9 @@ class DynamicsConfig(ModelConfig):
             and everywhere on the table. Needs ``agent_position``.
         agent_position: the agent's ``(x, y)`` entries; the actions are position targets in the
             same frame (PushBlocks: the pusher's target).
-        separation: how close (m) the centres of two present objects may come in a prediction; a
-            prediction that brings them closer is projected apart along the line between them, the
-            object that moved less in that call yielding more (``DynamicsEnsemble.separate``, a
+        separation: how close (m) the centres of two present objects may come, along the line
+            between them, in a predicted step; a step that brings them closer is projected apart
+            along that line, the object that moved less in that step yielding more (``DynamicsEnsemble.separate``, a
             position-based contact projection after Mueller et al. 2007). 0 turns it off. Needs
             ``presence_groups`` of ``(flag, x, y, ...)`` slots.
 
