@@ -124,7 +124,11 @@ class DynamicsEnsemble(PretrainedModel):
             for i, g in enumerate(c.presence_groups):
                 positions[g[1]], positions[g[2]] = state_dim + 2 * i, state_dim + 2 * i + 1
             self.register_buffer("positions", torch.tensor(positions, dtype=torch.long), persistent=False)  # [S]
-            self.register_buffer("upper", torch.ones(P, P).triu(1).unsqueeze(-1), persistent=False)  # [P, P, 1]: i < j
+            first, second = torch.triu_indices(P, P, 1)  # the Q = P(P-1)/2 pairs i < j
+            eye = torch.eye(P)
+            self.register_buffer("pair_first", eye[first], persistent=False)  # [Q, P]: one-hot of i
+            self.register_buffer("pair_second", eye[second], persistent=False)  # [Q, P]: one-hot of j
+            self.register_buffer("pair_line", eye[second] - eye[first], persistent=False)  # [Q, P]: j minus i
         if c.relational:
             agent = c.agent_dims
             self.register_buffer("agent", torch.tensor(agent, dtype=torch.long), persistent=False)  # [Na]
@@ -272,26 +276,36 @@ class DynamicsEnsemble(PretrainedModel):
         in proportion to how far each moved in this step: the object that moved less (the one being
         shoved) yields more. A correction carries on to the later steps, so an object once shoved
         stays shoved and a chunk cannot carry one object through another between two steps.
+
+        The work is laid out ``[2, P or Q, N]`` with the ``N = K * B`` rollouts last, and pairs are
+        picked and summed back with one-hot ``[Q, P]`` matmuls: every op then runs over long
+        contiguous spans (onnxruntime's CPU broadcast is slow on short trailing axes).
         """
+        K, B, F, S = states.shape
+        P = self.slots.shape[0]
+        first, second = self.pair_first, self.pair_second  # [Q, P]
         xy = self.slots[:, 1:3]  # [P, 2]
-        pos = states[..., xy]  # [K, B, F, P, 2]
-        present = (current[..., 0, self.slots[:, 0]] >= 0.5).to(states.dtype).unsqueeze(-1)  # [K|1, B, P, 1]
-        pairs = present.unsqueeze(-3) * present.unsqueeze(-2) * self.upper  # [K|1, B, Pi, Pj, 1]: present, i < j
-        prev = current[..., 0, xy] + pos[..., 0, :, :] * 0  # [K, B, P, 2]
+        pos = states[..., xy].permute(2, 4, 3, 0, 1).reshape(F, 2, P, -1)  # [F, 2, P, N]
+        now = current[..., 0, :] + states[..., 0, :] * 0  # [K, B, S]
+        prev = now[..., xy].permute(3, 2, 0, 1).reshape(2, P, -1)  # [2, P, N]
+        present = (now[..., self.slots[:, 0]] >= 0.5).to(states.dtype).permute(2, 0, 1).reshape(P, -1)  # [P, N]
+        pairs = (first @ present) * (second @ present)  # [Q, N]: both present
         carry = prev * 0  # corrections so far
         steps = []
-        for k in range(pos.shape[-3]):
-            points = pos[..., k, :, :] + carry  # [K, B, P, 2]
-            moved = (points - prev).norm(dim=-1, keepdim=True)  # [K, B, P, 1]
-            line = prev.unsqueeze(-3) - prev.unsqueeze(-2)  # [K, B, Pi, Pj, 2]: from i to j
-            line = line / line.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-            gap = ((points.unsqueeze(-3) - points.unsqueeze(-2)) * line).sum(-1, keepdim=True)  # [K, B, Pi, Pj, 1]
-            push = line * (self.config.separation - gap).clamp_min(0) * pairs  # moves j along the line
-            share = (moved.unsqueeze(-2) + 1e-6) / (moved.unsqueeze(-2) + moved.unsqueeze(-3) + 2e-6)  # j's part
-            points = points + (push * share).sum(-3) - (push * (1 - share)).sum(-2)
-            carry, prev = points - pos[..., k, :, :], points
-            steps.append(points.flatten(-2))  # [K, B, 2P]
-        return torch.cat([states, torch.stack(steps, dim=-2)], dim=-1)[..., self.positions]
+        for k in range(F):
+            points = pos[k] + carry  # [2, P, N]
+            moved = (points - prev).norm(dim=0)  # [P, N]
+            line = self.pair_line @ prev  # [2, Q, N]: from i to j
+            line = line / line.norm(dim=0).clamp_min(1e-6)
+            gap = ((self.pair_line @ points) * line).sum(0)  # [Q, N]
+            push = line * ((self.config.separation - gap).clamp_min(0) * pairs)  # [2, Q, N]: moves j along the line
+            moved_i, moved_j = first @ moved, second @ moved  # [Q, N]
+            to_j = push * ((moved_i + 1e-6) / (moved_i + moved_j + 2e-6))  # j's part
+            points = points + second.T @ to_j - first.T @ (push - to_j)
+            carry, prev = points - pos[k], points
+            steps.append(points)
+        moved_xy = torch.stack(steps).reshape(F, 2, P, K, -1).permute(3, 4, 0, 2, 1).flatten(-2)  # [K, B, F, 2P]
+        return torch.cat([states, moved_xy], dim=-1)[..., self.positions]
 
     def imagine(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """``predict`` for chunks of any length ``F <= max_horizon``: ``[K, B, F, S]``.
