@@ -49,6 +49,20 @@ BACKENDS: tuple[str, ...] = ("torch", "onnx")
 """Who evaluates ``rollout``: torch, or onnxruntime (``load_onnx``, then ``backend = "onnx"``)."""
 
 
+def linear_map(rows: int, columns: list[list[tuple[int, float]]]) -> Tensor:
+    """``[rows, len(columns)]``: column ``c`` holds ``coef`` at each ``(row, coef)`` of ``columns[c]``.
+
+    ``x @ linear_map(...)`` picks entries (coefficient 1) and differences of two entries (1, -1) in
+    one matmul. Products with 0 and +-1 are exact and each column sums at most two non-zero terms,
+    so the result equals indexing and subtracting bit for bit (for finite ``x``).
+    """
+    out = torch.zeros(rows, len(columns))
+    for c, terms in enumerate(columns):
+        for row, coef in terms:
+            out[row, c] = coef
+    return out
+
+
 class EnsembleMLP(nn.Module):
     """``K`` independent MLPs ``x[K, B, in] -> [K, B, out]`` with stacked weights ``[K, in, out]``.
 
@@ -112,18 +126,25 @@ class DynamicsEnsemble(PretrainedModel):
         self.register_buffer("gates", gates, persistent=False)  # [P, S] copied while slot i is absent
         self.register_buffer("flags", torch.tensor([g[0] for g in c.presence_groups], dtype=torch.long),
                              persistent=False)  # [P]
-        self.register_buffer("relative", torch.tensor(c.relative_pairs, dtype=torch.long).reshape(-1, 2),
-                             persistent=False)  # [R, 2]
+        o, S = c.n_obs_steps, state_dim
+
+        def at(t: int, d: int) -> int:  # entry d of step t in obs_history.flatten(-2)
+            return t * S + d
+
+        history = [[(at(t, d), 1.0)] for t in range(o) for d in range(S)]  # state
+        history += [[(at(t, d), 1.0), (at(t - 1, d), -1.0)] for t in range(1, o) for d in range(S)]  # velocity
+        history += [[(at(o - 1, a), 1.0), (at(o - 1, b), -1.0)] for a, b in c.relative_pairs]  # relative
+        self.register_buffer("history_map", linear_map(o * S, history), persistent=False)  # [o * S, (2o - 1) S + R]
         in_dim = (2 * c.n_obs_steps - 1) * state_dim + len(c.relative_pairs) + c.horizon * c.action_dim
         self.object_core: EnsembleMLP | None = None
         if c.relational or c.separation:
             self.register_buffer("slots", torch.tensor(c.presence_groups, dtype=torch.long), persistent=False)  # [P, G]
             P = len(c.presence_groups)
-            # [state entries, slot 0 x, y, slot 1 x, y, ...][positions]: the state with the slots' xy replaced
-            positions = list(range(state_dim))
+            # [state entries, slot 0 x, y, slot 1 x, y, ...] @ positions: the state with the slots' xy replaced
+            positions = [[(d, 1.0)] for d in range(state_dim)]
             for i, g in enumerate(c.presence_groups):
-                positions[g[1]], positions[g[2]] = state_dim + 2 * i, state_dim + 2 * i + 1
-            self.register_buffer("positions", torch.tensor(positions, dtype=torch.long), persistent=False)  # [S]
+                positions[g[1]], positions[g[2]] = [(state_dim + 2 * i, 1.0)], [(state_dim + 2 * i + 1, 1.0)]
+            self.register_buffer("positions", linear_map(state_dim + 2 * P, positions), persistent=False)  # [S + 2P, S]
             first, second = torch.triu_indices(P, P, 1)  # the Q = P(P-1)/2 pairs i < j
             eye = torch.eye(P)
             self.register_buffer("pair_first", eye[first], persistent=False)  # [Q, P]: one-hot of i
@@ -132,13 +153,32 @@ class DynamicsEnsemble(PretrainedModel):
         if c.relational:
             agent = c.agent_dims
             self.register_buffer("agent", torch.tensor(agent, dtype=torch.long), persistent=False)  # [Na]
-            self.register_buffer("agent_position", torch.tensor(c.agent_position, dtype=torch.long), persistent=False)
-            self.register_buffer("agent_rest", torch.tensor([d for d in agent if d not in c.agent_position],
-                                                            dtype=torch.long), persistent=False)
-            # which entry of [agent residuals, slot 0 residuals, slot 1 ..., zero] each state entry takes
-            order = list(agent) + [d for g in c.presence_groups for d in g[1:]]
-            self.register_buffer("scatter", torch.tensor([order.index(d) if d in order else len(order)
-                                                          for d in range(state_dim)], dtype=torch.long), persistent=False)
+            groups, last = c.presence_groups, o - 1
+
+            def own(g: tuple[int, ...]) -> list[list[tuple[int, float]]]:  # position, rest, velocity of slot g
+                return ([[(at(last, d), 1.0)] for d in g[1:]]
+                        + [[(at(t, d), 1.0), (at(t - 1, d), -1.0)] for t in range(1, o) for d in g[1:]])
+
+            def minus(a: int, g: tuple[int, ...], k: int) -> list[tuple[int, float]]:  # entry a minus slot g's x/y
+                return [(a, 1.0), (at(last, g[1 + k]), -1.0)]
+
+            objects = []  # per slot: own, agent position over the history, agent rest, action targets, each other slot
+            for i, g in enumerate(groups):
+                objects += own(g)
+                objects += [minus(at(t, c.agent_position[k]), g, k) for t in range(o) for k in range(2)]
+                objects += [[(at(last, d), 1.0)] for d in agent if d not in c.agent_position]
+                objects += [minus(o * S + h * c.action_dim + k, g, k) for h in range(c.horizon) for k in range(2)]
+                for j, other in enumerate(groups):
+                    if j != i:
+                        objects += [minus(at(last, other[1 + k]), g, k) for k in range(2)] + own(other)[2:]
+            z = o * S + c.horizon * c.action_dim
+            self.register_buffer("object_map", linear_map(z, objects), persistent=False)  # [Z, P * (I - (P - 1))]
+            self.register_buffer("others", torch.tensor([[j for j in range(P) if j != i] for i in range(P)]),
+                                 persistent=False)  # [P, P - 1]: the other slots of each slot
+            # [agent residuals, slot 0 residuals, slot 1 ...] @ scatter: residuals of every state entry
+            order = list(agent) + [d for g in groups for d in g[1:]]
+            scatter = [[(order.index(d), 1.0)] if d in order else [] for d in range(state_dim)]
+            self.register_buffer("scatter", linear_map(len(order), scatter), persistent=False)  # [Na + P(G-1), S]
             self.core = EnsembleMLP(c.ensemble_size, in_dim, c.hidden_dim, c.num_layers, c.horizon * len(agent))
             self.object_core = EnsembleMLP(c.ensemble_size, c.object_input_dim, c.hidden_dim, c.num_layers,
                                            c.horizon * (c.object_width - 1))
@@ -197,41 +237,38 @@ class DynamicsEnsemble(PretrainedModel):
     def features(self, obs_history: Tensor) -> dict[str, Tensor]:
         """Unnormalised inputs from ``obs_history[..., n_obs, S]``: ``state`` (the history),
         ``velocity[..., n_obs - 1, S]`` (its step-to-step changes), ``relative[..., R]``."""
-        current = obs_history[..., -1, :]
-        return {"state": obs_history, "velocity": obs_history[..., 1:, :] - obs_history[..., :-1, :],
-                "relative": current[..., self.relative[:, 0]] - current[..., self.relative[:, 1]]}
+        o, S = self.n_obs_steps, self.state_dim
+        x = self.history_inputs(obs_history)
+        return {"state": x[..., : o * S].unflatten(-1, (o, S)), "velocity": x[..., o * S : (2 * o - 1) * S].unflatten(-1, (o - 1, S)),
+                "relative": x[..., (2 * o - 1) * S :]}
+
+    def history_inputs(self, obs_history: Tensor) -> Tensor:
+        """``features`` of ``obs_history[..., n_obs, S]`` side by side: ``[..., (2 n_obs - 1) S + R]``."""
+        return obs_history.flatten(-2) @ self.history_map
 
     def object_features(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """Each object's inputs in its own frame, ``[..., P, I]`` for ``obs_history[..., n_obs, S]`` and
-        ``actions[..., H, 2]`` (position targets; relational configs, env units).
+        ``actions[..., H, 2]`` (position targets; relational configs, env units; same leading axes).
 
         Per object slot ``(flag, x, y, rest...)``: its position, rest and velocity (step changes of
         ``x, y, rest`` over the history); the agent's position minus the object's over the history
         and the agent's other entries; the action targets minus the object's position; then for
         each other slot, nearest present one first, its flag, position minus this object's, rest
-        and velocity (all zeros where absent). ``I = config.object_input_dim``.
+        and velocity (all zeros where absent). ``I = config.object_input_dim``. Everything but the
+        flags and the order is one matmul with ``object_map``.
         """
-        obj = obs_history[..., self.slots]  # [..., o, P, G]
-        pos = obj[..., -1, :, 1:3]  # [..., P, 2]
-        present = obj[..., -1, :, 0:1] >= 0.5  # [..., P, 1]
-        velocity = (obj[..., 1:, :, 1:] - obj[..., :-1, :, 1:]).transpose(-3, -2).flatten(-2)  # [..., P, (o-1)(G-1)]
-        own = torch.cat([pos, obj[..., -1, :, 3:], velocity], dim=-1)  # [..., P, Own]
-        agent = obs_history[..., self.agent_position]  # [..., o, 2]
-        agent_rel = (agent.unsqueeze(-3) - pos.unsqueeze(-2)).flatten(-2)  # [..., P, o * 2]
-        agent_rest = obs_history[..., -1, self.agent_rest].unsqueeze(-2) + pos[..., :1] * 0  # [..., P, Na - 2]
-        act_rel = (actions.unsqueeze(-3) - pos.unsqueeze(-2)).flatten(-2)  # [..., P, H * 2]
-        # other[..., i, j]: slot j seen from slot i, ordered nearest present first
-        rel = pos.unsqueeze(-3) - pos.unsqueeze(-2)  # [..., Pi, Pj, 2]
+        (P, G), n = self.slots.shape, self.others.shape[1]
+        mine = self.config.object_input_dim - n * (1 + (G - 1) * self.n_obs_steps)  # own, agent, action entries
+        z = torch.cat([obs_history.flatten(-2), actions.flatten(-2)], dim=-1)  # [..., Z]
+        raw = (z @ self.object_map).unflatten(-1, (P, -1))  # [..., P, I - n]
+        mine, other = raw[..., :mine], raw[..., mine:].unflatten(-1, (n, -1))  # [..., P, mine], [..., P, n, Own]
+        present = (obs_history[..., -1, self.flags] >= 0.5).to(raw.dtype)  # [..., P]
+        flag = present[..., self.others].unsqueeze(-1)  # [..., P, n, 1]: is i's j-th other slot present
+        order = torch.argsort(other[..., :2].norm(dim=-1) + (1 - flag[..., 0]) * 1e3, dim=-1)  # [..., P, n]
+        other = torch.cat([flag, other], dim=-1) * flag  # [..., P, n, 1 + Own]
         # (broadcast by adding zeros, not expand: a traced expand would fix the batch size in an ONNX export)
-        zeros = rel[..., :1] * 0  # [..., Pi, Pj, 1]
-        flag_j = present.transpose(-1, -2).unsqueeze(-1).to(pos.dtype)  # [..., 1, Pj, 1]
-        other = torch.cat([flag_j + zeros, rel, own[..., 2:].unsqueeze(-3) + zeros], dim=-1) * flag_j  # [..., Pi, Pj, 1 + Own]
-        P = pos.shape[-2]
-        far = (~present.transpose(-1, -2)).to(pos.dtype) * 1e3 + torch.eye(P, dtype=pos.dtype, device=pos.device) * 1e6
-        order = torch.argsort(rel.norm(dim=-1) + far, dim=-1)[..., : P - 1]  # [..., Pi, P - 1]
-        index = order.unsqueeze(-1) + torch.zeros_like(other[..., : P - 1, :], dtype=torch.long)  # [..., Pi, P - 1, 1 + Own]
-        other = torch.gather(other, -2, index).flatten(-2)
-        return torch.cat([own, agent_rel, agent_rest, act_rel, other], dim=-1)
+        index = order.unsqueeze(-1) + torch.zeros_like(other, dtype=torch.long)
+        return torch.cat([mine, torch.gather(other, -2, index).flatten(-2)], dim=-1)
 
     def predict_deltas(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """Normalised residuals ``[K, B, F, S]`` for ``obs_history[K|1, B, n_obs, S]`` and
@@ -241,12 +278,9 @@ class DynamicsEnsemble(PretrainedModel):
         norm = self.normalizer
         lead = torch.broadcast_shapes(obs_history.shape[:-2], actions.shape[:-2])  # [K|1, B]
         obs_history, actions = obs_history.expand(*lead, *obs_history.shape[-2:]), actions.expand(*lead, *actions.shape[-2:])
-        feats = self.features(obs_history)
-        x = torch.cat([norm.normalize("state", feats["state"]).flatten(-2),  # [K|1, B, n_obs * S]
-                       norm.normalize("velocity", feats["velocity"]).flatten(-2),  # [K|1, B, (n_obs - 1) * S]
-                       norm.normalize("relative", feats["relative"]),  # [K|1, B, R]
-                       norm.normalize("action", actions).flatten(-2)], dim=-1)  # [K|1, B, F * A]
-        out = self.core(x)  # [K, B, F * S], or [K, B, F * Na] (the agent) when relational
+        x = torch.cat([self.history_inputs(obs_history), actions.flatten(-2)], dim=-1)  # [K|1, B, In], env units
+        mean, std = norm.input_stats(self.n_obs_steps, self.horizon)
+        out = self.core((x - mean.to(x)) / std.to(x))  # [K, B, F * S], or [K, B, F * Na] (the agent) when relational
         if self.object_core is None:
             return out.unflatten(-1, (self.horizon, self.state_dim))
         H, (P, G) = self.horizon, self.slots.shape
@@ -254,9 +288,8 @@ class DynamicsEnsemble(PretrainedModel):
         moved = self.object_core(objects.flatten(-3, -2))  # [K, B * P, H * (G - 1)]
         moved = norm.unnormalize("object_delta", moved.unflatten(-2, (-1, P)).unflatten(-1, (H, G - 1)))  # [K, B, P, H, G-1]
         agent = norm.unnormalize("delta", out.unflatten(-1, (H, -1)), entries=self.agent)  # [K, B, H, Na]
-        residual = torch.cat([agent, moved.transpose(-3, -2).flatten(-2),  # [K, B, H, P * (G - 1)]
-                              agent[..., :1] * 0], -1)  # one zero column for the copied entries
-        return norm.normalize("delta", residual[..., self.scatter])  # [K, B, H, S]
+        residual = torch.cat([agent, moved.transpose(-3, -2).flatten(-2)], -1)  # [K, B, H, Na + P * (G - 1)]
+        return norm.normalize("delta", residual @ self.scatter)  # [K, B, H, S]
 
     def predict(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """States ``s[t+1 .. t+F]`` ``[K, B, F, S]`` (env units) for ``obs_history[K|1, B, n_obs, S]`` and
@@ -305,7 +338,7 @@ class DynamicsEnsemble(PretrainedModel):
             carry, prev = points - pos[k], points
             steps.append(points)
         moved_xy = torch.stack(steps).reshape(F, 2, P, K, -1).permute(3, 4, 0, 2, 1).flatten(-2)  # [K, B, F, 2P]
-        return torch.cat([states, moved_xy], dim=-1)[..., self.positions]
+        return torch.cat([states, moved_xy], dim=-1) @ self.positions
 
     def imagine(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """``predict`` for chunks of any length ``F <= max_horizon``: ``[K, B, F, S]``.

@@ -78,6 +78,12 @@ class DynamicsNormalizer:
         """``x`` in env units -> zero mean, unit spread (over the fitted data)."""
         return (x - self.stats[f"{key}.mean"].to(x)) / self._std[key].to(x)
 
+    def input_stats(self, n_obs: int, horizon: int) -> tuple[Tensor, Tensor]:
+        """Mean and std ``[In]`` of the core network's inputs side by side: ``n_obs`` states,
+        ``n_obs - 1`` velocities, the relative entries and ``horizon`` actions (as ``normalize``)."""
+        keys = ["state"] * n_obs + ["velocity"] * (n_obs - 1) + ["relative"] + ["action"] * horizon
+        return (torch.cat([self.stats[f"{k}.mean"] for k in keys]), torch.cat([self._std[k] for k in keys]))
+
     def unnormalize(self, key: str, x: Tensor, entries: Tensor | None = None) -> Tensor:
         """Inverse of ``normalize``; ``entries``: ``x`` holds only these indices of the last axis."""
         mean, std = self.stats[f"{key}.mean"], self._std[key]
