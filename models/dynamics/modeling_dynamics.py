@@ -145,6 +145,8 @@ class DynamicsEnsemble(PretrainedModel):
             for i, g in enumerate(c.presence_groups):
                 positions[g[1]], positions[g[2]] = [(state_dim + 2 * i, 1.0)], [(state_dim + 2 * i + 1, 1.0)]
             self.register_buffer("positions", linear_map(state_dim + 2 * P, positions), persistent=False)  # [S + 2P, S]
+            xy = [[(g[1 + k], 1.0)] for k in range(2) for g in c.presence_groups]
+            self.register_buffer("slot_xy", linear_map(state_dim, xy), persistent=False)  # [S, 2P]: every x, then every y
             first, second = torch.triu_indices(P, P, 1)  # the Q = P(P-1)/2 pairs i < j
             eye = torch.eye(P)
             self.register_buffer("pair_first", eye[first], persistent=False)  # [Q, P]: one-hot of i
@@ -228,11 +230,10 @@ class DynamicsEnsemble(PretrainedModel):
 
     def copy_mask(self, state: Tensor) -> Tensor:
         """``bool[..., S]``: entries of ``state[..., S]`` that are copied rather than predicted."""
-        mask = self.fixed.expand_as(state)
-        if len(self.flags):
-            absent = state[..., self.flags] < 0.5  # [..., P]
-            mask = mask | (absent.unsqueeze(-1) & self.gates).any(-2)
-        return mask
+        if not len(self.flags):
+            return self.fixed.expand_as(state)
+        absent = state[..., self.flags] < 0.5  # [..., P]
+        return self.fixed | (absent.unsqueeze(-1) & self.gates).any(-2)
 
     def features(self, obs_history: Tensor) -> dict[str, Tensor]:
         """Unnormalised inputs from ``obs_history[..., n_obs, S]``: ``state`` (the history),
@@ -244,7 +245,8 @@ class DynamicsEnsemble(PretrainedModel):
 
     def history_inputs(self, obs_history: Tensor) -> Tensor:
         """``features`` of ``obs_history[..., n_obs, S]`` side by side: ``[..., (2 n_obs - 1) S + R]``."""
-        return obs_history.flatten(-2) @ self.history_map
+        o, S = self.n_obs_steps, self.state_dim
+        return obs_history.reshape(*obs_history.shape[:-2], o * S) @ self.history_map
 
     def object_features(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """Each object's inputs in its own frame, ``[..., P, I]`` for ``obs_history[..., n_obs, S]`` and
@@ -258,17 +260,19 @@ class DynamicsEnsemble(PretrainedModel):
         flags and the order is one matmul with ``object_map``.
         """
         (P, G), n = self.slots.shape, self.others.shape[1]
-        mine = self.config.object_input_dim - n * (1 + (G - 1) * self.n_obs_steps)  # own, agent, action entries
-        z = torch.cat([obs_history.flatten(-2), actions.flatten(-2)], dim=-1)  # [..., Z]
-        raw = (z @ self.object_map).unflatten(-1, (P, -1))  # [..., P, I - n]
-        mine, other = raw[..., :mine], raw[..., mine:].unflatten(-1, (n, -1))  # [..., P, mine], [..., P, n, Own]
-        present = (obs_history[..., -1, self.flags] >= 0.5).to(raw.dtype)  # [..., P]
-        flag = present[..., self.others].unsqueeze(-1)  # [..., P, n, 1]: is i's j-th other slot present
-        order = torch.argsort(other[..., :2].norm(dim=-1) + (1 - flag[..., 0]) * 1e3, dim=-1)  # [..., P, n]
-        other = torch.cat([flag, other], dim=-1) * flag  # [..., P, n, 1 + Own]
-        # (broadcast by adding zeros, not expand: a traced expand would fix the batch size in an ONNX export)
-        index = order.unsqueeze(-1) + torch.zeros_like(other, dtype=torch.long)
-        return torch.cat([mine, torch.gather(other, -2, index).flatten(-2)], dim=-1)
+        o, S, H, A = self.n_obs_steps, self.state_dim, self.horizon, self.action_dim
+        own, lead = (G - 1) * o, obs_history.shape[:-2]
+        mine = self.config.object_input_dim - n * (1 + own)  # own, agent, action entries
+        rows = obs_history.reshape(-1, o, S)
+        z = torch.cat([rows.reshape(-1, o * S), actions.reshape(-1, H * A)], dim=-1)  # [R, Z]
+        raw = (z @ self.object_map).reshape(-1, P, mine + n * own)  # [R, P, I - n]
+        mine, other = raw[..., :mine], raw[..., mine:].reshape(-1, P, n, own)  # [R, P, mine], [R, P, n, Own]
+        present = (rows[:, -1, self.flags] >= 0.5).to(raw.dtype)  # [R, P]
+        flag = present[:, self.others].unsqueeze(-1)  # [R, P, n, 1]: is i's j-th other slot present
+        order = torch.argsort(other[..., :2].norm(dim=-1) + (1 - flag[..., 0]) * 1e3, dim=-1)  # [R, P, n]
+        other = torch.cat([flag, other], dim=-1) * flag  # [R, P, n, 1 + Own]
+        other = torch.gather(other, -2, order.unsqueeze(-1).expand(-1, -1, -1, 1 + own))
+        return torch.cat([mine, other.reshape(-1, P, n * (1 + own))], dim=-1).reshape(*lead, P, -1)
 
     def predict_deltas(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """Normalised residuals ``[K, B, F, S]`` for ``obs_history[K|1, B, n_obs, S]`` and
@@ -276,19 +280,24 @@ class DynamicsEnsemble(PretrainedModel):
         if self.normalizer is None:
             raise ValueError("this DynamicsEnsemble has no normaliser: load it with from_pretrained or train it")
         norm = self.normalizer
-        lead = torch.broadcast_shapes(obs_history.shape[:-2], actions.shape[:-2])  # [K|1, B]
-        obs_history, actions = obs_history.expand(*lead, *obs_history.shape[-2:]), actions.expand(*lead, *actions.shape[-2:])
-        x = torch.cat([self.history_inputs(obs_history), actions.flatten(-2)], dim=-1)  # [K|1, B, In], env units
-        mean, std = norm.input_stats(self.n_obs_steps, self.horizon)
+        # every member's inputs, [K, B, ...]: reshapes then name every size but B (no shape ops in an ONNX export)
+        K, o, S, H, A = self.ensemble_size, self.n_obs_steps, self.state_dim, self.horizon, self.action_dim
+        lead = torch.broadcast_shapes(obs_history.shape[:-2], actions.shape[:-2], (K, 1))
+        if obs_history.shape[:-2] != lead:
+            obs_history = obs_history.expand(*lead, o, S)
+        if actions.shape[:-2] != lead:
+            actions = actions.expand(*lead, H, A)
+        x = torch.cat([self.history_inputs(obs_history.reshape(K, -1, o, S)), actions.reshape(K, -1, H * A)], dim=-1)
+        mean, std = norm.input_stats(o, H)  # x: [K, B, In] in env units
         out = self.core((x - mean.to(x)) / std.to(x))  # [K, B, F * S], or [K, B, F * Na] (the agent) when relational
         if self.object_core is None:
-            return out.unflatten(-1, (self.horizon, self.state_dim))
-        H, (P, G) = self.horizon, self.slots.shape
-        objects = norm.normalize("object", self.object_features(obs_history, actions))  # [K|1, B, P, I]
-        moved = self.object_core(objects.flatten(-3, -2))  # [K, B * P, H * (G - 1)]
-        moved = norm.unnormalize("object_delta", moved.unflatten(-2, (-1, P)).unflatten(-1, (H, G - 1)))  # [K, B, P, H, G-1]
-        agent = norm.unnormalize("delta", out.unflatten(-1, (H, -1)), entries=self.agent)  # [K, B, H, Na]
-        residual = torch.cat([agent, moved.transpose(-3, -2).flatten(-2)], -1)  # [K, B, H, Na + P * (G - 1)]
+            return out.reshape(K, -1, H, S)
+        P, G = self.slots.shape
+        objects = norm.normalize("object", self.object_features(obs_history, actions))  # [K, B, P, I]
+        moved = self.object_core(objects.reshape(K, -1, objects.shape[-1]))  # [K, B * P, H * (G - 1)]
+        moved = norm.unnormalize("object_delta", moved.reshape(K, -1, P, H, G - 1))  # [K, B, P, H, G - 1]
+        agent = norm.unnormalize("delta", out.reshape(K, -1, H, len(self.agent)), entries=self.agent)  # [K, B, H, Na]
+        residual = torch.cat([agent, moved.transpose(2, 3).reshape(K, -1, H, P * (G - 1))], -1)  # [K, B, H, Na + P(G-1)]
         return norm.normalize("delta", residual @ self.scatter)  # [K, B, H, S]
 
     def predict(self, obs_history: Tensor, actions: Tensor) -> Tensor:
@@ -314,14 +323,12 @@ class DynamicsEnsemble(PretrainedModel):
         picked and summed back with one-hot ``[Q, P]`` matmuls: every op then runs over long
         contiguous spans (onnxruntime's CPU broadcast is slow on short trailing axes).
         """
-        K, B, F, S = states.shape
-        P = self.slots.shape[0]
+        F, S, P = int(states.shape[-2]), self.state_dim, self.slots.shape[0]  # (a fixed F in an ONNX export)
         first, second = self.pair_first, self.pair_second  # [Q, P]
-        xy = self.slots[:, 1:3]  # [P, 2]
-        pos = states[..., xy].permute(2, 4, 3, 0, 1).reshape(F, 2, P, -1)  # [F, 2, P, N]
+        pos = (states @ self.slot_xy).permute(2, 3, 0, 1).reshape(F, 2, P, -1)  # [F, 2, P, N]
         now = current[..., 0, :] + states[..., 0, :] * 0  # [K, B, S]
-        prev = now[..., xy].permute(3, 2, 0, 1).reshape(2, P, -1)  # [2, P, N]
-        present = (now[..., self.slots[:, 0]] >= 0.5).to(states.dtype).permute(2, 0, 1).reshape(P, -1)  # [P, N]
+        prev = (now @ self.slot_xy).permute(2, 0, 1).reshape(2, P, -1)  # [2, P, N]
+        present = (now[..., self.flags] >= 0.5).to(states.dtype).permute(2, 0, 1).reshape(P, -1)  # [P, N]
         pairs = (first @ present) * (second @ present)  # [Q, N]: both present
         carry = prev * 0  # corrections so far
         steps = []
@@ -337,8 +344,8 @@ class DynamicsEnsemble(PretrainedModel):
             points = points + second.T @ to_j - first.T @ (push - to_j)
             carry, prev = points - pos[k], points
             steps.append(points)
-        moved_xy = torch.stack(steps).reshape(F, 2, P, K, -1).permute(3, 4, 0, 2, 1).flatten(-2)  # [K, B, F, 2P]
-        return torch.cat([states, moved_xy], dim=-1) @ self.positions
+        moved_xy = torch.stack(steps).permute(3, 0, 2, 1).reshape(-1, F, 2 * P)  # [N, F, 2P]
+        return (torch.cat([states.reshape(-1, F, S), moved_xy], dim=-1) @ self.positions).reshape_as(states)
 
     def imagine(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """``predict`` for chunks of any length ``F <= max_horizon``: ``[K, B, F, S]``.
@@ -349,14 +356,15 @@ class DynamicsEnsemble(PretrainedModel):
         H, o, F = self.horizon, self.n_obs_steps, actions.shape[-2]
         if F > self.max_horizon:
             raise ValueError(f"actions have {F} steps but this model rolls out at most {self.max_horizon}")
-        hist, pieces = obs_history, []
+        K = self.ensemble_size
+        hist, actions, pieces = obs_history.expand(K, -1, -1, -1), actions.expand(K, -1, -1, -1), []
         for start in range(0, F, H):
             piece = actions[..., start : start + H, :]
             if piece.shape[-2] < H:
-                piece = torch.cat([piece, piece[..., -1:, :].expand(*piece.shape[:-2], H - piece.shape[-2], -1)], -2)
+                piece = torch.cat([piece, piece[..., -1:, :].expand(-1, -1, H - piece.shape[-2], -1)], -2)
             pred = self.predict(hist, piece)  # [K, B, H, S]
             pieces.append(pred)
-            hist = torch.cat([hist.expand(*pred.shape[:-2], *hist.shape[-2:]), pred], dim=-2)[..., -o:, :]
+            hist = torch.cat([hist, pred], dim=-2)[..., -o:, :]
         return torch.cat(pieces, dim=-2)[..., :F, :]
 
     def compute_loss(self, batch: Mapping[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
