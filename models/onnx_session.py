@@ -15,14 +15,18 @@ import logging
 import os
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from forethought.files import atomic_path
 
+MIN_SHARD_ROWS = 8
+"""A batch is split over ``ExportedGraph``'s CPU sessions only into parts of at least this many rows."""
 OPSET = 18
 """ONNX opset of the exports (18 has ``Mish`` and ``GroupNormalization``)."""
 META_WEIGHTS = "forethought.weights_sha256"
@@ -127,7 +131,11 @@ class ExportedGraph:
 
     Args:
         path: the ``.onnx`` file.
-        threads: onnxruntime intra-op threads (default: ``torch.get_num_threads()``).
+        threads: threads per call (default: ``torch.get_num_threads()``). On the CPU provider that
+            many single-threaded sessions split each batch between them (``run_batch``): with
+            intra-op threads that do not spin, the many small ops of these graphs gain nothing
+            from a second thread (BENCHMARKS.md, "Fast D-MPC"). On CUDA, one session with that
+            many intra-op threads.
         providers: onnxruntime execution providers (default: CPU).
     """
 
@@ -140,12 +148,35 @@ class ExportedGraph:
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None,
                  providers: list[str] | None = None) -> None:
         self.path = Path(path)
-        self.session = open_session(self.path, threads, providers, self.what, self.hint)
+        n = torch.get_num_threads() if threads is None else int(threads)
+        shards = 1 if "CUDAExecutionProvider" in (providers or CPU_PROVIDERS) else max(n, 1)
+        self.sessions = [open_session(self.path, threads if shards == 1 else 1, providers, self.what, self.hint)
+                         for _ in range(shards)]
+        self.session = self.sessions[0]
+        self._pool = ThreadPoolExecutor(shards - 1, thread_name_prefix="onnx-shard") if shards > 1 else None
         self.metadata: dict[str, str] = self.session.get_modelmeta().custom_metadata_map
         if not {self.config_key, META_WEIGHTS, *self.extra_keys} <= set(self.metadata):
             raise ValueError(f"{self.path} was not written by forethought's {self.writer} (no {self.what} metadata)")
         self.config: dict[str, Any] = json.loads(self.metadata[self.config_key])
         self.weights_sha256 = self.metadata[META_WEIGHTS]
+
+    def run_batch(self, outputs: list[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """``session.run`` with the batch split over the CPU sessions, one thread each.
+
+        The batch is axis 0 of the largest feed; feeds with another axis-0 length (one shared
+        conditioning row) go to every shard whole. Rows are computed independently, so the
+        result equals one session's (``tests/test_onnx_export.py``).
+        """
+        batch = max(len(v) for v in feeds.values())
+        shards = min(len(self.sessions), batch // MIN_SHARD_ROWS)
+        if shards <= 1:
+            return self.session.run(outputs, dict(feeds))
+        bounds = np.linspace(0, batch, shards + 1).round().astype(int)
+        parts = [{k: v[lo:hi] if len(v) == batch else v for k, v in feeds.items()} for lo, hi in zip(bounds[:-1], bounds[1:])]
+        futures = [self._pool.submit(s.run, outputs, p) for s, p in zip(self.sessions[1:], parts[1:])]
+        first = self.session.run(outputs, parts[0])
+        rest = [f.result() for f in futures]
+        return [np.concatenate([out, *(r[i] for r in rest)]) for i, out in enumerate(first)]
 
 
 def export_parser(description: str, model_help: str) -> argparse.ArgumentParser:

@@ -65,6 +65,22 @@ def test_onnxruntime_matches_torch_on_the_same_inputs(exported: tuple[DiffusionP
     assert torch.allclose(eps, want, atol=TOL, rtol=0)
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_sharded_sessions_compute_what_one_session_does(exported: tuple[DiffusionProposer, Path], shared: bool) -> None:
+    """``threads=3`` on the CPU: three one-thread sessions split the batch (a shared conditioning row
+    goes to each whole); the rows come back in order and equal one session's, bit for bit."""
+    p, path = exported
+    one, three = OnnxDenoiser(path, threads=1), OnnxDenoiser(path, threads=3)
+    assert len(one.sessions) == 1 and len(three.sessions) == 3
+    assert all(s.get_session_options().intra_op_num_threads == 1 for s in three.sessions)
+    for batch in (5, 26):  # below MIN_SHARD_ROWS per part: one session; else 3 parts of 8-9 rows
+        inputs = {k: v.numpy() for k, v in example_inputs(p, batch, seed=batch, shared=shared).items()}
+        want, got = one.run(inputs), three.run(inputs)
+        assert got.shape == want.shape == (batch, p.config.horizon, p.config.action_dim)
+        assert np.array_equal(got, want)
+        assert np.abs(got[1:] - got[:-1]).max() > 0  # the rows differ, so an order mix-up would show
+
+
 def test_exported_conditioning_batch_is_its_own_axis(exported: tuple[DiffusionProposer, Path]) -> None:
     _, path = exported
     axes = {i.name: i.shape[0] for i in OnnxDenoiser(path, threads=1).session.get_inputs()}

@@ -112,8 +112,8 @@ class OnnxEnsemble(ExportedGraph):
             raise ValueError(f"{self.what} {self.path} was exported from other weights than this ensemble's: re-export it")
 
     def run(self, obs_history: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """One session call: ``obs_history[B, n_obs, S]``, ``actions[B, F, A]`` -> ``states[B, K, F, S]``."""
-        return self.session.run(["states"], {"obs_history": obs_history, "actions": actions})[0]
+        """``obs_history[B, n_obs, S]``, ``actions[B, F, A]`` -> ``states[B, K, F, S]`` (numpy; ``run_batch``)."""
+        return self.run_batch(["states"], {"obs_history": obs_history, "actions": actions})[0]
 
     def __call__(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """``obs_history[B, n_obs, S]``, ``actions[B, F', A]`` (``F' <= F``) -> ``states[K, B, F', S]``."""

@@ -283,8 +283,8 @@ class OnnxDenoiser(ExportedGraph):
             )
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """One session call on numpy inputs named as in the export."""
-        return self.session.run(["eps"], {k: inputs[k] for k in self.input_names})[0]
+        """``eps`` for numpy inputs named as in the export (``run_batch``)."""
+        return self.run_batch(["eps"], {k: inputs[k] for k in self.input_names})[0]
 
     def __call__(self, sample: Tensor, timestep: Tensor | int, global_cond: Tensor) -> Tensor:
         """``sample[B, F, A]``, ``timestep`` (scalar or ``[B]``), ``global_cond[B, D]`` -> ``eps[B, F, A]``.

@@ -123,7 +123,7 @@ class OnnxRollout(ExportedGraph):
                              f"{blocks.shape[1]}: re-export it with --horizon {blocks.shape[1]}")
         feed = {k: np.ascontiguousarray(v.detach().to("cpu", torch.float32).numpy())
                 for k, v in (("window", window), ("present", present), ("blocks", blocks))}
-        return torch.from_numpy(self.session.run(["z"], feed)[0]).to(blocks.device)
+        return torch.from_numpy(self.run_batch(["z"], feed)[0]).to(blocks.device)
 
 
 def max_abs_difference(model: LatentWorldModel, rollout: OnnxRollout, n: int = 16, seed: int = 0) -> float:
