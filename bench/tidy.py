@@ -64,9 +64,9 @@ def build(row: str, args: argparse.Namespace) -> Any:
         options["disturbance_weight"] = "0"
     if kind.startswith("mppi"):
         options.update(samples="32", iterations="1", elites="6")
-    spec = PolicySpec(model=None if policy == "expert" else pretrained_dir() / "proposer-pushblocks",
+    spec = PolicySpec(model=None if policy == "expert" else args.model,
                       env_id=PUSH_BLOCKS_ID, observation_dim=scene.OBS_DIM, action_dim=scene.ACTION_DIM,
-                      num_inference_steps=None if policy == "expert" else args.inference_steps,
+                      num_inference_steps=None if policy == "expert" else args.inference_steps or None,
                       action_steps=None if policy == "expert" else 8, options=options,
                       planner=None if policy != "dmpc" else kind.split("-")[0],
                       dynamics=(args.today_dynamics or args.dynamics if kind.endswith("-today") else args.dynamics)
@@ -129,7 +129,10 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
     parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-49"), help="single-step seeds")
     parser.add_argument("--plan-seeds", type=parse_seeds, default=parse_seeds("0-49"), help="3-step plan seeds")
-    parser.add_argument("--inference-steps", type=int, default=5)
+    parser.add_argument("--model", type=Path, default=pretrained_dir() / "proposer-pushblocks",
+                        help="the proposer of the D-MPC and proposer rows, e.g. the one-step student "
+                        "models/pretrained/proposer-pushblocks-fast (with --inference-steps 0 --option backend=onnx)")
+    parser.add_argument("--inference-steps", type=int, default=5, help="diffusion steps; 0: the model's default")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="dmpc --policy-option for every D-MPC row")
     parser.add_argument("--dynamics", default=str(pretrained_dir() / "dynamics-pushblocks"),
@@ -141,8 +144,8 @@ def main() -> None:
     args = parser.parse_args()
     args.option = key_values(args.option, "--option")
     torch.set_num_threads(args.threads)
-    out: dict[str, Any] = {"seeds": args.seeds, "plan_seeds": args.plan_seeds, "plan": PLAN,
-                           "options": args.option, "rows": {}}
+    out: dict[str, Any] = {"seeds": args.seeds, "plan_seeds": args.plan_seeds, "plan": PLAN, "model": str(args.model),
+                           "inference_steps": args.inference_steps, "options": args.option, "rows": {}}
     print("| row | success (95% CI) | displaced median | displaced p90 | > 2 cm | replan ms median | re-issues |")
     print("|---|---|---|---|---|---|---|")
     for row in args.rows:
