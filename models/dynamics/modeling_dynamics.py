@@ -63,6 +63,14 @@ def linear_map(rows: int, columns: list[list[tuple[int, float]]]) -> Tensor:
     return out
 
 
+def outer_norm(x: Tensor) -> Tensor:
+    """``x.norm(dim=0)``: one ``ReduceL2`` in an ONNX export; in torch the square root of the sum of
+    squares, since torch's norm over an outer axis is about 20x slower (95 vs 5 us on ``[2, 3, 320]``)."""
+    if torch.onnx.is_in_onnx_export():
+        return x.norm(dim=0)
+    return (x * x).sum(0).sqrt()
+
+
 class EnsembleMLP(nn.Module):
     """``K`` independent MLPs ``x[K, B, in] -> [K, B, out]`` with stacked weights ``[K, in, out]``.
 
@@ -334,9 +342,9 @@ class DynamicsEnsemble(PretrainedModel):
         steps = []
         for k in range(F):
             points = pos[k] + carry  # [2, P, N]
-            moved = (points - prev).norm(dim=0)  # [P, N]
+            moved = outer_norm(points - prev)  # [P, N]
             line = self.pair_line @ prev  # [2, Q, N]: from i to j
-            line = line / line.norm(dim=0).clamp_min(1e-6)
+            line = line / outer_norm(line).clamp_min(1e-6)
             gap = ((self.pair_line @ points) * line).sum(0)  # [Q, N]
             push = line * ((self.config.separation - gap).clamp_min(0) * pairs)  # [2, Q, N]: moves j along the line
             moved_i, moved_j = first @ moved, second @ moved  # [Q, N]
