@@ -68,3 +68,24 @@ def test_ssd_with_its_draft_process_equals_target_greedy_under_the_grammar(plann
 def test_injection_and_nonsense_are_refused_end_to_end(planners, command, scene):
     result = planners["ssd"].plan(command, scene)
     assert result.plan["steps"] == [] and result.plan["refusal"], result.plan
+
+
+def test_the_covering_second_decode_is_target_greedy_in_every_mode(planners):
+    """The grammar of a second decode (``coverage``) crosses the process boundary too: every mode emits the
+    target's greedy tokens under it, and the plan goes to the command's destinations in order."""
+    from forethought.llm_planner.planning.coverage import covers, demand
+    from forethought.llm_planner.planning.schema import SCENES
+
+    command, scene = "blue to the right, red to the top left and green beside red", "pushblocks-3"  # written for this test
+    want = demand(command, SCENES[scene])
+    assert want.targets == ("right", "top_left", "red_block")
+    outs = {}
+    for mode in ("fresh", "ar", "sd", "ssd"):
+        planner = planners[mode]
+        ids = planner._prepare(command, scene)[2]
+        outs[mode] = planner.engine.generate(ids, planner.max_new_tokens, eos_ids=planner.eos_ids,
+                                             constraint=planner.constraint(SCENES[scene], want)).tokens
+    assert outs["ar"] == outs["sd"] == outs["ssd"] == outs["fresh"]
+    result = planners["ssd"]._finish(outs["ssd"], SCENES[scene], {}, command, [])
+    assert not result.plan["steps"] or covers(result.plan, want)
+    assert planners["ssd"].plan(command, scene).plan == planners["fresh"].plan(command, scene).plan

@@ -91,3 +91,25 @@ def test_vocabulary_mismatch_is_refused(tiny_llama):
     _, other = tiny_llama(1, vocab=64)
     with pytest.raises(ValueError, match="share a vocabulary"):
         Engine(HFLanguageModel(target), EngineConfig(mode="sd"), draft=HFLanguageModel(other))
+
+
+def test_the_process_keeps_only_the_most_recent_constraints_and_stays_exact(tokenizer, tiny_llama):
+    """A planner sends a new grammar for every command it decodes a second time: the parent and the child keep
+    only ``KEPT_CONSTRAINTS`` of them, and decoding under each stays the target's constrained greedy."""
+    from forethought.llm_planner.decoding.draft_process import KEPT_CONSTRAINTS
+    from forethought.llm_planner.planning.grammar import GrammarConstraint, token_strings
+    from forethought.llm_planner.planning.schema import plan_dfa
+
+    cfg, target = tiny_llama(0, vocab=len(tokenizer))
+    spec = ModelSpec(config=cfg, state_dict={k: v + 0.01 * torch.randn_like(v) for k, v in target.state_dict().items()})
+    tokens, eos = token_strings(tokenizer), {tokenizer.eos_token_id}
+    grammars = [GrammarConstraint(plan_dfa(targets=(region,)), tokens, eos, len(tokenizer))
+                for region in ("left", "right", "center") * ((KEPT_CONSTRAINTS + 3) // 3 + 1)]
+    prompt = [5, 17, 33, 2, 9]
+    ar = Engine(HFLanguageModel(target), EngineConfig(mode="ar"))
+    with Engine(HFLanguageModel(target), EngineConfig(mode="ssd", lookahead=3), draft=spec) as engine:
+        for g in grammars + grammars[-2:]:  # the last two again: still known to the child
+            assert engine.generate(prompt, 24, eos_ids=eos, constraint=g).tokens == ar.generate(prompt, 24, eos_ids=eos, constraint=g).tokens
+            assert len(engine.speculator._sent) <= KEPT_CONSTRAINTS
+        assert len(engine.speculator._sent) == KEPT_CONSTRAINTS
+        assert not engine.generate(prompt, 24, eos_ids=eos, constraint=grammars[0]).stats.warnings  # forgotten, then sent again

@@ -1,8 +1,10 @@
 """Measure the planner on a labelled command set: schema validity, exact plans, refusals, wrong executions.
 
-With grounding on, ``decoded`` in the report scores the same run's plans as decoded, before grounding.
+With grounding on, ``decoded`` in the report scores the same run's plans as decoded, before grounding
+(for a command decoded twice for coverage, the decode whose plan was kept).
 Splits: ``train`` and ``heldout`` of the generated set (``planning.commands``), ``dev`` and ``test``
-of the hand-written frozen set (``planning.frozen``; read ``test`` only to report).
+of the hand-written frozen set (``planning.frozen``; read ``test`` only to report), ``composed``: rows of
+the compositional generator (``planning.compose``) for a seed no training used.
 
 Examples::
 
@@ -11,6 +13,7 @@ Examples::
     forethought plan-eval --split heldout --mode sd --json
     forethought plan-eval --split dev --no-grounding   # the decoded plans as they were before grounding
     forethought plan-eval --split dev --sweep          # + the refusal threshold's trade-off curve on plan log-probability
+    forethought plan-eval --split composed --composed-seed 999 --no-coverage   # generated rows, no second decode
 
 ``--mode batched`` decodes many commands at once with the target alone (fast; equal to the
 engine's greedy output up to floating-point near-ties); ``ar``/``sd``/``ssd`` run ``Planner.plan``
@@ -26,14 +29,19 @@ import sys
 
 from ..decoding.engine import MODES, EngineConfig
 from ..planning import commands, frozen
+from ..planning.compose import compose
 from .options import add_device_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..planning.planner import DEFAULT_ADAPTER, DEFAULT_DRAFT, DEFAULT_TARGET
 
-    parser.add_argument("--split", choices=("heldout", "train", "all") + frozen.SPLITS, default="all",
-                        help="all: train and heldout; dev/test: the frozen hand-written set")
+    parser.add_argument("--split", choices=("heldout", "train", "all", "composed") + frozen.SPLITS, default="all",
+                        help="all: train and heldout; dev/test: the frozen hand-written set; composed: --composed-rows generated rows")
+    parser.add_argument("--composed-rows", type=int, default=300)
+    parser.add_argument("--composed-seed", type=int, default=999, help="training used seeds 0-13")
+    parser.add_argument("--no-coverage", dest="coverage", action="store_false",
+                        help="keep a plan that does less than the command asks (no second decode; planning.coverage)")
     parser.add_argument("--mode", choices=("batched",) + MODES, default="batched")
     parser.add_argument("--target", default=DEFAULT_TARGET)
     parser.add_argument("--draft", default=DEFAULT_DRAFT)
@@ -87,9 +95,10 @@ def run(args: argparse.Namespace) -> int:
         report = {}
         with Planner.load(args.target, args.draft, EngineConfig(mode=mode), adapter=args.adapter, device=args.device,
                           dtype=args.dtype) as planner:
-            planner.grounding, planner.score_plans = args.grounding, args.sweep
+            planner.grounding, planner.score_plans, planner.coverage = args.grounding, args.sweep, args.coverage
             for split in splits:
-                rows = (frozen.load(split) if split in frozen.SPLITS else commands.load(split))[: args.limit]
+                rows = (frozen.load(split) if split in frozen.SPLITS else compose(args.composed_rows, args.composed_seed)
+                        if split == "composed" else commands.load(split))[: args.limit]
                 if args.mode == "batched":
                     results = planner.plan_batch([(r["command"], r["scene"]) for r in rows], args.batch_size)
                 else:

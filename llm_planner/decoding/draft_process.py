@@ -1,9 +1,11 @@
 """The SSD draft in its own spawned process, one torch thread, commanded over a ``Pipe``.
 
 Messages (parent → child): ``("start", prompt, seed, key, constraint | None)``, ``("propose", SpecRequest)``,
-``("exit",)``. A constraint crosses the pipe once: the child keeps every one it was sent under its
+``("forget", key)``, ``("exit",)``. A constraint crosses the pipe once: the child keeps it under its
 ``key`` (with the masks it has computed for it) and the parent sends ``None`` for a key already sent,
-so alternating scenes never rebuild masks in the child. Child → parent:
+so alternating scenes never rebuild masks in the child. Both sides keep the ``KEPT_CONSTRAINTS`` most
+recently used ones: the parent tells the child to forget the one it drops (a planner makes a new
+grammar for each command it decodes a second time, ``planning.coverage``). Child → parent:
 ``("ready", vocab_size)``, ``("proposal", Proposal)``, ``("error", text)``.
 
 After sending each proposal the child pre-drafts the next round's branches while the parent
@@ -22,6 +24,9 @@ from typing import Any
 from .language_model import ModelSpec
 from .speculate_types import Proposal, SpecRequest, TokenConstraint
 from .speculator import DraftSpeculator, Speculator, SpeculatorConfig
+
+
+KEPT_CONSTRAINTS = 16
 
 
 class DraftProcessError(RuntimeError):
@@ -45,7 +50,9 @@ def _worker(conn: Any, spec: ModelSpec, config: SpeculatorConfig, parent_pid: in
             msg = conn.recv()
             if msg[0] == "exit":
                 return
-            if msg[0] == "start":
+            if msg[0] == "forget":
+                constraints.pop(msg[1], None)
+            elif msg[0] == "start":
                 _, prompt, seed, key, new_constraint = msg
                 if key not in constraints:
                     constraints[key] = new_constraint
@@ -98,7 +105,7 @@ class ProcessSpeculator(Speculator):
         self.proc.start()
         child.close()
         self._finalizer = weakref.finalize(self, _shutdown, self.proc, self.conn, 2.0)
-        self._sent: dict[int, TokenConstraint | None] = {}  # key -> constraint (kept alive so that ids stay unique)
+        self._sent: dict[int, TokenConstraint | None] = {}  # key -> constraint (kept alive so that ids stay unique), oldest first
         self.vocab_size = int(self._receive("ready", startup_timeout_s)[1])
 
     @property
@@ -134,7 +141,11 @@ class ProcessSpeculator(Speculator):
         key = id(constraint)
         payload = None if key in self._sent else constraint
         self._send(("start", list(prompt), seed, key, payload))
-        self._sent[key] = constraint
+        self._sent[key] = self._sent.pop(key, constraint)  # now the most recently used
+        if len(self._sent) > KEPT_CONSTRAINTS:
+            oldest = next(iter(self._sent))
+            self._send(("forget", oldest))
+            del self._sent[oldest]
 
     def propose(self, request: SpecRequest) -> Proposal:
         self._send(("propose", request))

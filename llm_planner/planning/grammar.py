@@ -63,9 +63,11 @@ class Pattern:
 
 
 class Dfa:
-    """Lazy subset construction of a ``Pattern`` fragment. States are ints; ``DEAD`` is -1."""
+    """Lazy subset construction of an NFA fragment ``(start, final)``: a ``Pattern``, or any object whose
+    ``eps[node]`` and ``edges[node]`` read like a ``Pattern``'s (``schema``'s plan NFA makes its nodes on demand).
+    States are ints; ``DEAD`` is -1."""
 
-    def __init__(self, nfa: Pattern, fragment: tuple[int, int]) -> None:
+    def __init__(self, nfa: Any, fragment: tuple[Hashable, Hashable]) -> None:
         self.nfa = nfa
         self.final = fragment[1]
         self.sets: list[frozenset[int]] = []
@@ -73,7 +75,7 @@ class Dfa:
         self.trans: dict[tuple[int, str], int] = {}
         self.start = self._intern(self._closure({fragment[0]}))
 
-    def _closure(self, nodes: set[int]) -> frozenset[int]:
+    def _closure(self, nodes: set[Hashable]) -> frozenset[Hashable]:
         stack, seen = list(nodes), set(nodes)
         while stack:
             for m in self.nfa.eps[stack.pop()]:
@@ -82,7 +84,7 @@ class Dfa:
                     stack.append(m)
         return frozenset(seen)
 
-    def _intern(self, nodes: frozenset[int]) -> int:
+    def _intern(self, nodes: frozenset[Hashable]) -> int:
         if not nodes:
             return DEAD
         if nodes not in self.ids:

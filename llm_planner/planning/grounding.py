@@ -21,7 +21,8 @@ The lexicon (words are lower-cased letters; a hyphen splits words, so "top-left"
 - **quantifiers** (``QUANTIFIERS``: all, both, each, every): every present block;
 - **block references** (``BLOCK_WORDS``: block, cube, box, it, that, ...) and **pusher words**
   (``PUSHER_WORDS``: pusher, go, reach, touch, ...): a command that refers to a block and never to
-  the pusher licenses no reach step;
+  the pusher licenses no reach step, and one that refers to no block (nor to all of them) licenses no
+  push, not even of the only block of a one-block scene;
 - **regions** (``sim.scene.REGION_NAMES``): a vertical word (``VERTICAL``: top, upper, back,
   rear, north / bottom, lower, front, south) directly before or after a horizontal one
   (``HORIZONTAL``: left, leftmost, leftwards, west / right, ...) is a corner, as are ``CORNERS``
@@ -315,6 +316,8 @@ def check(command: str, present: tuple[str, ...], plan: dict[str, Any]) -> tuple
         if step["skill"] == "reach" and m.block_reference and not m.pusher:
             about = f"the {m.colors[0]} block" if m.colors else "a block"
             return "unclear command", f"the command is about {about}, not the pusher; what should happen to it?"
+        if step["skill"] == "push" and not (m.block_reference or m.all_blocks):  # even the only block must be referred to
+            return "unclear command", "the command names no block, only the pusher; which block should move?"
         named = [step["object"]] if step["skill"] == "push" else []
         target = step["target"]
         if isinstance(target, str) and target in BLOCK_NAMES:

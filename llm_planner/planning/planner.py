@@ -8,9 +8,14 @@ Example::
 
 Every decoded plan then goes through ``grounding.ground``: a plan naming a block, region or point
 the command does not refer to becomes a refusal whose ``detail`` says what is missing or asks
-which block is meant. With ``score_plans`` (or a ``min_logprob``) the plan's log-probability under
-the grammar-constrained target is in ``stats["plan_logprob"]``, and a plan below ``min_logprob``
-becomes the refusal "not sure what you mean; please rephrase".
+which block is meant. A grounded plan that does less than the command asks for (``coverage.demand``:
+"green left, red right" planned as one push, "put red beside it" as a push to a region), or one that
+grounding refused for a block or place the command does not name, is decoded once more under the
+grammar of plans that go to the command's destinations in its order and involve every block it names
+(``schema.plan_dfa(..., targets, required)``), through the same engine; the second plan is kept when it
+passes grounding and covers the command. With ``score_plans`` (or a ``min_logprob``) the plan's
+log-probability under the grammar-constrained target is in ``stats["plan_logprob"]``, and a plan
+below ``min_logprob`` becomes the refusal "not sure what you mean; please rephrase".
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ from ..decoding.engine import DECODE_MODES, Engine, EngineConfig
 from ..decoding.language_model import HFLanguageModel, ModelSpec, check_same_vocab, load_tokenizer
 from ..decoding.sampling import masked_logits
 from ..training.lora import load_config
+from .coverage import Demand, covers, demand
 from .grammar import GrammarConstraint, token_strings
-from .grounding import ground
+from .grounding import check, ground, mentions
 from .prompts import prompt_ids
-from .schema import plan_dfa, refusal, scene_blocks, validate_plan
+from .schema import MAX_STEPS, plan_dfa, refusal, scene_blocks, validate_plan
 
 
 
@@ -47,6 +53,8 @@ DEFAULT_ADAPTER = str(pretrained_dir() / "planner-lora-smollm2")
 MAX_COMMAND_CHARS = 500
 MAX_PLAN_TOKENS = 192
 UNSURE = "not sure what you mean; please rephrase"
+KEPT_COVERING = 16
+"""How many covering grammars (``constraint(present, want)``) a planner keeps."""
 CALIBRATION = (("push the red block to the left", "pushblocks-3"), ("move the pusher to the center", "pushblocks-3"))
 """One-step commands that ``mode="auto"`` times each decoding mode on at start-up."""
 
@@ -58,7 +66,8 @@ class PlanResult:
     ``stats["grounding"]``: ``"refused"`` when grounding replaced the decoded plan by a refusal,
     ``"explained"`` when it added a detail (or the reason the command's words give) to the model's refusal,
     ``"deduplicated"`` when it dropped a step repeating the one before, ``"unsure"`` when the plan fell below
-    ``min_logprob``; absent when the decoded plan stands."""
+    ``min_logprob``; absent when the decoded plan stands. ``stats["coverage"]``: ``"redecoded"`` when the plan
+    is the second decode of a command the first plan did not cover, ``"short"`` when that decode did not cover it either."""
 
     plan: dict[str, Any]
     text: str = ""
@@ -80,14 +89,16 @@ class Planner:
     """Loads the target (and draft) once; ``plan`` decodes one command under the scene's grammar, then grounds it.
 
     ``grounding=False`` returns the decoded plans unchecked (to measure what grounding changes);
+    ``coverage=False`` keeps a grounded plan that does less than the command asks for (no second decode);
     ``score_plans=True`` puts each plan's log-probability in ``stats["plan_logprob"]`` (one more
     target forward per command); ``min_logprob`` (which implies scoring) refuses plans below it.
     """
 
     def __init__(self, tokenizer: Any, engine: Engine, max_new_tokens: int = MAX_PLAN_TOKENS, prompt_style: str = "fewshot",
-                 grounding: bool = True, score_plans: bool = False, min_logprob: float | None = None) -> None:
+                 grounding: bool = True, score_plans: bool = False, min_logprob: float | None = None, coverage: bool = True) -> None:
         self.tokenizer = tokenizer
         self.grounding = grounding
+        self.coverage = coverage
         self.score_plans = score_plans
         self.min_logprob = min_logprob
         self.engine = engine
@@ -97,7 +108,7 @@ class Planner:
         if tokenizer.eos_token_id is None:
             raise ValueError("the planner needs a tokenizer with an EOS token")
         self.eos_ids = {int(tokenizer.eos_token_id)}
-        self._constraints: dict[tuple[str, ...], GrammarConstraint] = {}
+        self._constraints: dict[tuple, GrammarConstraint] = {}
         self.calibration: dict[str, Any] | None = None
         """With ``mode="auto"``: ``{"chosen": mode, "seconds": {mode: median seconds to plan CALIBRATION}}``."""
 
@@ -150,11 +161,39 @@ class Planner:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def constraint(self, present: tuple[str, ...]) -> GrammarConstraint:
-        """The grammar of plans valid in a scene with blocks ``present`` (built once per scene)."""
-        if present not in self._constraints:
-            self._constraints[present] = GrammarConstraint(plan_dfa(present), self.tokens, self.eos_ids, self.engine.target.vocab_size)
-        return self._constraints[present]
+    def constraint(self, present: tuple[str, ...], want: Demand | None = None) -> GrammarConstraint:
+        """The grammar of plans valid in a scene with blocks ``present``; with ``want``, of the plans that go to
+        exactly ``want.targets`` in order and do every item it requires (built once per key; the ``KEPT_COVERING``
+        newest of these are kept, each holding a few MB of masks once used)."""
+        key = (present,) if want is None else (present, want.targets, want.required)
+        if key not in self._constraints:
+            dfa = plan_dfa(present) if want is None else plan_dfa(present, targets=want.targets, required=want.required)
+            self._constraints[key] = GrammarConstraint(dfa, self.tokens, self.eos_ids, self.engine.target.vocab_size)
+            covering = [k for k in self._constraints if len(k) > 1]  # oldest first; a scene's grammar is kept for good
+            if len(covering) > KEPT_COVERING:
+                del self._constraints[covering[0]]
+        return self._constraints[key]
+
+    def _uncovered(self, result: PlanResult, command: str, present: tuple[str, ...]) -> Demand | None:
+        """What ``command`` asks for when ``result``'s grounded plan does less, or when grounding refused a decoded plan
+        for a block or place the command does not name while its words name a block or the pusher and alone refuse
+        nothing: a second decode is due. Else ``None``."""
+        substituted = result.stats.get("grounding") == "refused" and check(command, present, {"steps": []}) is None
+        if not (self.coverage and self.grounding and (result.plan["steps"] or substituted)):
+            return None
+        want = demand(command, present)
+        if want is None or want.min_steps > MAX_STEPS or covers(result.plan, want) and not substituted:
+            return None
+        if substituted and not (want.blocks or mentions(command).pusher):  # "left" alone: too little to plan from
+            return None
+        return want
+
+    @staticmethod
+    def _covered(first: PlanResult, second: PlanResult, want: Demand) -> PlanResult:
+        """``second`` (decoded under the grammar of plans covering ``want``) when it kept its steps through grounding, else ``first``."""
+        if second.plan["steps"] and covers(second.plan, want):
+            return replace(second, stats={**second.stats, "coverage": "redecoded"})
+        return replace(first, stats={**first.stats, "coverage": "short"})
 
     def _prepare(self, command: str | bytes, scene: str) -> tuple[tuple[str, ...], str, list[int] | PlanResult]:
         """The scene's blocks, the cleaned command and the prompt ids, or a refusal made without decoding."""
@@ -205,7 +244,12 @@ class Planner:
         if isinstance(ids, PlanResult):
             return ids
         out = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, constraint=self.constraint(present), seed=seed)
-        return self._finish(out.tokens, present, out.stats.summary(), text, ids)
+        result = self._finish(out.tokens, present, out.stats.summary(), text, ids)
+        if (want := self._uncovered(result, text, present)) is not None:
+            again = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, constraint=self.constraint(present, want),
+                                         seed=seed)
+            result = self._covered(result, self._finish(again.tokens, present, again.stats.summary(), text, ids), want)
+        return result
 
     def plan_batch(self, items: list[tuple[str | bytes, str]], batch_size: int = 32) -> list[PlanResult]:
         """Greedy plans for many ``(command, scene)`` pairs at once with the target alone (``decoding.batched.greedy_batch``).
@@ -213,8 +257,6 @@ class Planner:
         For evaluation and distillation traces: much faster than ``plan`` on a CPU, and equal to its
         greedy output up to floating-point near-ties. No decoding statistics.
         """
-        from ..decoding.batched import greedy_batch
-
         if not isinstance(self.engine.target, HFLanguageModel):
             raise ValueError("plan_batch needs a Hugging Face target model")
         results: list[PlanResult | None] = [None] * len(items)
@@ -225,14 +267,26 @@ class Planner:
                 results[i] = ids
             else:
                 todo.append((i, present, text, ids))
-        todo.sort(key=lambda t: len(t[3]))  # similar lengths together: little padding
+        self._batch(results, todo, batch_size)
+        short = [(i, p, t, ids, want) for i, p, t, ids in todo if (want := self._uncovered(results[i], t, p)) is not None]
+        first = {i: results[i] for i, *_ in short}
+        self._batch(results, short, batch_size)
+        for i, *_, want in short:
+            results[i] = self._covered(first[i], results[i], want)
+        return results
+
+    def _batch(self, results: list[PlanResult | None], todo: list[tuple], batch_size: int) -> None:
+        """Decode ``todo`` rows ``(index, present, text, ids[, demand])`` with ``greedy_batch`` into ``results``,
+        each under ``self.constraint(present[, demand])``."""
+        from ..decoding.batched import greedy_batch
+
+        todo = sorted(todo, key=lambda t: len(t[3]))  # similar lengths together: little padding
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            outs = greedy_batch(self.engine.target, [ids for *_, ids in chunk], [self.constraint(p) for _, p, _, _ in chunk],
+            outs = greedy_batch(self.engine.target, [row[3] for row in chunk], [self.constraint(row[1], *row[4:]) for row in chunk],
                                 self.eos_ids, self.max_new_tokens)
-            for (i, present, text, ids), tokens in zip(chunk, outs):
+            for (i, present, text, ids, *_), tokens in zip(chunk, outs):
                 results[i] = self._finish(tokens, present, {"mode": "batched", "new_tokens": len(tokens)}, text, ids)
-        return results
 
 
 def fastest(build: Any, commands: tuple[tuple[str, str], ...] = CALIBRATION, runs: int = 2) -> Planner:

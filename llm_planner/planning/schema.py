@@ -6,6 +6,9 @@ command cannot be done in this scene. Reasons come from a closed set (``REFUSALS
 refusals can be checked exactly; a refusal may carry a ``"detail"`` for people (what is missing, a
 clarifying question), which ``grounding`` adds after decoding and the grammar never emits.
 
+``plan_dfa`` can also ask for given destinations in order and given blocks (``targets``, ``required``):
+the grammar of a second decode that must do all of a command (``coverage``).
+
 The grammar emits the canonical ``json.dumps`` spelling (``", "`` and ``": "`` separators); a
 push never targets its own object; reach points have two decimals at most and lie inside the
 workspace, so that everything the grammar admits passes ``validate_plan``.
@@ -86,40 +89,140 @@ def _numbers() -> list[str]:
     return out + ["-" + t for t in out]
 
 
-def plan_dfa(present: tuple[str, ...] = BLOCK_NAMES, max_steps: int = MAX_STEPS) -> Dfa:
-    """The automaton of every canonical plan text valid in a scene with blocks ``present``."""
+NEXT_TO = "next to a block"
+"""The item of a push to a block (``step_items``): what a "next to" phrase asks for."""
+POINT = "a point"
+"""What a step to a reach point goes to, for ``target_kind``."""
+
+
+def target_kind(step: dict[str, Any]) -> str:
+    """Where a step goes, as a command says it: its region or block, ``POINT`` for a reach point."""
+    return POINT if isinstance(step["target"], list) else step["target"]
+
+
+def step_items(step: dict[str, Any]) -> frozenset[str]:
+    """What a step does that a command can ask for: the block it pushes, the region or block it goes to, and
+    ``NEXT_TO`` when it pushes next to a block (a reach point is none of these)."""
+    target = step["target"]
+    items = {step["object"]} if step["skill"] == "push" else set()
+    if isinstance(target, str):
+        items |= {target, NEXT_TO} if target in BLOCK_NAMES else {target}
+    return frozenset(items)
+
+
+class _Steps:
+    """The NFA of plans as ``(k, covered, node)``: ``node`` of a one-step template (``Pattern``), ``k`` steps done,
+    ``covered`` the ``required`` items they did. A step ends at its template end node, which adds its items; with
+    ``targets``, step ``k`` must go to ``targets[k]`` (``target_kind``) and the plan has ``len(targets)`` steps. The
+    list closes once every required item is done. A step is entered only if the plan can still be finished after
+    it (``_feasible``), so every live state leads to a whole plan. Nodes are made when first visited."""
+
+    def __init__(self, present: tuple[str, ...], max_steps: int, targets: tuple[str, ...], required: frozenset[str]) -> None:
+        self.max_steps, self.targets, self.required = (len(targets) or max_steps), targets, required
+        g = self.template = Pattern()
+        self.root = g.lit("")[0]
+        head = g.lit('{"steps": [')
+        self.head, self.step_start, self.after, self.final = head[0], head[1], g.lit("")[0], g.lit("")[0]
+        self.ends: dict[int, tuple[frozenset[str], str]] = {}  # end node of a step -> (its items among required, where it goes)
+        self.leads: dict[int, list[int]] = {}  # first node of a step or of its tail -> the end nodes it leads to
+        self.feasible: dict[tuple[int, frozenset[str]], bool] = {}
+
+        def end(step: dict[str, Any]) -> int:
+            key = (step_items(step) & required, target_kind(step))
+            node = next((n for n, k in self.ends.items() if k == key), None)
+            if node is None:
+                node = g.lit("")[0]
+                self.ends[node] = key
+            return node
+
+        def branch(prefix: str, steps: list[dict[str, Any]], tail: Any) -> None:
+            pre = g.lit(prefix)
+            g.eps[self.step_start].append(pre[0])
+            self.leads[pre[0]] = []
+            for step in steps:
+                frag = tail(step)
+                g.eps[pre[1]].append(frag[0])
+                g.eps[frag[1]].append(end(step))
+                self.leads[frag[0]] = [end(step)]
+                self.leads[pre[0]].append(end(step))
+
+        def named(step: dict[str, Any]) -> tuple[int, int]:
+            return g.lit(f'{step["target"]}"}}')
+
+        for obj in present:
+            branch(f'{{"skill": "push", "object": "{obj}", "target": "', [
+                {"skill": "push", "object": obj, "target": t} for t in list(REGION_NAMES) + [b for b in present if b != obj]], named)
+        branch('{"skill": "reach", "target": "', [{"skill": "reach", "target": r} for r in REGION_NAMES], named)
+        num = _numbers()
+        branch('{"skill": "reach", "target": [', [{"skill": "reach", "target": [0.0, 0.0]}],
+               lambda _: g.seq(g.choice(num), g.lit(", "), g.choice(num), g.lit("]}")))
+        sep, self.close = g.lit(", "), g.lit("]}")
+        g.eps[sep[1]].append(self.step_start)
+        self.sep = sep[0]
+        g.eps[self.close[1]].append(self.final)
+        refuse = g.seq(g.lit('{"steps": [], "refusal": "'), g.choice(REFUSALS), g.lit('"}'))
+        g.eps[refuse[1]].append(self.final)
+        g.eps[self.root] += [head[0], refuse[0]]
+        self.eps, self.edges = _Lookup(self._eps), _Lookup(self._edges)
+
+    def _done(self, k: int, covered: frozenset[str]) -> bool:
+        return (k == len(self.targets) if self.targets else k >= 1) and covered == self.required
+
+    def _may_end(self, k: int, covered: frozenset[str], end: int) -> bool:
+        """Whether step ``k + 1`` may end at ``end`` (``k`` done before it, ``covered`` done) and the plan still be finished."""
+        items, kind = self.ends[end]
+        want = self.targets[k] if self.targets else kind
+        return (kind == want or want == NEXT_TO and kind in BLOCK_NAMES) and self._feasible(k + 1, covered | items)
+
+    def _feasible(self, k: int, covered: frozenset[str]) -> bool:
+        """Whether a plan with ``k`` steps done, ``covered`` items done, can still end as the grammar asks."""
+        key = (k, covered)
+        if key not in self.feasible:
+            self.feasible[key] = self._done(k, covered) or k < self.max_steps and any(self._may_end(k, covered, e) for e in self.ends)
+        return self.feasible[key]
+
+    def _eps(self, node: tuple[int, frozenset[str], int]) -> list[tuple[int, frozenset[str], int]]:
+        k, covered, n = node
+        if n in self.ends:
+            return [(k + 1, covered | self.ends[n][0], self.after)]
+        if n == self.root:
+            return [(k, covered, m) for m in self.template.eps[n] if m != self.head or self._feasible(0, frozenset())]
+        if n == self.after:
+            out = [(k, covered, self.sep)] if k < self.max_steps else []
+            return out + [(0, frozenset(), self.close[0])] if self._done(k, covered) else out
+        return [(k, covered, m) for m in self.template.eps[n] if m not in self.leads or any(self._may_end(k, covered, e) for e in self.leads[m])]
+
+    def _edges(self, node: tuple[int, frozenset[str], int]) -> dict[str, list[tuple[int, frozenset[str], int]]]:
+        k, covered, n = node
+        return {ch: [(k, covered, m) for m in nxt] for ch, nxt in self.template.edges[n].items()}
+
+
+class _Lookup:
+    """``lookup[node]``: ``fn(node)``, computed once per node."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn, self.memo = fn, {}
+
+    def __getitem__(self, node: Any) -> Any:
+        if node not in self.memo:
+            self.memo[node] = self.fn(node)
+        return self.memo[node]
+
+
+def plan_dfa(present: tuple[str, ...] = BLOCK_NAMES, max_steps: int = MAX_STEPS, targets: tuple[str, ...] = (),
+             required: frozenset[str] = frozenset()) -> Dfa:
+    """The automaton of every canonical plan text valid in a scene with blocks ``present``, of 1 to ``max_steps``
+    steps; with ``targets``, of exactly ``len(targets)`` steps, step ``k`` going to ``targets[k]`` (``target_kind``:
+    a region, a block, ``POINT``; ``NEXT_TO``: any block); its steps together do every item of ``required``
+    (``step_items``). A refusal
+    is always valid. ``targets`` and ``required`` make the grammar of a second decode that must do what the
+    first plan left out (``coverage.demand``)."""
+    if len(targets) > max_steps:
+        raise ValueError(f"need at most max_steps={max_steps} targets, got {len(targets)}")
     for b in present:
         validate_step({"skill": "push", "object": b, "target": "center"}, present)
-    g = Pattern()
-    num = _numbers()
-
-    def step() -> tuple[int, int]:  # fresh NFA nodes on every call: fragments must not be shared
-        pushes = [
-            g.seq(
-                g.lit(f'{{"skill": "push", "object": "{obj}", "target": "'),
-                g.choice(list(REGION_NAMES) + [b for b in present if b != obj]),
-                g.lit('"}'),
-            )
-            for obj in present
-        ]
-        reach_region = g.seq(g.lit('{"skill": "reach", "target": "'), g.choice(REGION_NAMES), g.lit('"}'))
-        reach_point = g.seq(g.lit('{"skill": "reach", "target": ['), g.choice(num), g.lit(", "), g.choice(num), g.lit("]}"))
-        return g.alt(pushes + [reach_region, reach_point])
-
-    head, close = g.lit('{"steps": ['), g.lit("]}")
-    first = step()
-    g.seq(head, first)
-    last_end = first[1]
-    g.eps[last_end].append(close[0])
-    for _ in range(max_steps - 1):
-        sep, nxt = g.lit(", "), step()
-        g.seq(sep, nxt)
-        g.eps[last_end].append(sep[0])
-        g.eps[nxt[1]].append(close[0])
-        last_end = nxt[1]
-    steps = (head[0], close[1])
-    refuse = g.seq(g.lit('{"steps": [], "refusal": "'), g.choice(REFUSALS), g.lit('"}'))
-    return g.compile(g.alt([steps, refuse]))
+    nfa = _Steps(present, max_steps, tuple(targets), frozenset(required))
+    return Dfa(nfa, ((0, frozenset(), nfa.root), (0, frozenset(), nfa.final)))
 
 
 def describe_scene(present: tuple[str, ...]) -> str:
