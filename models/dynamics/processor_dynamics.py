@@ -54,6 +54,7 @@ class DynamicsNormalizer:
             if (std < 0).any():
                 raise ValueError(f"normaliser {key}.std is negative")
         self._std = {k: torch.where(self.stats[f"{k}.std"] < MIN_STD, 1.0, self.stats[f"{k}.std"]) for k in keys}
+        self._inputs: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
 
     @classmethod
     def fit(cls, features: Mapping[str, np.ndarray], valid: Mapping[str, np.ndarray]) -> DynamicsNormalizer:
@@ -81,8 +82,11 @@ class DynamicsNormalizer:
     def input_stats(self, n_obs: int, horizon: int) -> tuple[Tensor, Tensor]:
         """Mean and std ``[In]`` of the core network's inputs side by side: ``n_obs`` states,
         ``n_obs - 1`` velocities, the relative entries and ``horizon`` actions (as ``normalize``)."""
-        keys = ["state"] * n_obs + ["velocity"] * (n_obs - 1) + ["relative"] + ["action"] * horizon
-        return (torch.cat([self.stats[f"{k}.mean"] for k in keys]), torch.cat([self._std[k] for k in keys]))
+        if (n_obs, horizon) not in self._inputs:  # once: predict_deltas asks on every call
+            keys = ["state"] * n_obs + ["velocity"] * (n_obs - 1) + ["relative"] + ["action"] * horizon
+            self._inputs[n_obs, horizon] = (torch.cat([self.stats[f"{k}.mean"] for k in keys]),
+                                            torch.cat([self._std[k] for k in keys]))
+        return self._inputs[n_obs, horizon]
 
     def unnormalize(self, key: str, x: Tensor, entries: Tensor | None = None) -> Tensor:
         """Inverse of ``normalize``; ``entries``: ``x`` holds only these indices of the last axis."""
