@@ -11,9 +11,12 @@ Rows (all SSR, N = ``--samples`` 64 proposals, F = 16, the 5-member dynamics ens
 | ``onnx-student`` | ``--student`` | its 1 step | onnxruntime |
 
 1. **Latency** (``--experiments latency``): every row plans on the same ``--histories`` real
-   observation histories (3-block PushBlocks episodes, random tasks, a few random steps in), the
-   rows taking turns replan by replan so that load on a shared machine hits all of them alike;
-   ``--replans`` timed replans per row after 3 warm-up ones. Besides the whole replan
+   observation histories (3-block PushBlocks episodes, random tasks, a few random steps in). The
+   rows take turns in blocks of ``--block`` replans, so that load on a shared machine hits all of
+   them alike; the first replan of each block is not timed: it would pay for the previous row's
+   thread pools winding down (torch's OpenMP threads spin after their parallel regions), which a
+   controller running one configuration never does. ``--replans`` timed replans per row (rounded up
+   to whole blocks) after one untimed round of blocks. Besides the whole replan
    (``Planner.plan``) it times the proposer's part (``Planner.proposals``) and the dynamics'
    part (``dynamics.rollout`` of the 64 chunks) on the same inputs, each separately.
 2. **Success** (``--experiments push1 mixed3``): ``evaluate`` over ``--seeds`` for the 1-block
@@ -97,28 +100,32 @@ def histories(n: int) -> list[tuple[np.ndarray, dict[str, Any]]]:
 
 
 def latency(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Median/p90 of whole replans and of the proposer's and the dynamics' parts, rows interleaved."""
+    """Median/p90 of whole replans and of the proposer's and the dynamics' parts, rows in turn by blocks."""
     cases = histories(args.histories)
     policies = {row: make_policy(row, args) for row in args.rows}
     objectives = [Objective.from_step(task, scene.present_blocks(h[-1]), env_id=PUSH_BLOCKS_ID) for h, task in cases]
     times: dict[str, dict[str, list[float]]] = {r: {"replan": [], "proposer": [], "dynamics": []} for r in args.rows}
-    for i in range(args.replans + 3):
-        (hist, task), objective = cases[i % len(cases)], objectives[i % len(cases)]
+    timed_per_block = args.block - 1
+    blocks = 1 + -(-args.replans // timed_per_block)  # the first round of blocks warms up
+    for b in range(blocks):
         for row, policy in policies.items():
             planner = policy.planner
-            planner.reset(seed=i)
-            t0 = time.perf_counter()
-            planner.plan(hist, objective, goal=task)
-            t1 = time.perf_counter()
-            h = torch.from_numpy(hist)
-            with torch.inference_mode():
-                chunks = planner.proposals(h, task)
-                t2 = time.perf_counter()
-                planner.dynamics.rollout(last_steps(h, planner.dynamics.n_obs_steps), chunks)
-                t3 = time.perf_counter()
-            if i >= 3:
-                for key, dt in (("replan", t1 - t0), ("proposer", t2 - t1), ("dynamics", t3 - t2)):
-                    times[row][key].append(dt * 1e3)
+            for j in range(args.block):
+                i = b * args.block + j
+                (hist, task), objective = cases[i % len(cases)], objectives[i % len(cases)]
+                planner.reset(seed=i)
+                t0 = time.perf_counter()
+                planner.plan(hist, objective, goal=task)
+                t1 = time.perf_counter()
+                h = torch.from_numpy(hist)
+                with torch.inference_mode():
+                    chunks = planner.proposals(h, task)
+                    t2 = time.perf_counter()
+                    planner.dynamics.rollout(last_steps(h, planner.dynamics.n_obs_steps), chunks)
+                    t3 = time.perf_counter()
+                if b > 0 and j > 0:
+                    for key, dt in (("replan", t1 - t0), ("proposer", t2 - t1), ("dynamics", t3 - t2)):
+                        times[row][key].append(dt * 1e3)
     base = float(np.median(times["torch-ddim5"]["replan"])) if "torch-ddim5" in times else None
     rows = []
     for row, t in times.items():
@@ -162,12 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--action-steps", type=int, default=8)
     parser.add_argument("--replans", type=int, default=60, help="timed replans per row")
+    parser.add_argument("--block", type=int, default=6,
+                        help="replans per row per turn; the first of each block is not timed (>= 2)")
     parser.add_argument("--histories", type=int, default=12, help="distinct observation histories to plan on")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--option", type=parse_option, action="append", default=[], metavar="KEY=VALUE",
                         help="a D-MPC policy option for every row (repeatable), e.g. disturbance_deadband=0.015")
     parser.add_argument("--json", type=Path, help="write the results here (refreshed after each experiment)")
     args = parser.parse_args(argv)
+    if args.block < 2:
+        parser.error("--block must be >= 2: the first replan of each block is not timed")
     if {"samples", "backend"} & {key for key, _ in args.option}:
         parser.error("--option cannot set samples or backend: --samples and the rows set them")
     torch.set_num_threads(args.threads)
