@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -164,6 +165,38 @@ def test_separation_shoves_the_block_a_prediction_drives_another_through(pushblo
                        states[0, 0, :, red.start + 1])
     with pytest.raises(ValueError, match="separation"):
         DynamicsConfig(state_dim=16, action_dim=2, separation=-0.1)
+
+
+@pytest.mark.parametrize("yaw", [0.0, math.pi / 8, -math.pi / 4])
+def test_square_contact_keeps_yawed_blocks_their_half_extents_apart(pushblocks_data: Path, yaw: float) -> None:
+    """With ``contact="square"``, red driven into green along x stops (green yields) where the two
+    squares' half-extents along the line meet: 4 cm face to face, 4 * (cos + sin) cm yawed, 5.66 cm
+    corner to corner; the circle keeps 4 cm whatever the yaw. Squares without a separation or a yaw
+    entry are refused."""
+    model, *_ = build_dynamics_run(pushblocks_data, "tiny", ["expert", "play"], seed=0,
+                                   model_overrides={"separation": 0.04, "contact": "square"})
+    circle, *_ = build_dynamics_run(pushblocks_data, "tiny", ["expert", "play"], seed=0,
+                                    model_overrides={"separation": 0.04})
+    current = _state({"red_block": (0.0, 0.0, yaw), "green_block": (0.07, 0.0, yaw),
+                      "blue_block": (-0.2, 0.2, 0.0)})[-1]
+    F = 8
+    red, green = scene.block_slice("red_block"), scene.block_slice("green_block")
+    states = current.expand(1, 1, F, -1).clone()  # [K=1, B=1, F, S]
+    states[..., red.start + 1] = torch.linspace(0.01, 0.08, F)  # red through green, green (predicted) still
+    states[..., 0] = states[..., red.start + 1] - 0.035
+    reach = 0.04 * (abs(math.cos(yaw)) + abs(math.sin(yaw)))
+    for m, want in ((model, reach), (circle, 0.04)):
+        out = m.separate(current[None, None, None], states)[0, 0]  # [F, S]
+        gap = out[:, green.start + 1] - out[:, red.start + 1]
+        assert (gap >= want - 1e-5).all(), (yaw, gap)
+        assert gap[-1] == pytest.approx(want, abs=1e-5)  # red kept driving: the pair is in contact at the end
+    with pytest.raises(ValueError, match="square contact"):
+        DynamicsConfig(state_dim=16, action_dim=2, contact="square", presence_groups=((4, 5, 6, 7), (8, 9, 10, 11)))
+    with pytest.raises(ValueError, match="square contact"):
+        DynamicsConfig(state_dim=16, action_dim=2, contact="square", separation=0.04,
+                       presence_groups=((4, 5, 6), (8, 9, 10)))
+    with pytest.raises(ValueError, match="contact must be one of"):
+        DynamicsConfig(state_dim=16, action_dim=2, contact="sphere")
 
 
 def test_block_motion_scores_predicted_against_real_moves(tmp_path: Path) -> None:

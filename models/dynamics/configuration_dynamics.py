@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from forethought.models.configuration import ModelConfig, Preset, PresetRegistry
 from forethought.sim import PUSH_BLOCKS_ID, REACHER_ID, scene, task_env_id
 
+CONTACTS: tuple[str, ...] = ("circle", "square")
+"""Object shapes for the separation step (``DynamicsConfig.contact``)."""
+
 
 @dataclass
 class DynamicsConfig(ModelConfig):
@@ -43,6 +46,11 @@ class DynamicsConfig(ModelConfig):
             along that line, the object that moved less in that step yielding more (``DynamicsEnsemble.separate``, a
             position-based contact projection after Mueller et al. 2007). 0 turns it off. Needs
             ``presence_groups`` of ``(flag, x, y, ...)`` slots.
+        contact: the objects' shape for the separation: ``"circle"`` (``separation`` apart in every
+            direction) or ``"square"`` (squares of side ``separation`` whose yaw is each slot's
+            fourth entry, ``(flag, x, y, yaw, ...)``: two must be their half-extents along the line
+            between the centres apart, from ``separation`` face to face to ``sqrt(2) * separation``
+            corner to corner).
 
     State layout (``StateLayout``):
         passthrough_dims: state entries copied from the current state.
@@ -69,6 +77,7 @@ class DynamicsConfig(ModelConfig):
     relational: bool = False
     agent_position: tuple[int, ...] = ()
     separation: float = 0.0
+    contact: str = "circle"
     # state layout
     passthrough_dims: tuple[int, ...] = ()
     presence_groups: tuple[tuple[int, ...], ...] = ()
@@ -105,6 +114,11 @@ class DynamicsConfig(ModelConfig):
             self._check_action_box()
         if not (isinstance(self.separation, (int, float)) and 0.0 <= self.separation < 1.0):
             raise ValueError(f"dynamics separation must be a distance in [0, 1) m, got {self.separation!r}")
+        if self.contact not in CONTACTS:
+            raise ValueError(f"dynamics contact must be one of {list(CONTACTS)}, got {self.contact!r}")
+        if self.contact == "square" and (not self.separation or any(len(g) < 4 for g in self.presence_groups)):
+            raise ValueError("a square contact needs a separation and presence_groups (flag, x, y, yaw, ...), got "
+                             f"separation {self.separation!r} and {[list(g) for g in self.presence_groups]}")
         if self.relational or self.separation:
             widths = {len(g) for g in self.presence_groups}
             if len(widths) != 1 or min(widths) < 3 or len(self.presence_groups) < 2:
@@ -208,9 +222,9 @@ PRESETS = PresetRegistry("dynamics", {
     "pushblocks-relational": Preset(
         "PushBlocks with the blocks predicted by one network shared by every block, in the block's own frame "
         "(relational), and the pusher by a second; 5 members x 3 hidden layers of 160 each, 4 steps chained to 16; "
-        "blocks kept a block's width (4 cm) apart",
+        "blocks kept apart as squares of a block's width (4 cm)",
         model={"ensemble_size": 5, "hidden_dim": 160, "num_layers": 3, "horizon": 4, "rollout_horizon": 16,
-               "relational": True, "separation": 2 * scene.BLOCK_HALF},
+               "relational": True, "separation": 2 * scene.BLOCK_HALF, "contact": "square"},
         train={"steps": 8000, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-2, "warmup_steps": 200,
                "checkpoint_every": 1000, "ema_max_decay": 0.999},
     ),

@@ -160,6 +160,9 @@ class DynamicsEnsemble(PretrainedModel):
             self.register_buffer("pair_first", eye[first], persistent=False)  # [Q, P]: one-hot of i
             self.register_buffer("pair_second", eye[second], persistent=False)  # [Q, P]: one-hot of j
             self.register_buffer("pair_line", eye[second] - eye[first], persistent=False)  # [Q, P]: j minus i
+            if c.contact == "square":
+                yaw = [[(g[3], 1.0)] for g in c.presence_groups]
+                self.register_buffer("slot_yaw", linear_map(state_dim, yaw), persistent=False)  # [S, P]
         if c.relational:
             agent = c.agent_dims
             self.register_buffer("agent", torch.tensor(agent, dtype=torch.long), persistent=False)  # [Na]
@@ -319,7 +322,8 @@ class DynamicsEnsemble(PretrainedModel):
 
     def separate(self, current: Tensor, states: Tensor) -> Tensor:
         """``states[K, B, F, S]`` predicted from ``current[K|1, B, 1, S]`` with no two present objects
-        closer than ``config.separation`` along the line between their centres.
+        closer than ``config.separation`` along the line between their centres (with ``contact``
+        ``"square"``: than their half-extents along it, ``contact_distance``).
 
         Step by step: each pair (all at once, one pass) that comes closer than that along the line
         between their centres at the previous step is pushed apart along it by the overlap, shared
@@ -338,6 +342,10 @@ class DynamicsEnsemble(PretrainedModel):
         prev = (now @ self.slot_xy).permute(2, 0, 1).reshape(2, P, -1)  # [2, P, N]
         present = (now[..., self.flags] >= 0.5).to(states.dtype).permute(2, 0, 1).reshape(P, -1)  # [P, N]
         pairs = (first @ present) * (second @ present)  # [Q, N]: both present
+        if self.config.contact == "square":  # each slot's yaw at the step before each step
+            yaw = torch.cat([now.unsqueeze(-2), states[..., :-1, :]], dim=-2) @ self.slot_yaw  # [K, B, F, P]
+            yaw = yaw.permute(2, 3, 0, 1).reshape(F, 1, P, -1)  # [F, 1, P, N]
+            axes = torch.cat([torch.cos(yaw), torch.sin(yaw)], dim=1)  # [F, 2, P, N]: each square's first axis
         carry = prev * 0  # corrections so far
         steps = []
         for k in range(F):
@@ -346,7 +354,8 @@ class DynamicsEnsemble(PretrainedModel):
             line = self.pair_line @ prev  # [2, Q, N]: from i to j
             line = line / outer_norm(line).clamp_min(1e-6)
             gap = ((self.pair_line @ points) * line).sum(0)  # [Q, N]
-            push = line * ((self.config.separation - gap).clamp_min(0) * pairs)  # [2, Q, N]: moves j along the line
+            reach = self.config.separation if self.config.contact == "circle" else self.contact_distance(line, axes[k])
+            push = line * ((reach - gap).clamp_min(0) * pairs)  # [2, Q, N]: moves j along the line
             moved_i, moved_j = first @ moved, second @ moved  # [Q, N]
             to_j = push * ((moved_i + 1e-6) / (moved_i + moved_j + 2e-6))  # j's part
             points = points + second.T @ to_j - first.T @ (push - to_j)
@@ -354,6 +363,17 @@ class DynamicsEnsemble(PretrainedModel):
             steps.append(points)
         moved_xy = torch.stack(steps).permute(3, 0, 2, 1).reshape(-1, F, 2 * P)  # [N, F, 2P]
         return (torch.cat([states.reshape(-1, F, S), moved_xy], dim=-1) @ self.positions).reshape_as(states)
+
+    def contact_distance(self, line: Tensor, axes: Tensor) -> Tensor:
+        """``[Q, N]``: how far apart along the unit ``line[2, Q, N]`` (from ``i`` to ``j``) two squares of
+        side ``separation`` touch, given each slot's first axis ``axes[2, P, N]`` (``cos``, ``sin`` of its
+        yaw): the sum of both half-extents along the line, ``separation / 2 * (|u . e| + |u x e|)`` each.
+        """
+        extents = []
+        for pick in (self.pair_first, self.pair_second):
+            e = pick @ axes  # [2, Q, N]
+            extents.append((line * e).sum(0).abs() + (line[0] * e[1] - line[1] * e[0]).abs())
+        return (extents[0] + extents[1]) * (self.config.separation / 2)
 
     def imagine(self, obs_history: Tensor, actions: Tensor) -> Tensor:
         """``predict`` for chunks of any length ``F <= max_horizon``: ``[K, B, F, S]``.
