@@ -67,7 +67,7 @@ def build(row: str, args: argparse.Namespace) -> Any:
     spec = PolicySpec(model=None if policy == "expert" else args.model,
                       env_id=PUSH_BLOCKS_ID, observation_dim=scene.OBS_DIM, action_dim=scene.ACTION_DIM,
                       num_inference_steps=None if policy == "expert" else args.inference_steps or None,
-                      action_steps=None if policy == "expert" else 8, options=options,
+                      action_steps=None if policy == "expert" else args.action_steps, options=options,
                       planner=None if policy != "dmpc" else kind.split("-")[0],
                       dynamics=(args.today_dynamics or args.dynamics if kind.endswith("-today") else args.dynamics)
                       if policy == "dmpc" else None)
@@ -139,6 +139,7 @@ def main() -> None:
                         help="D-MPC rows' dynamics: a model directory or 'oracle' (the simulator: the ceiling)")
     parser.add_argument("--today-dynamics", help="the '-today' rows' dynamics (default: --dynamics), e.g. the "
                         "ensemble shipped before the change being measured")
+    parser.add_argument("--action-steps", type=int, default=8, help="m: actions executed per plan (not the expert)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write all rows here (after each row)")
     args = parser.parse_args()
