@@ -7,8 +7,8 @@ block the step does not name (``sim.plan_progress.disturbance``). Plans: the fix
 ``PLAN`` on 3 blocks, one episode per seed, judged by ``sim.plan_progress.PlanProgress`` (as the
 executive): success when every step holds at the end, a broken step re-issued at most twice.
 
-Rows (``--rows``): ``expert``, ``ssr-today`` (D-MPC SSR, disturbance term off, as shipped before
-#16), ``ssr`` (with the default disturbance term), ``mppi`` (with it), ``proposer`` (alone);
+Rows (``--rows``): ``expert``, ``ssr-today`` (D-MPC SSR, disturbance and edge terms off, as shipped before
+#16), ``ssr`` (with the default disturbance and edge terms), ``mppi`` (with it), ``proposer`` (alone);
 ``plan-expert``, ``plan-today`` (SSR without the term and no re-issue: today's stack, whose
 executive never looked back), ``plan-ssr-today`` (SSR without the term, re-issues on),
 ``plan-ssr``; ``replan``: the wall time of one SSR replan with and without the term, the two
@@ -61,7 +61,7 @@ def build(row: str, args: argparse.Namespace) -> Any:
     policy = {"expert": "expert", "proposer": "proposer"}.get(kind, "dmpc")
     options = dict(args.option) if policy == "dmpc" else {}
     if kind.endswith("-today"):
-        options["disturbance_weight"] = "0"
+        options.update(disturbance_weight="0", edge_weight="0")
     if kind.startswith("mppi"):
         options.update(samples="32", iterations="1", elites="6")
     spec = PolicySpec(model=None if policy == "expert" else args.model,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from forethought.models.control.objectives import KeepOut, Objective
+from forethought.models.control.objectives import EDGE_LIMIT, KeepOut, Objective
 from forethought.sim import REACHER_ID, scene
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -39,6 +39,26 @@ def test_push_to_region_is_zero_inside_and_grows_with_distance() -> None:
     # a block inside the region but within the safety margin of its edge still costs a little
     edge = (left[0] + scene.REGIONS["left"].half[0] - 0.002, 0.0)
     assert 0 < cost(objective, pushblocks_states((0.2, 0.2), edge)) < 0.05
+
+
+def test_edge_term_charges_a_push_past_where_the_pusher_can_bring_the_block_back() -> None:
+    """Both blocks end inside the (margin-shrunk) left region; the one beyond ``EDGE_LIMIT`` (the
+    pusher no longer fits between it and the table's edge) costs ``edge_weight`` per metre past it,
+    at its furthest step; without the term the two tie. A reach has no pushed block to charge."""
+    objective = Objective.from_step(PUSH, ("red_block",), shaping_weight=0.0)
+    plain = Objective.from_step(PUSH, ("red_block",), shaping_weight=0.0, edge_weight=0.0)
+    assert EDGE_LIMIT == pytest.approx(scene.WORKSPACE_HALF - scene.BLOCK_HALF - scene.PUSHER_RADIUS)
+    safe, deep = pushblocks_states((0.2, 0.2), (-0.22, 0.0)), pushblocks_states((0.2, 0.2), (-0.245, 0.03))
+    assert cost(plain, safe) == cost(plain, deep) == 0.0
+    assert cost(objective, safe) == 0.0
+    assert cost(objective, deep) == pytest.approx(objective.edge_weight * (0.245 - EDGE_LIMIT), rel=1e-4)
+    passing = deep.clone()
+    passing[-1] = safe[-1]  # beyond the limit on the way, back inside at the end: still charged
+    assert cost(objective, passing) > cost(objective, safe)
+    reach = Objective.from_step({"skill": "reach", "target": "left"}, ("red_block",))
+    assert float(reach.edge(deep)) == 0.0
+    with pytest.raises(ValueError, match="edge_weight"):
+        Objective.from_step(PUSH, ("red_block",), edge_weight=-1.0)
 
 
 def test_push_shaping_prefers_the_pusher_behind_the_block() -> None:

@@ -33,6 +33,11 @@ cost) are objectives too, over embeddings ``z[..., K, D]``: ``world_model.latent
   ``PROGRESS_M``, the weight halves at every further such replan, and it doubles back at every
   replan in which the task progresses (restored step by step, so that a push that had to go
   through another block is not stopped again half-way by the full weight).
+- **edge** (PushBlocks push, on by default): ``edge_weight * max_t max(|x|, |y| of the pushed block)
+  - EDGE_LIMIT``, beyond 0: a block pushed further out than ``EDGE_LIMIT`` cannot be pushed back,
+  because the pusher (clamped to the workspace) no longer fits between it and the table's edge.
+  Near a corner or side region a chunk that overshoots the region into that band dead-ends the
+  step; the term makes the planner aim for the part of the region it can still correct.
 
 Example::
 
@@ -64,6 +69,11 @@ DISTURBANCE_PATIENCE = 3
 dev seeds, BENCHMARKS.md)."""
 PROGRESS_M = 0.005
 """A replan counts as progress for the disturbance term's patience when the step's distance shrank this much (m)."""
+EDGE_LIMIT = scene.WORKSPACE_HALF - scene.BLOCK_HALF - scene.PUSHER_RADIUS
+"""|x| or |y| (m) of a block centre beyond which the pusher cannot get between the block and the table's edge."""
+EDGE_WEIGHT = 10.0
+"""Default weight of the edge term (cost per metre a pushed block is imagined beyond ``EDGE_LIMIT``);
+chosen on dev seeds 100-199 and 5000-5199 of ``bench/tidy.py`` (BENCHMARKS.md)."""
 DISTURBANCE_DEADBAND = 0.01
 """Default dead-band (m) of the disturbance term: smaller imagined displacements cost nothing (the
 shipped relational ensemble imagines a few mm of motion for blocks nothing touches; the flat one
@@ -247,22 +257,24 @@ class PushBlocksObjective(TaskObjective):
         present: the blocks in the scene (default: all three).
         disturbance_weight, disturbance_deadband: the disturbance term (0 turns it off).
         disturbance_patience: replans without progress before the disturbance weight starts halving.
+        edge_weight: the edge term (push only; 0 turns it off).
     """
 
     def __init__(self, step: Mapping[str, Any], margin: float = 0.01, shaping_weight: float = 0.3,
                  present: Sequence[str] = scene.BLOCK_NAMES, disturbance_weight: float = DISTURBANCE_WEIGHT,
                  disturbance_deadband: float = DISTURBANCE_DEADBAND, disturbance_patience: int = DISTURBANCE_PATIENCE,
-                 **terms: Any) -> None:
+                 edge_weight: float = EDGE_WEIGHT, **terms: Any) -> None:
         super().__init__(**terms)
         if not (np.isfinite(margin) and margin >= 0) or not (np.isfinite(shaping_weight) and shaping_weight >= 0):
             raise ValueError(f"margin and shaping_weight must be finite and >= 0, got {margin!r}, {shaping_weight!r}")
         _check_weights(disturbance_weight=disturbance_weight, disturbance_deadband=disturbance_deadband,
-                       disturbance_patience=disturbance_patience)
+                       disturbance_patience=disturbance_patience, edge_weight=edge_weight)
         self.step, self.margin, self.shaping_weight = dict(step), float(margin), float(shaping_weight)
         self.disturbance_weight, self.disturbance_deadband = float(disturbance_weight), float(disturbance_deadband)
         self.bystanders = [scene.block_slice(b) for b in present if b not in named_blocks(step)]
         """Observation slices of the present blocks the step does not name."""
         self.disturbance_patience = int(disturbance_patience)
+        self.edge_weight = float(edge_weight)
         self.origin: Tensor | None = None
         """The observation ``[S]`` the disturbance is measured from (``observe``)."""
         self.best_distance, self.stalled = float("inf"), 0
@@ -320,10 +332,18 @@ class PushBlocksObjective(TaskObjective):
             total = total + (moved - self.disturbance_deadband).clamp_min(0.0).amax(-1)
         return total
 
+    def edge(self, states: Tensor) -> Tensor:
+        """``[...]``: how far (m) the pushed block is imagined beyond ``EDGE_LIMIT`` at its furthest; unweighted."""
+        if self.object is None:
+            return states.new_zeros(states.shape[:-2])
+        return (self._xy(states, self.object).abs() - EDGE_LIMIT).clamp_min(0.0).amax((-1, -2))
+
     def cost(self, states: Tensor, actions: Tensor) -> Tensor:
         total = super().cost(states, actions)
         if self.disturbance_weight > 0:
             total = total + self.effective_disturbance_weight * self.disturbance(states)
+        if self.edge_weight > 0:
+            total = total + self.edge_weight * self.edge(states)
         return total
 
     def bodies(self, states: Tensor) -> Tensor:

@@ -30,7 +30,7 @@ Example::
 (planner); ``beta``, ``energy_weight``, ``keepout`` (``circle:x,y,r`` or ``rect:x,y,hx,hy``,
 several joined by ``;``), ``keepout_weight``, ``running_weight``,
 ``terminal_weight``, ``margin``, ``shaping_weight``, ``disturbance_weight``,
-``disturbance_deadband``, ``disturbance_patience`` (objective); ``search`` (``ssr|mppi|cem``, for
+``disturbance_deadband``, ``disturbance_patience``, ``edge_weight`` (objective); ``search`` (``ssr|mppi|cem``, for
 the oracle); ``backend`` (``torch``, or ``onnx``: the proposer's denoiser and the dynamics
 ensemble's whole rollout are exported to temporary ONNX files and run on onnxruntime, with
 ``torch.get_num_threads()`` threads, on ``CUDAExecutionProvider`` when ``--device cuda``; the
@@ -68,7 +68,8 @@ PLANNER_KEYS = {"samples": int, "iterations": int, "elites": int, "horizon": int
                 "init_std": float, "min_std": float, "goal_fraction": float}
 OBJECTIVE_KEYS = {"beta": float, "energy_weight": float, "keepout_weight": float, "running_weight": float,
                   "terminal_weight": float, "margin": float, "shaping_weight": float,
-                  "disturbance_weight": float, "disturbance_deadband": float, "disturbance_patience": int}
+                  "disturbance_weight": float, "disturbance_deadband": float, "disturbance_patience": int,
+                  "edge_weight": float}
 OTHER_KEYS = ("keepout", "search", "backend")
 BACKENDS = ("torch", "onnx")
 """Who evaluates the proposer's denoiser and the dynamics ensemble (``--policy-option backend``)."""
