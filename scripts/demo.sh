@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 export MUJOCO_GL=egl ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST HF_HUB_OFFLINE=1
 mkdir -p outputs
 .venv/bin/forethought run stack --command "push the green block to the top right" \
-  --n-blocks 3 --seed 0 --until-success --timeout 300 --video outputs/demo.mp4 "$@"
+  --n-blocks 3 --seed 0 --until-success --timeout 600 --video outputs/demo.mp4 "$@"
 echo "video: outputs/demo.mp4"
