@@ -19,7 +19,13 @@ when the words make the reading unsafe: a negation or a correction (``UNSURE_WOR
 "or", ...) or no destination at all. ``covers(plan, demand)`` is the check. The planner decodes a
 grounded plan that does not cover the demand again under ``schema.plan_dfa(present, min_steps=...,
 required=...)``, a grammar of the plans that do, and keeps the second plan when it passes grounding.
-All functions here are pure.
+
+``refutes_absence(command, present)`` says when the model's refusal "object not in scene" is contradicted
+by the scene, so that the planner decodes the command again in the same way, under the covering grammar
+without its refusal branch ("blue: next to green" with both blocks present): the command names blocks by colour and every one is present, its words alone refuse
+nothing (``grounding.check``), and every word is in ``READ_WORDS`` (the words of the phrasings the planner
+was trained to plan and of the lexicons), since a word outside it could be the absent thing ("the lamp",
+"gry" for grey). All functions here are pure.
 
 The reading errs towards asking for less: a step it cannot see ("then push it back") is not counted,
 so a plan is re-decoded only when the words clearly ask for more than it does. On the generated
@@ -33,7 +39,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .grounding import _ARROW, BLOCK_COLORS, BLOCK_WORDS, CENTER, CORNERS, HORIZONTAL, RIGHT_ADVERB, VERTICAL, canonical, correct
+from . import commands, compose
+from .grounding import (_ARROW, BLOCK_COLORS, BLOCK_WORDS, CENTER, COLOR_SYNONYMS, CORNERS, HORIZONTAL, PUSHER_WORDS, RIGHT_ADVERB,
+                        UNSUPPORTED, VERTICAL, canonical, check, correct, mentions)
 from .normalize import edits1
 from forethought.sim.scene import BLOCK_NAMES, REGION_NAMES
 
@@ -68,6 +76,29 @@ KEYWORDS: frozenset[str] = frozenset(RELATIONS) | {"away", "exact", "followed", 
 (``_slip``) from exactly one of them, with the same first letter, is read as it."""
 _TOKEN = re.compile(r"-?\d*\.\d+|-?\d+|[a-z]+(?:'[a-z]+)?|[^\sa-z\d]")
 _NUMBER = re.compile(r"-?\d")
+_PLACEHOLDER = re.compile(r"\{[^}]*\}")
+_PLANNED_PHRASES: tuple[str, ...] = (
+    *(t for table in (commands.PUSH_VERBS, commands.NOUNS, commands.REACH, commands.NEXT_TO, commands.THEN, commands.POINT)
+      for t in table["augmented"]),
+    *(t for phrases in commands.REGION_WORDS["augmented"].values() for t in phrases),
+    *compose.BLOCK_NOUNS, *compose.DETERMINERS, *compose.LONE_BLOCK, *compose.BACK_REFERENCE, *compose.PUSH_VERBS,
+    *compose.PUSH_GERUNDS, *compose.REGION_PREPS, *(t for phrases in compose.REGION_PHRASES.values() for t in phrases),
+    *(t for words in compose.VERTICAL_WORDS.values() for t in words), *compose.CORNER_FORMS,
+    *(t for words in compose.ADVERBS.values() for t in words), *compose.NEXT_TO, *compose.REACH_PHRASES, *compose.REACH_ADVERB,
+    *compose.POINT_FORMS, *compose.POINT_VERBS, *compose.THEN, *compose.LAST, *compose.OPENERS, *compose.NUMBERED,
+    *(t for phrases in compose.QUANTIFIED.values() for t in phrases), *compose.LIST_THEN, *compose.ELIDED_REACH,
+    *compose.POLITE_BEFORE, *compose.POLITE_AFTER,
+)
+READ_WORDS: frozenset[str] = (
+    frozenset(w for t in _PLANNED_PHRASES for w in _TOKEN.findall(_PLACEHOLDER.sub(" ", t.lower())) if w[0].isalpha())
+    | frozenset(BLOCK_COLORS) | frozenset(COLOR_SYNONYMS) | BLOCK_WORDS | PUSHER_WORDS | frozenset(VERTICAL) | frozenset(HORIZONTAL)
+    | frozenset(CORNERS) | CENTER | RIGHT_ADVERB | KEYWORDS | (frozenset(RELATIONS.values()) - {""}) | PRONOUNS | QUANTIFIERS
+    | PLURAL_BLOCKS | POINT_GAP | DETERMINERS | COORDINATION | NOT_RELATION_AFTER
+) - UNSUPPORTED
+"""The words the planner reads in a command it plans: the words of the phrasings it was trained to plan (the
+train phrasings of ``commands`` and the plannable ones of ``compose``: verbs, block nouns, regions, "next to",
+connectors, polite wrappers) and of the lexicons of grounding and of this module; no word of a refusal's
+phrasing (places, objects, unsupported skills, chit-chat)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +142,19 @@ def _tokens(command: str) -> list[str]:
     """The canonical command as words (typos corrected), numbers and punctuation."""
     raw = _TOKEN.findall(canonical(_ARROW.sub(" ~ ", command)))  # an arrow stays a mark: "red -> blue" is not "red to blue"
     return [t if not t[0].isalpha() else _correct(t, raw[i - 1] if i else "") for i, t in enumerate(raw)]
+
+
+def unread(command: str) -> tuple[str, ...]:
+    """The words of ``command`` (read as ``demand`` reads them: canonical, typos undone) not in ``READ_WORDS``."""
+    return tuple(dict.fromkeys(w for w in _tokens(command) if w[0].isalpha() and w not in READ_WORDS))
+
+
+def refutes_absence(command: str, present: tuple[str, ...]) -> bool:
+    """Whether the scene contradicts the refusal "object not in scene" of ``command``: it names blocks by colour,
+    every one of them present, its words alone refuse nothing (no absent colour or object, injection, unsupported
+    skill or distance: ``grounding.check``), and it has no ``unread`` word, which could name the absent thing
+    ("the lamp", a typo of "grey")."""
+    return bool(mentions(command).colors) and check(command, present, {"steps": []}) is None and not unread(command)
 
 
 def _region_at(words: list[str], i: int) -> tuple[str, int] | None:

@@ -339,17 +339,22 @@ def check(command: str, present: tuple[str, ...], plan: dict[str, Any]) -> tuple
     return None
 
 
-def ground(command: str, present: tuple[str, ...], plan: dict[str, Any]) -> dict[str, Any]:
+def without_repeats(plan: dict[str, Any]) -> dict[str, Any]:
+    """``plan`` with every step equal to the one before it dropped (it would move nothing)."""
+    return {**plan, "steps": [s for k, s in enumerate(plan["steps"]) if not k or s != plan["steps"][k - 1]]}
+
+
+def ground(command: str, present: tuple[str, ...], plan: dict[str, Any], repeats: bool = False) -> dict[str, Any]:
     """``plan`` if the command licenses every block, region and point in it, else a refusal with a ``detail``.
 
     A refusal stays a refusal; when the command's words alone refuse it (an injection, an unsupported
     skill, an absent object: the first of these, as in ``check``), it takes that reason and its detail.
-    A step equal to the one before it is dropped first (it would move nothing).
+    A step equal to the one before it is dropped first (``without_repeats``), unless ``repeats`` (the
+    command asks for that step twice: the planner decides with ``coverage.demand``).
     """
     if "refusal" in plan:
         why = _refused_by_words(mentions(command), present)
         return plan if why is None or "detail" in plan else refusal(*why)
-    steps = [s for k, s in enumerate(plan["steps"]) if not k or s != plan["steps"][k - 1]]
-    plan = {**plan, "steps": steps}
+    plan = plan if repeats else without_repeats(plan)
     why = check(command, present, plan)
     return plan if why is None else refusal(*why)

@@ -9,11 +9,13 @@ Example::
 Every decoded plan then goes through ``grounding.ground``: a plan naming a block, region or point
 the command does not refer to becomes a refusal whose ``detail`` says what is missing or asks
 which block is meant. A grounded plan that does less than the command asks for (``coverage.demand``:
-"green left, red right" planned as one push, "put red beside it" as a push to a region), or one that
-grounding refused for a block or place the command does not name, is decoded once more under the
-grammar of plans that go to the command's destinations in its order and involve every block it names
-(``schema.plan_dfa(..., targets, required)``), through the same engine; the second plan is kept when it
-passes grounding and covers the command. With ``score_plans`` (or a ``min_logprob``) the plan's
+"green left, red right" planned as one push, "put red beside it" as a push to a region), one that
+grounding refused for a block or place the command does not name, or the model's refusal "object not in
+scene" of a command whose every named block is present and every word read (``coverage.refutes_absence``:
+"blue: next to green"), is decoded once more under the grammar of plans that go to the command's
+destinations in its order and involve every block it names (``schema.plan_dfa(..., targets, required)``;
+for a contradicted refusal without the refusal branch, ``refusal=False``), through the same engine; the second plan is kept when it passes grounding and covers the command, else
+the first plan or refusal stands. With ``score_plans`` (or a ``min_logprob``) the plan's
 log-probability under the grammar-constrained target is in ``stats["plan_logprob"]``, and a plan
 below ``min_logprob`` becomes the refusal "not sure what you mean; please rephrase".
 """
@@ -38,9 +40,9 @@ from ..decoding.engine import DECODE_MODES, Engine, EngineConfig
 from ..decoding.language_model import HFLanguageModel, ModelSpec, check_same_vocab, load_tokenizer
 from ..decoding.sampling import masked_logits
 from ..training.lora import load_config
-from .coverage import Demand, covers, demand
+from .coverage import Demand, covers, demand, refutes_absence
 from .grammar import GrammarConstraint, token_strings
-from .grounding import check, ground, mentions
+from .grounding import check, ground, mentions, without_repeats
 from .prompts import prompt_ids
 from .schema import MAX_STEPS, plan_dfa, refusal, scene_blocks, validate_plan
 
@@ -65,9 +67,11 @@ class PlanResult:
 
     ``stats["grounding"]``: ``"refused"`` when grounding replaced the decoded plan by a refusal,
     ``"explained"`` when it added a detail (or the reason the command's words give) to the model's refusal,
-    ``"deduplicated"`` when it dropped a step repeating the one before, ``"unsure"`` when the plan fell below
+    ``"deduplicated"`` when it dropped a step repeating the one before (kept when the command asks for it twice:
+    "... to the lower left. after that, ... to the lower left"), ``"unsure"`` when the plan fell below
     ``min_logprob``; absent when the decoded plan stands. ``stats["coverage"]``: ``"redecoded"`` when the plan
-    is the second decode of a command the first plan did not cover, ``"short"`` when that decode did not cover it either."""
+    is the second decode of a command the first plan (or the model's contradicted refusal) did not cover, ``"short"``
+    when that decode did not cover it either (the first plan or refusal stands)."""
 
     plan: dict[str, Any]
     text: str = ""
@@ -161,32 +165,37 @@ class Planner:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def constraint(self, present: tuple[str, ...], want: Demand | None = None) -> GrammarConstraint:
+    def constraint(self, present: tuple[str, ...], want: Demand | None = None, refuse: bool = True) -> GrammarConstraint:
         """The grammar of plans valid in a scene with blocks ``present``; with ``want``, of the plans that go to
-        exactly ``want.targets`` in order and do every item it requires (built once per key; the ``KEPT_COVERING``
-        newest of these are kept, each holding a few MB of masks once used)."""
-        key = (present,) if want is None else (present, want.targets, want.required)
+        exactly ``want.targets`` in order and do every item it requires, and, unless ``refuse``, no refusal (built
+        once per key; the ``KEPT_COVERING`` newest of these are kept, each holding a few MB of masks once used)."""
+        key = (present,) if want is None else (present, want.targets, want.required, refuse)
         if key not in self._constraints:
-            dfa = plan_dfa(present) if want is None else plan_dfa(present, targets=want.targets, required=want.required)
+            dfa = plan_dfa(present) if want is None else plan_dfa(present, targets=want.targets, required=want.required,
+                                                                 refusal=refuse)
             self._constraints[key] = GrammarConstraint(dfa, self.tokens, self.eos_ids, self.engine.target.vocab_size)
             covering = [k for k in self._constraints if len(k) > 1]  # oldest first; a scene's grammar is kept for good
             if len(covering) > KEPT_COVERING:
                 del self._constraints[covering[0]]
         return self._constraints[key]
 
-    def _uncovered(self, result: PlanResult, command: str, present: tuple[str, ...]) -> Demand | None:
-        """What ``command`` asks for when ``result``'s grounded plan does less, or when grounding refused a decoded plan
-        for a block or place the command does not name while its words name a block or the pusher and alone refuse
-        nothing: a second decode is due. Else ``None``."""
+    def _uncovered(self, result: PlanResult, command: str, present: tuple[str, ...]) -> tuple[Demand, bool] | None:
+        """``(what command asks for, whether the second decode may refuse)`` when ``result``'s grounded plan does less,
+        when grounding refused a decoded plan for a block or place the command does not name while its words name a
+        block or the pusher and alone refuse nothing, or when the model refused the command as naming an absent object
+        and the scene contradicts that (``coverage.refutes_absence``: every block it names is present and every word
+        is read; the second decode may then not refuse again): a second decode is due. Else ``None``."""
         substituted = result.stats.get("grounding") == "refused" and check(command, present, {"steps": []}) is None
-        if not (self.coverage and self.grounding and (result.plan["steps"] or substituted)):
+        contradicted = result.plan.get("refusal") == "object not in scene" and "grounding" not in result.stats \
+            and refutes_absence(command, present)
+        if not (self.coverage and self.grounding and (result.plan["steps"] or substituted or contradicted)):
             return None
         want = demand(command, present)
-        if want is None or want.min_steps > MAX_STEPS or covers(result.plan, want) and not substituted:
+        if want is None or want.min_steps > MAX_STEPS or covers(result.plan, want) and not (substituted or contradicted):
             return None
         if substituted and not (want.blocks or mentions(command).pusher):  # "left" alone: too little to plan from
             return None
-        return want
+        return want, not contradicted
 
     @staticmethod
     def _covered(first: PlanResult, second: PlanResult, want: Demand) -> PlanResult:
@@ -231,7 +240,9 @@ class Planner:
             if self.min_logprob is not None and plan["steps"] and stats["plan_logprob"] < self.min_logprob:
                 plan, stats = refusal("unclear command", UNSURE), {**stats, "grounding": "unsure"}
         if self.grounding:
-            grounded = ground(command, present, plan)
+            want = demand(command, present) if plan["steps"] else None
+            asked_twice = want is not None and covers(plan, want) and not covers(without_repeats(plan), want)
+            grounded = ground(command, present, plan, repeats=asked_twice)
             if grounded != plan:
                 change = "explained" if not plan["steps"] else "refused" if not grounded["steps"] else "deduplicated"
                 stats = {**stats, "grounding": change}
@@ -245,10 +256,10 @@ class Planner:
             return ids
         out = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, constraint=self.constraint(present), seed=seed)
         result = self._finish(out.tokens, present, out.stats.summary(), text, ids)
-        if (want := self._uncovered(result, text, present)) is not None:
-            again = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, constraint=self.constraint(present, want),
+        if (redo := self._uncovered(result, text, present)) is not None:
+            again = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, constraint=self.constraint(present, *redo),
                                          seed=seed)
-            result = self._covered(result, self._finish(again.tokens, present, again.stats.summary(), text, ids), want)
+            result = self._covered(result, self._finish(again.tokens, present, again.stats.summary(), text, ids), redo[0])
         return result
 
     def plan_batch(self, items: list[tuple[str | bytes, str]], batch_size: int = 32) -> list[PlanResult]:
@@ -268,16 +279,16 @@ class Planner:
             else:
                 todo.append((i, present, text, ids))
         self._batch(results, todo, batch_size)
-        short = [(i, p, t, ids, want) for i, p, t, ids in todo if (want := self._uncovered(results[i], t, p)) is not None]
+        short = [(i, p, t, ids, *redo) for i, p, t, ids in todo if (redo := self._uncovered(results[i], t, p)) is not None]
         first = {i: results[i] for i, *_ in short}
         self._batch(results, short, batch_size)
-        for i, *_, want in short:
+        for i, _, _, _, want, _ in short:
             results[i] = self._covered(first[i], results[i], want)
         return results
 
     def _batch(self, results: list[PlanResult | None], todo: list[tuple], batch_size: int) -> None:
-        """Decode ``todo`` rows ``(index, present, text, ids[, demand])`` with ``greedy_batch`` into ``results``,
-        each under ``self.constraint(present[, demand])``."""
+        """Decode ``todo`` rows ``(index, present, text, ids[, demand, refuse])`` with ``greedy_batch`` into ``results``,
+        each under ``self.constraint(present[, demand, refuse])``."""
         from ..decoding.batched import greedy_batch
 
         todo = sorted(todo, key=lambda t: len(t[3]))  # similar lengths together: little padding

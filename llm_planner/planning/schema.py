@@ -210,19 +210,20 @@ class _Lookup:
 
 
 def plan_dfa(present: tuple[str, ...] = BLOCK_NAMES, max_steps: int = MAX_STEPS, targets: tuple[str, ...] = (),
-             required: frozenset[str] = frozenset()) -> Dfa:
+             required: frozenset[str] = frozenset(), refusal: bool = True) -> Dfa:
     """The automaton of every canonical plan text valid in a scene with blocks ``present``, of 1 to ``max_steps``
     steps; with ``targets``, of exactly ``len(targets)`` steps, step ``k`` going to ``targets[k]`` (``target_kind``:
     a region, a block, ``POINT``; ``NEXT_TO``: any block); its steps together do every item of ``required``
-    (``step_items``). A refusal
-    is always valid. ``targets`` and ``required`` make the grammar of a second decode that must do what the
-    first plan left out (``coverage.demand``)."""
+    (``step_items``). A refusal is valid too, unless ``refusal=False`` and some plan is. ``targets`` and
+    ``required`` make the grammar of a second decode that must do what the first plan left out
+    (``coverage.demand``); ``refusal=False`` that of a refusal the scene contradicts (``coverage.refutes_absence``)."""
     if len(targets) > max_steps:
         raise ValueError(f"need at most max_steps={max_steps} targets, got {len(targets)}")
     for b in present:
         validate_step({"skill": "push", "object": b, "target": "center"}, present)
     nfa = _Steps(present, max_steps, tuple(targets), frozenset(required))
-    return Dfa(nfa, ((0, frozenset(), nfa.root), (0, frozenset(), nfa.final)))
+    start = nfa.root if refusal or not nfa._feasible(0, frozenset()) else nfa.head
+    return Dfa(nfa, ((0, frozenset(), start), (0, frozenset(), nfa.final)))
 
 
 def describe_scene(present: tuple[str, ...]) -> str:
