@@ -175,6 +175,29 @@ def test_unsupported_skills_are_refused(verb):
     assert_refused(gr.ground(f"{verb} the red block to the left", SCENES["pushblocks-3"], push("red_block", "left")), "unsupported action")
 
 
+@pytest.mark.parametrize(("command", "plan"), [
+    ("push blue or red next to green", push("blue_block", "green_block")),
+    ("push the bleu or the red one to the left", push("red_block", "left")),
+    ("put green next to red or blue", push("green_block", "red_block")),
+    ("push the red block to the left or right", push("red_block", "left")),
+    ("push red into the top left or the top right corner", push("red_block", "top_left")),
+    ("either push red left or push blue right", push("red_block", "left")),
+])
+def test_a_choice_left_to_the_planner_is_refused_whatever_the_plan(command, plan):
+    """A command that offers blocks or places to choose from is refused, never planned as one of them."""
+    out = gr.ground(command, SCENES["pushblocks-3"], plan)
+    assert_refused(out, "unclear command")
+    assert "choice" in out["detail"]
+
+
+@pytest.mark.parametrize("command", [
+    "push red to the left", "push the red block left, or rather the blue one", "move red or so to the left",
+    "push red to the left and then blue to the right", "could you push the red block to the left?",
+])
+def test_an_or_without_a_choice_between_blocks_or_places_refuses_nothing(command):
+    assert gr.mentions(command).choice is None
+
+
 def meaning(word: str) -> str:
     """What a lexicon word stands for: its colour, side or region."""
     return (gr.COLOR_SYNONYMS.get(word) or gr.VERTICAL.get(word) or gr.HORIZONTAL.get(word) or gr.CORNERS.get(word)

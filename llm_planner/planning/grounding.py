@@ -155,7 +155,9 @@ class Mentions:
     colors: block colours named (red, green, blue, in order of first mention); other_colors:
     colours no block has; other_objects: object words no scene has; all_blocks: a quantifier;
     block_reference: a colour or a block word; pusher: a pusher word; regions: region names; numbers: the numbers written; unsupported: unsupported skill words;
-    injection: the text of an injection, if any; distance: a distance phrase ("two metres"), if any.
+    injection: the text of an injection, if any; distance: a distance phrase ("two metres"), if any;
+    choice: the words of a choice between blocks or places ("blue or red", "left or right", "either ... or"),
+    if any.
     """
 
     colors: tuple[str, ...]
@@ -169,6 +171,26 @@ class Mentions:
     unsupported: tuple[str, ...]
     injection: str | None
     distance: str | None
+    choice: str | None
+
+
+_COLOR_WORDS: frozenset[str] = frozenset(BLOCK_COLORS) | frozenset(OTHER_COLORS) | frozenset(COLOR_SYNONYMS)
+_PLACE_WORDS: frozenset[str] = frozenset(VERTICAL) | frozenset(HORIZONTAL) | frozenset(CORNERS) | CENTER
+CHOICE_REACH = 2
+"""A choice is an "or" with a colour (or a place word) among the ``CHOICE_REACH`` words on each side of it."""
+
+
+def _choice(words: list[str]) -> str | None:
+    """The words of a choice between blocks or places in ``words`` ("blue or red", "left or right",
+    "either red or blue"), else ``None``."""
+    for i, w in enumerate(words):
+        if w != "or":
+            continue
+        before, after = set(words[max(0, i - CHOICE_REACH) : i]), set(words[i + 1 : i + 1 + CHOICE_REACH])
+        if (before & _COLOR_WORDS and after & _COLOR_WORDS) or (before & _PLACE_WORDS and after & _PLACE_WORDS) \
+                or "either" in words[:i]:
+            return " ".join(words[max(0, i - CHOICE_REACH) : i + 1 + CHOICE_REACH])
+    return None
 
 
 def mentions(command: str) -> Mentions:
@@ -215,6 +237,7 @@ def mentions(command: str) -> Mentions:
         unsupported=tuple(dict.fromkeys([w for w in words if w in UNSUPPORTED] + UNSUPPORTED_PHRASE.findall(text))),
         injection=injection.group(0) if injection else None,
         distance=distance.group(0) if distance else None,
+        choice=_choice([w for w in words if w.isalpha()]),
     )
 
 
@@ -293,13 +316,16 @@ def _point_licensed(xy: list[float], numbers: tuple[float, ...]) -> bool:
 
 
 def _refused_by_words(m: Mentions, present: tuple[str, ...]) -> tuple[str, str] | None:
-    """``(reason, detail)`` when the command's words alone refuse it: an injection, an unsupported skill, an absent object."""
+    """``(reason, detail)`` when the command's words alone refuse it: an injection, an unsupported skill, an absent
+    object, a choice left to the planner."""
     if m.injection:
         return "unclear command", f"the command tries to instruct the planner ({m.injection!r}); give only a task"
     if m.unsupported:
         return "unsupported action", f"I can only push blocks and move the pusher; {m.unsupported[0]!r} is not a skill"
     if (what := missing(m, present)) is not None:
         return "object not in scene", what
+    if m.choice:
+        return "unclear command", f"the command leaves a choice ({m.choice!r}); say which one"
     return None
 
 
