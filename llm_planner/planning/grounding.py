@@ -32,7 +32,9 @@ The lexicon (words are lower-cased letters; a hyphen splits words, so "top-left"
 - **points**: the numbers written in the command; a reach point ``[x, y]`` must be written there as
   two consecutive numbers;
 - **unsupported skills** (``UNSUPPORTED``: pick, lift, stack, rotate, ...) and **injections**
-  (``INJECTION``: "ignore your instructions", "system prompt", ...): refused whatever the plan.
+  (``INJECTION``: "ignore your instructions", "system prompt", ...): refused whatever the plan;
+- **choices**: an "or" with a colour, or a place word, among the two words on each side of it ("blue or
+  red", "left or right"), or after "either", leaves the choice to the planner: refused whatever the plan.
 
 A word of at least 4 letters that is not in the lexicon is read as the colour, region, block or
 pusher word one typo away (Damerau-Levenshtein distance 1, same first letter; among several, a
