@@ -123,11 +123,35 @@ def test_compute_loss_logs_terms_and_gradients_reach_every_part() -> None:
     model.loss_log.clear()
     loss = model.compute_loss(random_batch(model.config, 32))
     loss.backward()
-    mse, reg = model.loss_log[-1]
+    mse, reg, openloop = model.loss_log[-1]
+    assert openloop == 0.0  # rollout_weight 0: teacher forcing only
     assert float(loss.detach()) == pytest.approx(mse + model.config.sigreg_weight * reg, rel=1e-5)
     for name in ("encoder", "projector", "predictor", "pred_projector"):
         grads = [p.grad for p in getattr(model, name).parameters() if p.grad is not None]
         assert grads and any(g.abs().sum() > 0 for g in grads), name
+
+
+def test_open_loop_term_rolls_the_predictor_out_from_the_first_frame_alone() -> None:
+    torch.manual_seed(0)
+    config = WorldModelConfig(**{**TINY, "num_frames": 5, "history": 2, "rollout_weight": 0.5,
+                                 "predictor_dropout": 0.0})
+    model = LatentWorldModel(config).train()
+    batch = random_batch(config, 32)
+    loss = model.compute_loss(batch)
+    mse, reg, openloop = model.loss_log[-1]
+    assert float(loss.detach()) == pytest.approx(mse + 0.5 * openloop + config.sigreg_weight * reg, rel=1e-5)
+    with torch.no_grad():  # the same pass by hand: predictions fed back, never the encoded frames
+        z = model.embed(model.processor.normalize_obs(batch["obs"]))
+        blocks = model.processor.normalize_actions(batch["actions"]).reshape(32, 4, config.block_dim)
+        window = torch.cat([z.new_zeros(32, 1, z.shape[-1]), z[:, :1]], 1)
+        present = torch.tensor([[0.0, 1.0]]).expand(32, -1)
+        errs = []
+        for k in range(4):
+            nxt = model.pred_projector(model.predictor(window, present, blocks[:, k]))
+            errs.append((nxt - z[:, k + 1]).square().mean())
+            window, present = torch.cat([window[:, 1:], nxt[:, None]], 1), torch.ones(32, 2)
+    assert openloop == pytest.approx(float(torch.stack(errs).mean()), rel=1e-4)
+    assert openloop != pytest.approx(mse, rel=1e-3)  # blocks 2-4 see predictions, not the encoded frames
 
 
 def test_bad_inputs_raise_value_errors() -> None:
@@ -201,7 +225,7 @@ def test_tiny_training_run_lowers_prediction_loss_without_collapse(small_dataset
         small_dataset, "tiny", ["play"], seed=0, overrides={"steps": 120}, obs_type="state", progress=False)
     result = train(model, sample_batch, train_config, tmp_path, run_config)
     assert result.final_loss < 0.5 * result.first_loss
-    log = np.array(model.loss_log)  # (mse, sigreg) per step
+    log = np.array(model.loss_log)  # (mse, sigreg, open-loop mse) per step
     assert log[-20:, 0].mean() < 0.5 * log[:20, 0].mean()
     collapse = COLLAPSE_PER_SAMPLE * train_config.batch_size
     assert log[-20:, 1].mean() < 0.2 * collapse  # far below 0.402 B (and the floor is 1.05)

@@ -53,6 +53,9 @@ class WorldModelConfig(ModelConfig):
     Objective:
         sigreg_weight: lambda of ``loss = mse + lambda * SIGReg`` (LeWM configs: 0.09; 0 is the
             no-regulariser ablation, which collapses).
+        rollout_weight: weight of an open-loop term: the predictor rolled out from a window's first
+            frame over its ``num_frames - 1`` blocks, its own predictions fed back, against the
+            encoded frames (0: teacher forcing only, as LeWM; issue #18's multi-step loss).
         sigreg_slices, sigreg_knots, sigreg_t_max: SIGReg's random directions and quadrature.
     """
 
@@ -79,6 +82,7 @@ class WorldModelConfig(ModelConfig):
     predictor_dropout: float = 0.1
     # objective
     sigreg_weight: float = 0.09
+    rollout_weight: float = 0.0
     sigreg_slices: int = 256
     sigreg_knots: int = 17
     sigreg_t_max: float = 3.0
@@ -109,6 +113,8 @@ class WorldModelConfig(ModelConfig):
             raise ValueError(f"predictor_dropout must lie in [0, 1), got {self.predictor_dropout}")
         if not self.sigreg_weight >= 0.0:
             raise ValueError(f"sigreg_weight must be >= 0 (0 disables the regulariser), got {self.sigreg_weight}")
+        if not self.rollout_weight >= 0.0:
+            raise ValueError(f"rollout_weight must be >= 0 (0: teacher forcing only), got {self.rollout_weight}")
         if self.sigreg_knots < 2 or not self.sigreg_t_max > 0:
             raise ValueError(f"sigreg_knots must be >= 2 and sigreg_t_max > 0, got {self.sigreg_knots}, "
                              f"{self.sigreg_t_max}")
@@ -142,6 +148,14 @@ PRESETS = PresetRegistry("world-model", {
                "log_every": 25},
     ),
     "state": _STATE,
+    "state-contact": Preset(
+        "the state preset with 6-frame windows (5 blocks, a plan's horizon) and an open-loop term of weight 1: "
+        "trained for contact-rich data (issue #18)",
+        model={**_STATE.model, "num_frames": 6, "rollout_weight": 1.0}, train=_STATE.train),
+    "state-contact-wide": Preset(
+        "state-contact with a wider, deeper predictor (width 256, 3 blocks): the capacity check of issue #18",
+        model={**_STATE.model, "num_frames": 6, "rollout_weight": 1.0, "predictor_hidden": 256,
+               "predictor_blocks": 3}, train=_STATE.train),
     "state-noreg": Preset("ablation: the state preset without SIGReg (sigreg_weight 0); expected to collapse",
                           model={**_STATE.model, "sigreg_weight": 0.0}, train=_STATE.train),
     "pixels": Preset(

@@ -171,8 +171,9 @@ class LatentWorldModel(PretrainedModel):
         self.projector = BNProjector(c.encoder_hidden, c.projector_hidden, c.embed_dim)
         self.predictor = Predictor(c)
         self.pred_projector = BNProjector(c.embed_dim, c.projector_hidden, c.embed_dim)
-        self.loss_log: list[tuple[float, float]] = []
-        """``(mse, sigreg)`` of every ``compute_loss`` call in training mode (collapse diagnostics)."""
+        self.loss_log: list[tuple[float, float, float]] = []
+        """``(mse, sigreg, open-loop mse)`` of every ``compute_loss`` call in training mode (collapse
+        diagnostics; the open-loop term is 0 when ``rollout_weight`` is 0)."""
         self.onnx_rollout: Any = None
         """The onnxruntime rollout attached by ``load_onnx`` (``LatentCEM(..., backend="onnx")`` uses it)."""
 
@@ -292,19 +293,27 @@ class LatentWorldModel(PretrainedModel):
         return z, self.pred_projector(pred).reshape(B, T - 1, D)
 
     def compute_loss(self, batch: Mapping[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
-        """``mse + sigreg_weight * SIGReg`` for ``batch["obs"][B, T, *obs_shape]`` (raw observations) and
-        ``batch["actions"][B, T-1, frameskip, A]`` (env units); the terms are appended to ``loss_log``."""
+        """``mse + rollout_weight * open-loop mse + sigreg_weight * SIGReg`` for ``batch["obs"][B, T, *obs_shape]``
+        (raw observations) and ``batch["actions"][B, T-1, frameskip, A]`` (env units).
+
+        ``mse`` is the teacher-forced next-embedding error; the open-loop term rolls the predictor out
+        from frame 0 alone over the ``T - 1`` blocks, its own predictions fed back as history (as a
+        planner uses it), against the encoded frames. The terms are appended to ``loss_log``.
+        """
         obs, actions = batch["obs"], batch["actions"]
         c = self.config
-        z, pred = self.forward_sequence(
-            self.processor.normalize_obs(obs),
-            self.processor.normalize_actions(actions).reshape(*actions.shape[:2], c.block_dim),
-        )
+        blocks = self.processor.normalize_actions(actions).reshape(*actions.shape[:2], c.block_dim)
+        z, pred = self.forward_sequence(self.processor.normalize_obs(obs), blocks)
         mse = (pred - z[:, 1:]).square().mean()
+        loss = mse
+        openloop = mse.new_zeros(())
+        if c.rollout_weight > 0:
+            openloop = (self.rollout_latent(z[:, :1], blocks) - z[:, 1:]).square().mean()
+            loss = loss + c.rollout_weight * openloop
         reg = sigreg(z.transpose(0, 1), c.sigreg_slices, c.sigreg_knots, c.sigreg_t_max, generator)  # [T, B, D]
         if self.training:
-            self.loss_log.append((float(mse.detach()), float(reg.detach())))
-        return mse + c.sigreg_weight * reg if c.sigreg_weight > 0 else mse
+            self.loss_log.append((float(mse.detach()), float(reg.detach()), float(openloop.detach())))
+        return loss + c.sigreg_weight * reg if c.sigreg_weight > 0 else loss
 
     @torch.no_grad()
     def diagnostics(self, obs: Tensor, actions: Tensor) -> dict[str, float]:
