@@ -5,16 +5,18 @@ push (``wm_success``: goal observation 25 expert steps ahead, 50-step budget, 2 
 state model:
 
 - ``success``: planner sampler (``box``: LeWM's per-step samples over the action box; ``waypoint``:
-  smooth block steps drawn from the data's step distribution) x model (``learned``: the world
+  smooth block steps drawn from the data's step distribution) x goal cost (``latent``: LeWM's
+  ``||z_K - z_goal||^2``; ``blocks``: the distance of the blocks the probe reads out of ``z_K`` to
+  where it reads them in ``z_goal``) x model (``learned``: the world
   model, ``--seeds`` episodes at 300 x ``--iterations``; ``perfect``: the same planner with every
   candidate rolled out in a simulator copy and encoded by the model, ``SimLatentCEM``), Wilson 95%
   intervals. The perfect rows are the ceiling, measured in the same run; they cost a MuJoCo
   rollout per candidate, so they run fewer episodes (``--perfect-seeds``) at a smaller budget
   (``--perfect-samples`` x ``--perfect-iterations``, default 100 x 5);
-- ``diagnostics``, from each episode's start state, per sampler:
-  - predicted vs realised cost of the chosen plan: the model's terminal latent cost
-    ``||z_K - z_goal||^2`` of the plan it picks, and the cost of the state the simulator reaches
-    with it (encoded), plus the real block-to-goal distance;
+- ``diagnostics``, from each episode's start state, per sampler and cost:
+  - predicted vs realised cost of the chosen plan: the model's terminal cost of the plan it picks,
+    and the cost of the state the simulator reaches with it (encoded), plus the real block-to-goal
+    distance;
   - ranking: Spearman correlation between the model's and the simulator's costs over the
     planner's first-round candidates (``--candidates`` of them);
   - the expert plan: the model's cost of the expert's own 25 actions (which reach the goal) against
@@ -53,7 +55,7 @@ from forethought.models.control.oracle import OracleDynamics  # noqa: E402
 from forethought.models.control.planners import CEMPlanner, PlannerConfig  # noqa: E402
 from forethought.models.world_model.action_sampler import (  # noqa: E402
     PARAM_BOX, PUSHBLOCKS_STEP_QUANTILES, WaypointDynamics, WaypointSampler, param_box)
-from forethought.models.world_model.latent_objectives import GoalObjective  # noqa: E402
+from forethought.models.world_model.latent_objectives import GOAL_COSTS, goal_objective  # noqa: E402
 from forethought.models.world_model.modeling_world_model import LatentWorldModel  # noqa: E402
 from forethought.models.world_model.probe import LinearProbe  # noqa: E402
 from forethought.sim import PUSH_BLOCKS_ID, scene  # noqa: E402
@@ -92,9 +94,10 @@ class SimLatentCEM:
     """
 
     def __init__(self, model: LatentWorldModel, env: gym.Env, sampler: str, iterations: int, execute_blocks: int,
-                 samples: int, elites: int, quantiles: Any = PUSHBLOCKS_STEP_QUANTILES) -> None:
+                 samples: int, elites: int, quantiles: Any = PUSHBLOCKS_STEP_QUANTILES, cost: str = "latent",
+                 probe: LinearProbe | None = None) -> None:
         c = model.config
-        self.model, self.horizon = model, wm_success.HORIZON
+        self.model, self.horizon, self.cost, self.probe = model, wm_success.HORIZON, cost, probe
         self.terminal_only = execute_blocks == self.horizon
         self.sim = SimLatent(model, env, self.horizon * c.frameskip)
         waypoint = sampler == "waypoint"
@@ -115,7 +118,7 @@ class SimLatentCEM:
         self.planner.reset(seed)
 
     def plan(self, obs: Any, goal: Any = None, anchor: Any = None) -> np.ndarray:
-        objective = GoalObjective.from_observation(self.model, goal, self.terminal_only)
+        objective = goal_objective(self.model, goal, self.cost, self.probe, self.terminal_only)
         if isinstance(self.dynamics, WaypointDynamics):
             self.dynamics.anchor = np.asarray(anchor if anchor is not None else obs[scene.PUSHER_POS], np.float32)
         chunk = self.planner.plan(np.asarray(obs, np.float32)[None], objective)
@@ -153,14 +156,15 @@ def first_candidates(planner: Any, n: int, anchor: np.ndarray, generator: torch.
 
 @torch.inference_mode()
 def diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, first_seed: int, iterations: int,
-                candidates: int) -> dict[str, Any]:
-    """Per sampler: predicted vs realised cost of the chosen first plan, model/simulator ranking Spearman
-    over first-round candidates, the expert plan's model score; over ``seeds`` push episodes."""
+                candidates: int, plans: list[tuple[str, str]]) -> dict[str, Any]:
+    """Per (sampler, cost) in ``plans``: predicted vs realised cost of the chosen first plan, model/simulator
+    ranking Spearman over first-round candidates, the expert plan's score; over ``seeds`` push episodes."""
     env = make_env(False)
     sim = SimLatent(model, env, wm_success.HORIZON * model.config.frameskip)
+    fs = model.config.frameskip
     block = scene.block_slice("red_block")
     bxy = slice(block.start + 1, block.start + 3)
-    rows: dict[str, dict[str, list[float]]] = {s: {} for s in wm_success.SAMPLERS}
+    rows: dict[str, dict[str, list[float]]] = {_key(*p): {} for p in plans}
     expert_rows: dict[str, list[float]] = {}
     seed, used = first_seed, []
     while len(used) < seeds:
@@ -172,20 +176,20 @@ def diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, first_s
         expert = torch.from_numpy(expert_actions(env, seed - 1))[None]  # [1, T, A]
         env.reset(seed=seed - 1, options={"task": _task(seed - 1), "n_blocks": 1})  # back to the start state
         assert np.allclose(env.unwrapped._get_obs(), start, atol=1e-6)
-        objective = GoalObjective.from_observation(model, goal)
-        z_goal = objective.z_goal
         anchor = np.asarray(start[scene.PUSHER_POS], np.float32)
-        for name in wm_success.SAMPLERS:
-            planner = wm_success.make_planner(model, name, iterations, wm_success.HORIZON, seed=seed - 1)
+        for name, cost in plans:
+            objective = goal_objective(model, goal, cost, probe)
+            planner = wm_success.make_planner(model, name, iterations, wm_success.HORIZON, seed=seed - 1, cost=cost,
+                                              probe=probe)
             chosen = torch.from_numpy(planner.plan(start, goal=goal))[None]  # [1, T, A]
             g = torch.Generator().manual_seed(seed - 1)
             cands = torch.cat([chosen, expert, first_candidates(planner, candidates, anchor, g)])  # [2 + n, T, A]
             state = planner.latent.start(start)
             z_model = planner.latent.rollout(state, model.action_blocks(cands))[0]  # [2 + n, K, D]
-            model_cost = (z_model[:, -1] - z_goal).square().sum(-1).numpy()
+            model_cost = objective.cost(z_model, cands).numpy()
             sim_states = sim.oracle.rollout(start, cands)[0]  # [2 + n, T, S]
-            sim_cost = (model.encode(sim_states[:, -1]) - z_goal).square().sum(-1).numpy()
-            r = rows[name]
+            sim_cost = objective.cost(model.encode(sim_states[:, fs - 1::fs]), cands).numpy()
+            r = rows[_key(name, cost)]
             block_to_goal = float(np.linalg.norm(sim_states[0, -1, bxy].numpy() - goal_xy))
             for key, value in (("pred_cost", model_cost[0]), ("real_cost", sim_cost[0]),
                                ("real_block_to_goal_m", block_to_goal),
@@ -196,18 +200,22 @@ def diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, first_s
                                    np.concatenate([np.broadcast_to(anchor, (len(cands) - 2, 1, 2)),
                                                    cands[2:].numpy()], 1), axis=1), axis=-1))))):
                 r.setdefault(key, []).append(float(value))
-            if name == wm_success.SAMPLERS[0]:
+            if (name, cost) == plans[0]:  # the expert's rollout does not depend on the planner
                 pred_block = (probe(z_model[1, -1]) - probe(state[-1, :-1]))[bxy].numpy()
                 real_block = (sim_states[1, -1, bxy] - torch.as_tensor(start[bxy])).numpy()
                 expert_rows.setdefault("pred_block_move_m", []).append(float(np.linalg.norm(pred_block)))
                 expert_rows.setdefault("real_block_move_m", []).append(float(np.linalg.norm(real_block)))
     env.close()
     out: dict[str, Any] = {"seeds": used}
-    for name, r in rows.items():
-        out[name] = {k: float(np.median(v)) for k, v in r.items()}
-        out[name]["model_prefers_choice"] = float(np.mean(r["model_prefers_choice"]))
+    for key, r in rows.items():
+        out[key] = {k: float(np.median(v)) for k, v in r.items()}
+        out[key]["model_prefers_choice"] = float(np.mean(r["model_prefers_choice"]))
     out["expert"] = {k: float(np.median(v)) for k, v in expert_rows.items()}
     return out
+
+
+def _key(sampler: str, cost: str) -> str:
+    return f"{sampler}, {cost}"
 
 
 def _task(seed: int) -> dict:
@@ -216,41 +224,45 @@ def _task(seed: int) -> dict:
 
 def planning_diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, perfect_seeds: int,
                          diagnostic_seeds: int, first_seed: int, iterations: int, perfect_samples: int,
-                         perfect_iterations: int, candidates: int) -> dict[str, Any]:
-    """The section: success of sampler x model, then ``diagnostics``."""
+                         perfect_iterations: int, candidates: int, samplers: list[str], costs: list[str]
+                         ) -> dict[str, Any]:
+    """The section: success of sampler x cost x model, then ``diagnostics``."""
+    plans = [(name, cost) for name in samplers for cost in costs]
     res: dict[str, Any] = {"success": {}}
-    for name in wm_success.SAMPLERS:
+    for name, cost in plans:
         for kind, n, kwargs in (("learned", seeds, {"iterations": iterations}),
                                 ("perfect", perfect_seeds, {"iterations": perfect_iterations, "perfect": True,
                                                             "samples": perfect_samples,
                                                             "elites": max(1, perfect_samples // 10)})):
             t0 = time.perf_counter()
             row = wm_success.success(model, "push", n, execute_blocks=wm_success.HORIZON, sampler=name,
-                                     first_seed=first_seed, **kwargs)
-            res["success"][f"{kind}, {name}"] = {**row, "wall_s": time.perf_counter() - t0}
-    res["diagnostics"] = diagnostics(model, probe, diagnostic_seeds, first_seed, iterations, candidates)
+                                     first_seed=first_seed, cost=cost, probe=probe, **kwargs)
+            res["success"][f"{kind}, {_key(name, cost)}"] = {**row, "wall_s": time.perf_counter() - t0}
+    res["diagnostics"] = diagnostics(model, probe, diagnostic_seeds, first_seed, iterations, candidates, plans)
     return res
 
 
 def report(res: dict[str, Any]) -> None:
     """Print the section's markdown tables."""
     print("## Planning diagnostics, LeWM-protocol 1-block push (state model)\n")
-    print("| model, sampler | budget | success | Wilson 95% | median best distance (m) | seeds | wall s |\n"
+    print("| model, sampler, cost | budget | success | Wilson 95% | median best distance (m) | seeds | wall s |\n"
           "|---|---|---|---|---|---|---|")
     for k, r in res["success"].items():
         print(f"| {k} | {r['samples']}x{r['iterations']} | {r['wins']}/{r['episodes']} = {fmt(r['success'])} | "
               f"{fmt(r['wilson95'][0])}-{fmt(r['wilson95'][1])} | {fmt(r['median_best_distance_m'], 3)} | "
               f"{r['seeds'][0]}-{r['seeds'][-1]} | {r['wall_s']:.0f} |")
     d = res["diagnostics"]
-    print(f"\nFirst plan from each start state (medians over seeds {d['seeds'][0]}-{d['seeds'][-1]}):\n")
-    print("| sampler | step m (median) | chosen plan: predicted cost | realised cost | realised block-goal m | "
+    print(f"\nFirst plan from each start state (medians over seeds {d['seeds'][0]}-{d['seeds'][-1]}; costs in the "
+          "row's own units: squared latent distance, or metres):\n")
+    print("| sampler, cost | step m (median) | chosen plan: predicted cost | realised cost | realised block-goal m | "
           "Spearman model vs sim | expert: predicted cost | expert: realised cost | model prefers its choice |\n"
           "|---|---|---|---|---|---|---|---|---|")
-    for name in wm_success.SAMPLERS:
-        r = d[name]
-        print(f"| {name} | {fmt(r['step_m_median'], 3)} | {fmt(r['pred_cost'])} | {fmt(r['real_cost'])} | "
-              f"{fmt(r['real_block_to_goal_m'], 3)} | {fmt(r['spearman'])} | {fmt(r['expert_pred_cost'])} | "
-              f"{fmt(r['expert_real_cost'])} | {fmt(r['model_prefers_choice'])} |")
+    for key, r in d.items():
+        if key in ("seeds", "expert"):
+            continue
+        print(f"| {key} | {fmt(r['step_m_median'], 3)} | {fmt(r['pred_cost'], 3)} | {fmt(r['real_cost'], 3)} | "
+              f"{fmt(r['real_block_to_goal_m'], 3)} | {fmt(r['spearman'])} | {fmt(r['expert_pred_cost'], 3)} | "
+              f"{fmt(r['expert_real_cost'], 3)} | {fmt(r['model_prefers_choice'])} |")
     e = d["expert"]
     print(f"\nExpert's 25 actions: predicted block move {fmt(e['pred_block_move_m'], 3)} m (probe), "
           f"real {fmt(e['real_block_move_m'], 3)} m (medians).\n")
@@ -268,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--perfect-samples", type=int, default=100)
     ap.add_argument("--perfect-iterations", type=int, default=5)
     ap.add_argument("--candidates", type=int, default=300, help="first-round candidates ranked (default 300)")
+    ap.add_argument("--samplers", nargs="+", choices=wm_success.SAMPLERS, default=list(wm_success.SAMPLERS))
+    ap.add_argument("--costs", nargs="+", choices=GOAL_COSTS, default=list(GOAL_COSTS),
+                    help="goal costs: latent distance (LeWM) and/or the probed blocks' distance")
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 seeds, tiny budgets")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path)
@@ -284,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     if "planning-diagnostics" in args.only:
         res["planning-diagnostics"] = planning_diagnostics(
             model, probe, args.seeds, args.perfect_seeds, args.diagnostic_seeds, args.first_seed, args.iterations,
-            args.perfect_samples, args.perfect_iterations, args.candidates)
+            args.perfect_samples, args.perfect_iterations, args.candidates, args.samplers, args.costs)
         report(res["planning-diagnostics"])
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")

@@ -21,7 +21,7 @@ from forethought.models.world_model import LatentWorldModel, WorldModelConfig
 from forethought.models.world_model.action_sampler import PUSHBLOCKS_STEP_QUANTILES, WaypointSampler
 from forethought.models.world_model.eval_policy import LatentPlannerEvalPolicy
 from forethought.models.world_model.latent_dynamics import LatentDynamics
-from forethought.models.world_model.latent_objectives import GoalObjective
+from forethought.models.world_model.latent_objectives import BlockGoalObjective, GoalObjective, goal_objective
 from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
 from forethought.models.world_model.probe import LinearProbe
 from forethought.models.world_model.surprise import SurpriseMonitor, rollout_spread, surprise_trace
@@ -284,3 +284,34 @@ def test_eval_policy_plans_with_the_waypoint_sampler_and_reports_replan_times() 
     assert np.all(np.abs(first - obs[scene.PUSHER_POS]) <= 0.19)  # one step from the pusher (largest data step 0.18)
     with pytest.raises(ValueError, match="sampler='grid'"):
         LatentPlannerEvalPolicy(PolicySpec(**{**vars(spec), "options": {"sampler": "grid"}}))
+
+
+def test_block_goal_cost_is_the_probed_blocks_distance_to_the_goal() -> None:
+    """``BlockGoalObjective`` with the identity probe (latent = task state): the summed distance (m) of the
+    blocks present in the goal to their goal positions, on the final block or averaged; the pusher is free."""
+    probe = LinearProbe(torch.eye(scene.OBS_DIM), torch.zeros(scene.OBS_DIM))
+    goal = torch.zeros(scene.OBS_DIM)
+    red, blue = scene.block_slice("red_block"), scene.block_slice("blue_block")
+    goal[red] = torch.tensor([1.0, 0.10, 0.05, 0.0])
+    goal[blue] = torch.tensor([1.0, -0.10, 0.00, 0.0])
+    states = goal.repeat(3, 2, 1)  # [n = 3, K = 2, S]
+    states[1, -1, red.start + 1] += 0.03  # red 3 cm off at the end
+    states[2, 0, blue.start + 2] += 0.04  # blue 4 cm off at the first block only
+    states[:, :, scene.PUSHER_POS] = 0.2  # the pusher's pose does not count
+    terminal = BlockGoalObjective(probe, goal)
+    torch.testing.assert_close(terminal.cost(states, None), torch.tensor([0.0, 0.03, 0.0]))
+    torch.testing.assert_close(BlockGoalObjective(probe, goal, terminal_only=False).cost(states, None),
+                               torch.tensor([0.0, 0.015, 0.02]))
+    goal[red.start] = goal[blue.start] = 0.0
+    with pytest.raises(ValueError, match="no block in the goal"):
+        BlockGoalObjective(probe, goal)
+
+
+def test_goal_cost_options_are_validated(point_model: LatentWorldModel) -> None:
+    goal = np.zeros(2, np.float32)
+    with pytest.raises(ValueError, match="goal cost 'pixels'"):
+        goal_objective(point_model, goal, "pixels")
+    with pytest.raises(ValueError, match="probe"):
+        goal_objective(point_model, goal, "blocks")
+    with pytest.raises(ValueError, match="goal_cost"):
+        LatentCEM(point_model, goal_cost="blocks")

@@ -7,13 +7,16 @@ they search the dynamics ensemble with ``TaskObjective``:
 - ``GoalObjective``: ``||z_K - z_goal||^2`` on the final block (LeWM, which executes the whole
   plan), or the mean over blocks (``terminal_only=False``, which suits replanning every block: a
   terminal cost then never hurries);
+- ``BlockGoalObjective``: the same goal observation scored on the blocks only: the distance of each
+  block the probe reads out of the imagined latent to where it reads it in the goal's latent (the
+  pusher's pose, which the latent distance also weighs, does not matter for a push; issue #18);
 - ``ProbeObjective``: a PushBlocks plan step (reach a point, push a block to a region) scored on
   the task state the linear probe reads out of each latent, so the latent planner serves the LLM
   planner's goals.
 
 Example::
 
-    objective = GoalObjective.from_observation(model, goal_obs)
+    objective = goal_objective(model, goal_obs)              # or goal_objective(model, goal_obs, "blocks", probe)
     costs = objective.score(dynamics.rollout(dynamics.start(obs), blocks), blocks)   # [n]
 """
 
@@ -56,6 +59,55 @@ class GoalObjective(Objective):
         if self.terminal_only:
             return (states[..., -1, :] - self.z_goal).square().sum(-1)
         return (states - self.z_goal).square().sum(-1).mean(-1)
+
+
+class BlockGoalObjective(Objective):
+    """Summed distance (m) of the probed blocks to their probed positions in a goal latent, final block.
+
+    Args:
+        probe: the model folder's ``LinearProbe`` (latent -> PushBlocks task state).
+        z_goal: the goal observation's embedding ``[D]``; the blocks scored are those the probe reads
+            as present in it (presence flag above one half).
+        terminal_only: score the final block only (LeWM's whole-plan execution); ``False`` averages
+            over the blocks.
+    """
+
+    def __init__(self, probe: LinearProbe, z_goal: Tensor, terminal_only: bool = True) -> None:
+        super().__init__()
+        goal = probe(z_goal.detach())
+        starts = [scene.block_slice(name).start for name in scene.BLOCK_NAMES]
+        present = [i for i in starts if float(goal[i]) > 0.5]
+        if not present:
+            raise ValueError("the probe reads no block in the goal observation: a block goal needs one")
+        self.probe, self.terminal_only = probe, terminal_only
+        self.xy = torch.tensor([[i + 1, i + 2] for i in present])  # [blocks, 2] task-state entries
+        self.goal_xy = goal[self.xy]  # [blocks, 2]
+
+    def cost(self, states: Tensor, actions: Tensor) -> Tensor:
+        """``[...]`` of latents ``states[..., K, D]`` (the actions are not scored)."""
+        xy = self.probe(states)[..., self.xy]  # [..., K, blocks, 2]
+        d = (xy - self.goal_xy.to(xy.device)).norm(dim=-1).sum(-1)  # [..., K]
+        return d[..., -1] if self.terminal_only else d.mean(-1)
+
+
+GOAL_COSTS: tuple[str, ...] = ("latent", "blocks")
+"""How a goal observation is scored: LeWM's latent distance (``GoalObjective``) or the probed blocks'
+distance (``BlockGoalObjective``)."""
+
+
+def goal_objective(model: LatentWorldModel, goal: Any, cost: str = "latent", probe: LinearProbe | None = None,
+                   terminal_only: bool = True) -> Objective:
+    """The objective of goal observation ``goal[*obs_shape]`` under ``cost`` (``GOAL_COSTS``; ``"blocks"``
+    needs the model's ``probe``)."""
+    if cost not in GOAL_COSTS:
+        raise ValueError(f"goal cost {cost!r} is not one of {list(GOAL_COSTS)}")
+    objective = GoalObjective.from_observation(model, goal, terminal_only)
+    if cost == "latent":
+        return objective
+    if probe is None:
+        raise ValueError("the blocks goal cost reads block positions through the probe: load the model folder's "
+                         "probe.safetensors")
+    return BlockGoalObjective(probe, objective.z_goal, terminal_only)
 
 
 class ProbeObjective(Objective):

@@ -50,7 +50,7 @@ from forethought.models.control.planners import CEMPlanner, MPPIPlanner, Planner
 from forethought.models.world_model.action_sampler import PARAM_BOX, WaypointDynamics, WaypointSampler, param_box
 from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
 from forethought.models.world_model.latent_dynamics import LatentDynamics
-from forethought.models.world_model.latent_objectives import GoalObjective, ProbeObjective
+from forethought.models.world_model.latent_objectives import GOAL_COSTS, ProbeObjective, goal_objective
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.probe import LinearProbe
 from forethought.sim import scene
@@ -72,12 +72,18 @@ class LatentCEM:
             ``model.load_onnx(FILE)``; the file's horizon must equal ``horizon``).
         sampler: ``None`` (LeWM: every step's action in the box), or a ``WaypointSampler``
             (smooth block deltas around the pusher; module docstring).
+        goal_cost: how a goal observation is scored (``GOAL_COSTS``): ``"latent"`` (LeWM) or
+            ``"blocks"`` (the probed blocks' distance, ``BlockGoalObjective``; needs ``probe``).
+        probe: the model folder's ``LinearProbe``.
     """
 
     def __init__(self, model: LatentWorldModel, samples: int = 300, elites: int = 30, iterations: int = 10,
                  horizon: int = DEFAULT_HORIZON, init_std: float | None = None, min_std: float = 0.05,
                  terminal_only: bool = True, seed: int = 0, backend: str = "torch",
-                 sampler: WaypointSampler | None = None) -> None:
+                 sampler: WaypointSampler | None = None, goal_cost: str = "latent",
+                 probe: LinearProbe | None = None) -> None:
+        if goal_cost not in GOAL_COSTS or (goal_cost == "blocks" and probe is None):
+            raise ValueError(f"goal_cost must be one of {list(GOAL_COSTS)} ('blocks' with a probe), got {goal_cost!r}")
         if init_std is None:
             init_std = 1.0 if sampler is None else 1.0 / PARAM_BOX
         config = PlannerConfig(samples=samples, elites=elites, iterations=iterations, horizon=horizon,
@@ -87,7 +93,7 @@ class LatentCEM:
             raise ValueError(f"elites ({elites}) must be <= samples ({samples})")
         self.latent = LatentDynamics(model, horizon, backend)
         self.model, self.horizon, self.backend = self.latent.model, horizon, backend
-        self.terminal_only, self.sampler = terminal_only, sampler
+        self.terminal_only, self.sampler, self.goal_cost, self.probe = terminal_only, sampler, goal_cost, probe
         self.dynamics: LatentDynamics | WaypointDynamics = self.latent
         if sampler is None:
             high = np.ones(self.model.config.block_dim, np.float32)  # normalised blocks span [-1, 1]
@@ -119,7 +125,7 @@ class LatentCEM:
         Args:
             obs: the current observation ``[*obs_shape]`` or a history ``[h, *obs_shape]``.
             goal: a goal observation ``[*obs_shape]`` (a rendered goal image or a goal state),
-                scored by ``GoalObjective``.
+                scored under ``goal_cost``.
             objective: instead of ``goal``, any objective over latents ``z[..., K, D]`` (e.g.
                 ``ProbeObjective``).
             proposals: optional env-unit action chunks ``[m, F, A]`` (``F >= horizon * frameskip``,
@@ -130,7 +136,7 @@ class LatentCEM:
         if (goal is None) == (objective is None):
             raise ValueError("pass exactly one of goal (an observation) and objective")
         if objective is None:
-            objective = GoalObjective.from_observation(self.model, goal, self.terminal_only)
+            objective = goal_objective(self.model, goal, self.goal_cost, self.probe, self.terminal_only)
         c = self.model.config
         state = self.latent.start(obs)  # [history, D + 1]
         if isinstance(self.dynamics, WaypointDynamics):
@@ -214,17 +220,21 @@ class LatentPlanPolicy:
         """The next env action ``float32[A]`` (``anchor``: the pusher's position for a waypoint
         sampler on a pixel model, see ``LatentCEM.plan``)."""
         if not self._queue:
-            t0 = time.perf_counter()
-            if self.goal_obs is not None:
-                plan = self.planner.plan(obs, goal=self.goal_obs, anchor=anchor)
-            else:
-                if self.probe is None or task is None:
-                    raise ValueError("LatentPlanPolicy needs a goal observation (set_goal_observation) or a task "
-                                     "and a probe (load the model folder's probe.safetensors)")
-                if self.planner.model.config.obs_type != "state":
-                    raise ValueError("a plan-step task needs the task state to read its targets from: give a pixel "
-                                     "model a goal observation instead")
-                plan = self.planner.plan(obs, objective=ProbeObjective(self.probe, task, obs))
-            self.replan_ms.append((time.perf_counter() - t0) * 1e3)
-            self._queue.extend(plan[: self.execute])
+            self._queue.extend(self.plan_chunk(obs, task, anchor))
         return self._queue.popleft()
+
+    def plan_chunk(self, obs: np.ndarray, task: Mapping[str, Any] | None = None, anchor: Any = None) -> np.ndarray:
+        """A fresh plan's first ``execute_blocks`` blocks: ``float32[execute_blocks * frameskip, A]``."""
+        t0 = time.perf_counter()
+        if self.goal_obs is not None:
+            plan = self.planner.plan(obs, goal=self.goal_obs, anchor=anchor)
+        else:
+            if self.probe is None or task is None:
+                raise ValueError("LatentPlanPolicy needs a goal observation (set_goal_observation) or a task "
+                                 "and a probe (load the model folder's probe.safetensors)")
+            if self.planner.model.config.obs_type != "state":
+                raise ValueError("a plan-step task needs the task state to read its targets from: give a pixel "
+                                 "model a goal observation instead")
+            plan = self.planner.plan(obs, objective=ProbeObjective(self.probe, task, obs))
+        self.replan_ms.append((time.perf_counter() - t0) * 1e3)
+        return plan[: self.execute]
