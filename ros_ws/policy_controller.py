@@ -87,6 +87,7 @@ from std_msgs.msg import String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 import forethought.models.control.policy  # noqa: E402,F401  (registers dmpc)
+import forethought.models.world_model.eval_policy  # noqa: E402,F401  (registers latent-cem, latent-mppi)
 from forethought.models.evaluation import PolicySpec, build_policy, plan_chunk  # noqa: E402
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.ros_ws.chunk_execution import (ChunkExecutor, PlanResult, PlanWorker, TickMonitor,  # noqa: E402
@@ -99,14 +100,14 @@ from forethought.sim import PUSH_BLOCKS_ID, scene  # noqa: E402
 
 EXECUTIONS = ("async", "sync")
 PARAMS = {
-    "policy": ("dmpc", "harness policy name: dmpc, proposer, expert, ..."),
+    "policy": ("dmpc", "harness policy name: dmpc, proposer, expert, latent-cem, latent-mppi, ..."),
     "task": ("", "initial JSON plan step; empty: wait for a goal"),
     "model": ("", "checkpoint directory of the policy; empty: its default (DEFAULT_MODELS; none for the expert)"),
     "planner": ("ssr", "dmpc only: ssr, mppi or cem (the oracle needs a simulator copy, not available here)"),
     "dynamics": (str(pretrained_dir() / "dynamics-pushblocks"), "dmpc only: dynamics ensemble directory"),
     "policy_options": ("{}", "JSON object of extra policy options (forethought eval --policy-option KEY=VALUE)"),
-    "backend": ("onnx", "dmpc only: onnx (proposer denoiser and dynamics rollout exported at start-up, about 10 s, "
-                        "and run on onnxruntime), or torch"),
+    "backend": ("onnx", "dmpc and the latent planners: onnx (the networks exported at start-up, about 10 s for "
+                        "dmpc, and run on onnxruntime), or torch"),
     "num_inference_steps": (0, "diffusion sampling steps; 0: the model's default"),
     "action_steps": (0, "actions executed per chunk before replanning; 0: the model's default"),
     "seed": (0, "seeds the policy's sampling; the k-th goal uses seed + k"),
@@ -120,10 +121,14 @@ PARAMS = {
     **INPUT_PARAMS,
     **LIMIT_PARAMS,
 }
-DEFAULT_MODELS = {"dmpc": pretrained_dir() / "proposer-pushblocks-fast", "proposer": pretrained_dir() / "proposer-pushblocks"}
+DEFAULT_MODELS = {"dmpc": pretrained_dir() / "proposer-pushblocks-fast", "proposer": pretrained_dir() / "proposer-pushblocks",
+                  "latent-cem": pretrained_dir() / "wm-pushblocks-state",
+                  "latent-mppi": pretrained_dir() / "wm-pushblocks-state"}
 """The checkpoint a policy runs when ``model`` is empty; a policy not listed (the expert) takes none. D-MPC
 samples its proposals from the one-step student (issue #17: about 13 ms per replan on onnxruntime, 2 threads);
-the proposer alone runs the DDIM teacher."""
+the proposer alone runs the DDIM teacher; the latent planners plan in the SIGReg state model."""
+BACKEND_POLICIES = ("dmpc", "latent-cem", "latent-mppi")
+"""Policies that take the ``backend`` parameter."""
 MAX_UNPLANNED = 16
 """Observations kept for the next plan (the policy keeps its own, shorter, history of them)."""
 OVERHEAD_SAMPLES = 10_000
@@ -187,7 +192,7 @@ class PolicyController(nc.ReportingNode):
             num_inference_steps=p["num_inference_steps"] or None,
             action_steps=p["action_steps"] or None,
             options={**parse_options(p["policy_options"]),
-                     **({"backend": p["backend"]} if p["policy"] == "dmpc" else {})},
+                     **({"backend": p["backend"]} if p["policy"] in BACKEND_POLICIES else {})},
             planner=p["planner"] if p["policy"] == "dmpc" else None,
             dynamics=p["dynamics"] if p["policy"] == "dmpc" else None,
         )

@@ -201,6 +201,24 @@ def test_async_execution_misses_no_control_tick(probe: Probe, spawn) -> None:
     assert_clean_exit(proc, log)
 
 
+def test_latent_planner_runs_as_the_controller_selected_by_parameter(probe: Probe, spawn) -> None:
+    """``policy: latent-cem`` (the SIGReg state model, its rollout on onnxruntime): each plan's first
+    block (5 actions) goes out as a timed trajectory within the limits, and its replans are on status."""
+    probe.subscribe(DiagnosticArray, "status")
+    sent: list[JointTrajectory] = []
+    probe.node.create_subscription(JointTrajectory, "joint_trajectory", sent.append, 100)
+    inputs = InputPublisher(probe)
+    proc, log = spawn(node_args(CONTROLLER, "policy_controller", policy="latent-cem", model="", backend="onnx",
+                                policy_options='{"samples": 100, "iterations": 3}', task=TASK), "policy_controller")
+    status = lambda: probe.status.get("/policy_controller", {})  # noqa: E731
+    probe.spin_until(lambda: inputs.joints.get_subscription_count() > 0 and status(), 60, "policy_controller")
+    stream(probe, inputs, 1.0, until=lambda: len(sent) >= 2 and "replan_ms_median" in status(), timeout=20)
+    assert status()["policy"] == "latent-cem"
+    assert max(len(t.points) for t in sent) >= 5  # a 5-action block (and the point to rest)
+    assert_ros2_control_accepts(sent)
+    assert_clean_exit(proc, log)
+
+
 def test_nothing_moves_after_plan_done_refusal_or_cancel(probe: Probe, spawn) -> None:
     """sim_node (4x real time) + the expert controller + the executive. After "plan done", after a
     refused plan (sent mid-push) and after the executive's ``cancel`` service (called mid-push), the

@@ -13,9 +13,12 @@ Example::
 ``--policy-option`` keys: ``samples`` (300), ``elites`` (30), ``iterations`` (10), ``horizon``
 (5 blocks), ``execute_blocks`` (blocks run before replanning, 1), ``temperature`` (MPPI only, 0.5),
 ``backend`` (``torch``, or ``onnx``: the rollout is exported to a temporary ONNX file and the plans
-run on onnxruntime), ``sampler`` (``box``: LeWM's per-step samples over the action box; or
-``waypoint``: smooth block steps around the pusher drawn from the training data's step
-distribution, ``action_sampler.WaypointSampler`` with ``PUSHBLOCKS_STEP_QUANTILES``).
+run on onnxruntime), ``sampler`` (``waypoint``, the default: smooth block steps around the pusher
+drawn from the training data's step distribution, ``action_sampler.WaypointSampler`` with
+``PUSHBLOCKS_STEP_QUANTILES``; or ``box``: LeWM's per-step samples over the action box).
+
+``policy_controller`` runs the same policy (``policy: latent-cem``): ``plan_chunk`` gives it a fresh
+plan's first ``execute_blocks`` blocks as one chunk.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from forethought.models.world_model.onnx_rollout import export_rollout
 from forethought.models.world_model.probe import LinearProbe
 
 INT_OPTIONS = ("samples", "elites", "iterations", "horizon", "execute_blocks")
-SAMPLERS = ("box", "waypoint")
+SAMPLERS = ("waypoint", "box")
 
 
 class LatentPlannerEvalPolicy:
@@ -55,7 +58,7 @@ class LatentPlannerEvalPolicy:
         backend = options.pop("backend", "torch")
         if backend not in BACKENDS:
             raise ValueError(f"--policy-option backend={backend!r} must be one of {list(BACKENDS)}")
-        sampler = options.pop("sampler", "box")
+        sampler = options.pop("sampler", SAMPLERS[0])
         if sampler not in SAMPLERS:
             raise ValueError(f"--policy-option sampler={sampler!r} must be one of {list(SAMPLERS)}")
         opts: dict[str, Any] = {}
@@ -92,6 +95,14 @@ class LatentPlannerEvalPolicy:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.policy.act(obs, self.task)
+
+    def plan_chunk(self, observations: np.ndarray) -> np.ndarray:
+        """A fresh plan from the last of ``observations[T, S]``: ``float32[execute_blocks * frameskip, A]``."""
+        if self.task is None:
+            raise ValueError(f"--policy {self.name} plans toward a task: reset it with one first")
+        self.policy.reset()
+        obs = np.asarray(observations, np.float32)
+        return self.policy.plan_chunk(obs.reshape(-1, obs.shape[-1])[-1], self.task)
 
     @property
     def replan_ms(self) -> list[float]:
