@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from forethought.models.control.objectives import Objective
 from forethought.models.control.policy import DMPCPolicy
 from forethought.models.evaluation import PolicySpec, evaluate
 from forethought.models.world_model import LatentWorldModel, WorldModelConfig
 from forethought.models.world_model.latent_dynamics import LatentDynamics, ProbedLatentDynamics, is_world_model_dir
 from forethought.models.world_model.latent_objectives import ProbeObjective
 from forethought.models.world_model.probe import LinearProbe
+from forethought.sim import scene
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -62,18 +64,21 @@ def test_latent_state_is_the_padded_embedding_history(dynamics: ProbedLatentDyna
 
 
 def test_probe_objective_scores_the_probed_states(dynamics: ProbedLatentDynamics) -> None:
-    """reach: the probed pusher's mean distance to the target; push adds the final block's distance
-    and half the final pusher-to-block gap to the block's mean distance."""
+    """The plan step's own objective (D-MPC's) on the probed block ends, corrected by the probe's error
+    at the current state, with the current state's presence flags."""
     z = torch.randn(1, 4, 5, dynamics.model.config.embed_dim, generator=torch.Generator().manual_seed(1))
-    s = dynamics.probe(z)
-    reach = ProbeObjective(dynamics.probe, {"skill": "reach", "target": [0.1, -0.1]}, start_state())
-    gap = (s[..., 0:2] - torch.tensor([0.1, -0.1])).norm(dim=-1)
-    assert torch.allclose(reach.score(z, torch.zeros(4, 5, 10)), gap.mean(-1)[0])
-    push = ProbeObjective(dynamics.probe, {"skill": "push", "object": "red_block", "target": "left"}, start_state())
-    block, pusher = s[..., 5:7], s[..., 0:2]
-    to_target = (block - push.target).norm(dim=-1)
-    want = to_target[..., -1] + 0.5 * (pusher[..., -1, :] - block[..., -1, :]).norm(dim=-1) + to_target.mean(-1)
-    assert torch.allclose(push.cost(z, torch.zeros(1, 4, 5, 10)), want)
+    start = start_state()
+    z0 = dynamics.model.encode(start)
+    want_states = dynamics.probe(z) + (torch.from_numpy(start) - dynamics.probe(z0))
+    want_states[..., dynamics.flags] = torch.from_numpy(start)[dynamics.flags]
+    for step in ({"skill": "reach", "target": [0.1, -0.1]}, {"skill": "push", "object": "red_block", "target": "left"}):
+        objective = ProbeObjective(dynamics.probe, step, start, z0)
+        task = Objective.from_step(step, scene.present_blocks(start))
+        task.observe(start)
+        want = task.cost(want_states, torch.zeros(1, 4, 5, 10))
+        assert torch.allclose(objective.cost(z, torch.zeros(1, 4, 5, 10)), want)
+        assert torch.allclose(objective.score(z, torch.zeros(4, 5, 10)), want[0])
+    assert (want_states[..., 5:7] - dynamics.probe(z)[..., 5:7]).abs().max() > 1e-3  # the correction is not a no-op
 
 
 def test_block_ends_are_the_probed_latent_rollout(dynamics: ProbedLatentDynamics) -> None:

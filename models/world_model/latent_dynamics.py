@@ -155,7 +155,7 @@ class ProbedLatentDynamics:
         z0 = self.model.encode(s)  # [D]; checks the state for NaN/inf
         z = self.model.rollout_latent(z0.expand(n, 1, -1), self.model.action_blocks(a))  # [n, B, D]
         s = s.to(z.device)
-        ends = self.probe(z) + (s - self.probe(z0))  # [n, B, S], corrected by the probe's residual at s
+        ends = self.probe.corrected(z, s, z0)  # [n, B, S]
         ends[..., self.flags] = s[self.flags]
         knots = torch.cat([s.expand(n, 1, -1), ends], dim=1)  # [n, B + 1, S] at steps 0, fs, 2 fs, ...
         t = torch.arange(1, F + 1, device=ends.device, dtype=torch.float32) / fs  # step k+1 in block units

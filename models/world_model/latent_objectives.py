@@ -10,9 +10,9 @@ they search the dynamics ensemble with ``TaskObjective``:
 - ``BlockGoalObjective``: the same goal observation scored on the blocks only: the distance of each
   block the probe reads out of the imagined latent to where it reads it in the goal's latent (the
   pusher's pose, which the latent distance also weighs, does not matter for a push; issue #18);
-- ``ProbeObjective``: a PushBlocks plan step (reach a point, push a block to a region) scored on
-  the task state the linear probe reads out of each latent, so the latent planner serves the LLM
-  planner's goals.
+- ``ProbeObjective``: a PushBlocks plan step (reach a point, push a block to a region) scored by
+  D-MPC's own objective on the task state the linear probe reads out of each latent, so the latent
+  planner serves the LLM planner's goals.
 
 Example::
 
@@ -111,34 +111,31 @@ def goal_objective(model: LatentWorldModel, goal: Any, cost: str = "latent", pro
 
 
 class ProbeObjective(Objective):
-    """A PushBlocks plan step scored on the probed task state of each imagined latent.
+    """A plan step's objective (the one D-MPC plans with, ``Objective.from_step``) on the probed task
+    state of each imagined latent.
 
-    reach: distance of the probed pusher to the target, averaged over the blocks (so a replanning
-    policy hurries); push: the probed block's distance to the target, at the final block plus
-    averaged over the blocks, plus half the final pusher-to-block distance (to bring the pusher to
-    the block).
+    The probed states are corrected by the probe's error at the current state (``LinearProbe.corrected``,
+    as ``ProbedLatentDynamics`` reads its rollouts) and keep the current state's presence flags; the
+    step's ``TaskObjective`` then scores the ``K`` block ends as it scores the ensemble's steps.
 
     Args:
         probe: the model folder's ``LinearProbe`` (latent -> task state).
         task: the plan step, validated against the blocks present in ``obs``.
-        obs: the current task state ``[S]`` (block presence and positions of block targets).
+        obs: the current task state ``[S]``.
+        z_obs: the embedding of ``obs`` ``[D]``.
     """
 
-    def __init__(self, probe: LinearProbe, task: Mapping[str, Any], obs: np.ndarray) -> None:
+    def __init__(self, probe: LinearProbe, task: Mapping[str, Any], obs: np.ndarray, z_obs: Tensor) -> None:
         super().__init__()
-        step = scene.validate_step(task, scene.present_blocks(np.asarray(obs)))
-        self.probe = probe
-        self.target = torch.as_tensor(scene.target_xy(step, obs), dtype=torch.float32)
-        start = scene.block_slice(step["object"]).start if step["skill"] == "push" else None
-        self.block = None if start is None else slice(start + 1, start + 3)
-        """The pushed block's ``(x, y)`` entries in the task state (``None``: reach)."""
+        obs = np.asarray(obs, np.float32)
+        self.probe, self.z_obs = probe, z_obs.detach()
+        self.obs = torch.from_numpy(obs)
+        self.task = Objective.from_step(task, scene.present_blocks(obs))
+        self.task.observe(obs)
+        self.flags = [scene.block_slice(b).start for b in scene.BLOCK_NAMES]
 
     def cost(self, states: Tensor, actions: Tensor) -> Tensor:
         """``[...]`` of latents ``states[..., K, D]`` (the actions are not scored)."""
-        s = self.probe(states)  # [..., K, S]
-        target, pusher = self.target.to(s.device), s[..., scene.PUSHER_POS]
-        if self.block is None:
-            return (pusher - target).norm(dim=-1).mean(-1)
-        block = s[..., self.block]
-        return ((block[..., -1, :] - target).norm(dim=-1) + 0.5 * (pusher[..., -1, :] - block[..., -1, :]).norm(dim=-1)
-                + (block - target).norm(dim=-1).mean(-1))
+        s = self.probe.corrected(states, self.obs, self.z_obs)  # [..., K, S]
+        s[..., self.flags] = self.obs[self.flags].to(s.device)
+        return self.task.cost(s, actions)

@@ -235,6 +235,8 @@ class LatentPlanPolicy:
             if self.planner.model.config.obs_type != "state":
                 raise ValueError("a plan-step task needs the task state to read its targets from: give a pixel "
                                  "model a goal observation instead")
-            plan = self.planner.plan(obs, objective=ProbeObjective(self.probe, task, obs))
+            last = np.asarray(obs, np.float32).reshape(-1, self.planner.model.config.obs_dim)[-1]
+            objective = ProbeObjective(self.probe, task, last, self.planner.model.encode(last))
+            plan = self.planner.plan(obs, objective=objective)
         self.replan_ms.append((time.perf_counter() - t0) * 1e3)
         return plan[: self.execute]
