@@ -156,6 +156,9 @@ PRESETS = PresetRegistry("world-model", {
         "state-contact with a wider, deeper predictor (width 256, 3 blocks): the capacity check of issue #18",
         model={**_STATE.model, "num_frames": 6, "rollout_weight": 1.0, "predictor_hidden": 256,
                "predictor_blocks": 3}, train=_STATE.train),
+    "state-contact-lowreg": Preset(
+        "state-contact with SIGReg weight 0.02 (LeWM: Push-T holds above 80 % for 0.01-0.2)",
+        model={**_STATE.model, "num_frames": 6, "rollout_weight": 1.0, "sigreg_weight": 0.02}, train=_STATE.train),
     "state-noreg": Preset("ablation: the state preset without SIGReg (sigreg_weight 0); expected to collapse",
                           model={**_STATE.model, "sigreg_weight": 0.0}, train=_STATE.train),
     "pixels": Preset(
