@@ -32,6 +32,7 @@ Usage::
 
     OMP_NUM_THREADS=1 python bench/wm_planning.py --only planning-diagnostics --json wm-planning.json
     OMP_NUM_THREADS=1 python bench/wm_planning.py --quick
+    OMP_NUM_THREADS=1 python bench/wm_planning.py --state-model models/pretrained/wm-pushblocks-state runs/NEW --samplers waypoint
 """
 
 from __future__ import annotations
@@ -271,7 +272,8 @@ def report(res: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
-    ap.add_argument("--state-model", type=Path, default=PRETRAINED / "wm-pushblocks-state")
+    ap.add_argument("--state-model", type=Path, nargs="+", default=[PRETRAINED / "wm-pushblocks-state"],
+                    help="state world-model folders, each measured in turn (the first is the baseline)")
     ap.add_argument("--seeds", type=int, default=50, help="push episodes per learned-model row (default 50)")
     ap.add_argument("--perfect-seeds", type=int, default=20, help="push episodes per perfect-model row (default 20)")
     ap.add_argument("--diagnostic-seeds", type=int, default=20, help="episodes of the diagnostics (default 20)")
@@ -291,16 +293,20 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds = args.perfect_seeds = args.diagnostic_seeds = 3
         args.iterations, args.perfect_samples, args.perfect_iterations, args.candidates = 3, 20, 2, 40
     torch.set_num_threads(args.threads)
-    model = LatentWorldModel.from_pretrained(args.state_model)
-    probe = LinearProbe.load(args.state_model, model.config.embed_dim, model.config.obs_dim)
     res: dict[str, Any] = {"machine": f"{cpu_name()}, {args.threads} torch threads, load {os.getloadavg()[0]:.1f}",
                            "command": "python bench/wm_planning.py " + " ".join(argv or sys.argv[1:])}
     print(f"# Latent planning diagnostics\n\nMachine: {res['machine']}; command: `{res['command']}`\n")
     if "planning-diagnostics" in args.only:
-        res["planning-diagnostics"] = planning_diagnostics(
-            model, probe, args.seeds, args.perfect_seeds, args.diagnostic_seeds, args.first_seed, args.iterations,
-            args.perfect_samples, args.perfect_iterations, args.candidates, args.samplers, args.costs)
-        report(res["planning-diagnostics"])
+        res["planning-diagnostics"] = {}
+        for path in args.state_model:
+            model = LatentWorldModel.from_pretrained(path)
+            probe = LinearProbe.load(path, model.config.embed_dim, model.config.obs_dim)
+            print(f"### {path}\n")
+            res["planning-diagnostics"][str(path)] = planning_diagnostics(
+                model, probe, args.seeds, args.perfect_seeds, args.diagnostic_seeds, args.first_seed,
+                args.iterations, args.perfect_samples, args.perfect_iterations, args.candidates, args.samplers,
+                args.costs)
+            report(res["planning-diagnostics"][str(path)])
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     return 0
