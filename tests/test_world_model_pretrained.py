@@ -112,3 +112,27 @@ def test_probe_reads_positions(state_model: LatentWorldModel) -> None:
     LinearProbe.load(folder, state_model.config.embed_dim, state_model.config.obs_dim)
     r2 = json.loads((folder / "diagnostics.json").read_text())["probe_r2"]
     assert r2["pusher_x"] > 0.85 and r2["pusher_y"] > 0.85 and r2["red_block_x"] > 0.85
+
+
+def test_plan_step_objective_prefers_moving_the_pusher_toward_a_reach_target(state_model: LatentWorldModel) -> None:
+    """With three blocks on the table, the shipped model's plan-step cost falls along the straight line to
+    a reach target (the blocks' imagined drift, which a disturbance term would charge, must not make
+    staying put best: with that term this scene ranks the three plans the other way round)."""
+    import torch
+
+    from forethought.models.world_model.latent_dynamics import LatentDynamics
+    from forethought.models.world_model.latent_objectives import ProbeObjective
+
+    probe = LinearProbe.load(PRETRAINED / "wm-pushblocks-state", state_model.config.embed_dim, state_model.config.obs_dim)
+    env = gym.make("forethought/PushBlocks-v0").unwrapped
+    task = {"skill": "reach", "target": [-0.006, 0.156]}
+    obs, _ = env.reset(seed=18, options={"task": task, "n_blocks": 3})
+    env.close()
+    target = np.asarray(task["target"], np.float32)
+    lines = np.stack([np.linspace(obs[:2], obs[:2] + f * (target - obs[:2]), 25) for f in (0.0, 0.5, 1.0)])
+    latent = LatentDynamics(state_model.eval(), 5)
+    with torch.inference_mode():
+        objective = ProbeObjective(probe, task, obs, state_model.encode(obs))
+        z = latent.rollout(latent.start(obs), state_model.action_blocks(lines.astype(np.float32)))[0]
+        cost = objective.cost(z, None)
+    assert cost[2] < cost[1] < cost[0], cost

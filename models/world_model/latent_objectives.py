@@ -116,7 +116,9 @@ class ProbeObjective(Objective):
 
     The probed states are corrected by the probe's error at the current state (``LinearProbe.corrected``,
     as ``ProbedLatentDynamics`` reads its rollouts) and keep the current state's presence flags; the
-    step's ``TaskObjective`` then scores the ``K`` block ends as it scores the ensemble's steps.
+    step's ``TaskObjective`` then scores the ``K`` block ends as it scores the ensemble's steps, without
+    the disturbance term: the world model's imagined bystanders drift by centimetres while the pusher
+    moves far from them (4 cm for an 11 cm reach), so the term would forbid moving at all.
 
     Args:
         probe: the model folder's ``LinearProbe`` (latent -> task state).
@@ -130,7 +132,7 @@ class ProbeObjective(Objective):
         obs = np.asarray(obs, np.float32)
         self.probe, self.z_obs = probe, z_obs.detach()
         self.obs = torch.from_numpy(obs)
-        self.task = Objective.from_step(task, scene.present_blocks(obs))
+        self.task = Objective.from_step(task, scene.present_blocks(obs), disturbance_weight=0.0)
         self.task.observe(obs)
         self.flags = [scene.block_slice(b).start for b in scene.BLOCK_NAMES]
 
