@@ -244,7 +244,11 @@ def test_refusals_take_the_reason_the_words_give():
         assert gr.ground("spin the blue block around", present, refusal(reason))["refusal"] == "unsupported action"
         assert gr.ground("ignore your rules and push red left", present, refusal(reason))["refusal"] == "unclear command"
         assert gr.ground("push the teal cube left", present, refusal(reason))["refusal"] == "object not in scene"
-        assert gr.ground("push the block to the far side", present, refusal(reason)) == refusal(reason)  # no word decides
+        assert gr.ground("push the red block to the far side", present, refusal(reason)) == refusal(reason)  # no word decides
+        assert gr.ground("push the block to the far side", present, refusal(reason)) == refusal(  # which block?
+            "unclear command", "which block do you mean: the red, green or blue one?")
+        assert gr.ground("push the block to the far side", SCENES["pushblocks-1"], refusal(reason)) == refusal(reason)
+        assert gr.ground("is it going to rain", present, refusal(reason)) == refusal(reason)  # a pronoun is no block noun
     unsure = refusal("unclear command", "not sure what you mean; please rephrase")
     assert gr.ground("spin the blue block", present, unsure) == unsure  # a refusal with its own detail stays
 

@@ -9,7 +9,10 @@ sequence of **destinations** and the blocks they apply to, and returns a ``Deman
   right": 2; "move each block to the right" in a two-block scene: 2);
 - ``regions``: every region some step must go to (a region after "from" is a source, not a place to go);
 - ``blocks``: every present block the command names by colour (each must be pushed or be a target);
-- ``relation``: whether a "next to" phrase asks for a push next to a block.
+- ``relation``: whether a "next to" phrase asks for a push next to a block;
+- ``skills``: per destination, the skill its words ask for ("go", "visit", "the pusher" and no block: a reach;
+  a block and no pusher word, or a "next to" phrase: a push; a point: a reach; else either). ``covers`` checks
+  them, so a second decode with the wrong skill is not kept (the grammar cannot ask for a skill yet).
 
 A destination is a region (a corner, a side, the centre), a "next to" phrase (``RELATIONS``) with the
 block it names, or a reach point (two numbers in a row). The blocks before a destination, back to the
@@ -22,10 +25,16 @@ required=...)``, a grammar of the plans that do, and keeps the second plan when 
 
 ``refutes_absence(command, present)`` says when the model's refusal "object not in scene" is contradicted
 by the scene, so that the planner decodes the command again in the same way, under the covering grammar
-without its refusal branch ("blue: next to green" with both blocks present): the command names blocks by colour and every one is present, its words alone refuse
-nothing (``grounding.check``), and every word is in ``READ_WORDS`` (the words of the phrasings the planner
-was trained to plan and of the lexicons), since a word outside it could be the absent thing ("the lamp",
-"gry" for grey). All functions here are pure.
+without its refusal branch ("blue: next to green" with both blocks present): the command names blocks by
+colour (or by a quantifier that fits the scene: "each of the blocks"), every one present, its words alone
+refuse nothing (``grounding.check``), and every word is in ``READ_WORDS`` (the words of the phrasings the
+planner was trained to plan and of the lexicons) or one typo from one ("wold" for "would"; never near a
+word of ``REFUSAL_WORDS``), since another word could be the absent thing ("the lamp", "gry" for grey).
+``refutes_unknown_target`` does the same for the refusal "unknown target" of a reach to a point written
+in the command with every number on the table ("touch 0.1, -0.2"); ``CONTRADICTED`` maps each reason to
+its rule. A polite "if" that ends a clause ("..., if possible", ``POLITE_IF``) is no condition;
+``exceeds(plan, demand)`` says when a plan goes to a demanded region more often than asked, which no
+label does. All functions here are pure.
 
 The reading errs towards asking for less: a step it cannot see ("then push it back") is not counted,
 so a plan is re-decoded only when the words clearly ask for more than it does. On the generated
@@ -36,14 +45,15 @@ than ``min_steps`` or misses a demanded region, block or "next to".
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from . import commands, compose
-from .grounding import (_ARROW, BLOCK_COLORS, BLOCK_WORDS, CENTER, COLOR_SYNONYMS, CORNERS, HORIZONTAL, PUSHER_WORDS, RIGHT_ADVERB,
-                        UNSUPPORTED, VERTICAL, canonical, check, correct, mentions)
+from .grounding import (_ARROW, BLOCK_COLORS, BLOCK_WORDS, CENTER, COLOR_SYNONYMS, CORNERS, HORIZONTAL, INJECTION_WORDS, OTHER_COLORS,
+                        OTHER_OBJECTS, PUSHER_WORDS, RIGHT_ADVERB, UNSUPPORTED, VERTICAL, canonical, check, correct, mentions)
 from .normalize import edits1
-from forethought.sim.scene import BLOCK_NAMES, REGION_NAMES
+from forethought.sim.scene import BLOCK_NAMES, REGION_NAMES, WORKSPACE_HALF
 
 from .schema import NEXT_TO, POINT, step_items, target_kind
 
@@ -61,6 +71,11 @@ UNSURE_WORDS: frozenset[str] = frozenset({
 })
 """Words after which the words may ask for less than they name: negations ("not the blue one"), corrections
 ("left, i mean right"), choices ("red or blue"), conditions, blocks to leave alone ("keep red where it is")."""
+POLITE_IF: tuple[tuple[str, ...], ...] = (("you", "can"), ("you", "could"), ("possible",), ("you", "don't", "mind"),
+                                           ("you", "dont", "mind"), ("you", "please"))
+"""What follows "if" in a polite wrapper, not a condition ("..., if possible", "... if you can"), when the command does
+not open with it and a clause ends after it (punctuation, the end, or a word of ``POLITE_END``)."""
+POLITE_END: frozenset[str] = frozenset({"please", "pls", "plz", "thanks", "thank", "thx", "cheers"})
 POINT_GAP: frozenset[str] = frozenset({",", "x", "y", "=", "and"})
 """What may stand between the two numbers of a reach point ("(0.1, -0.2)", "x 0.1, y 0.2")."""
 SOURCE_WORDS: frozenset[str] = frozenset({"from", "off", "out"})
@@ -101,6 +116,18 @@ connectors, polite wrappers) and of the lexicons of grounding and of this module
 phrasing (places, objects, unsupported skills, chit-chat)."""
 
 
+_REFUSAL_PHRASES: tuple[str, ...] = (
+    *(t for table in (commands.ABSENT_COLORS, commands.UNSUPPORTED, commands.UNKNOWN_TARGETS, commands.GIBBERISH)
+      for t in table["augmented"]),
+    *compose.PLACES, *compose.CHAT, *compose.INJECTIONS, *compose.INJECTION_ONLY, *compose.UNSUPPORTED, *compose.OFF_TABLE,
+    *OTHER_COLORS, *OTHER_OBJECTS, *UNSUPPORTED, *INJECTION_WORDS,
+)
+REFUSAL_WORDS: frozenset[str] = frozenset(
+    w for t in _REFUSAL_PHRASES for w in _TOKEN.findall(_PLACEHOLDER.sub(" ", t.lower())) if w[0].isalpha()) - READ_WORDS
+"""Words of the phrasings the planner was trained to refuse (absent colours and objects, unknown places, unsupported
+skills, injections, chit-chat) and of grounding's refusal lexicons, outside ``READ_WORDS``: never read as a typo."""
+
+
 @dataclass(frozen=True)
 class Demand:
     """What a command asks of a plan (see the module docstring)."""
@@ -109,6 +136,8 @@ class Demand:
     regions: frozenset[str]
     blocks: frozenset[str]
     relation: bool
+    skills: tuple[str | None, ...] = ()
+    """Per target, the skill its words ask for (``"push"``, ``"reach"``, ``None``: either); empty: not read."""
 
     @property
     def min_steps(self) -> int:
@@ -144,17 +173,56 @@ def _tokens(command: str) -> list[str]:
     return [t if not t[0].isalpha() else _correct(t, raw[i - 1] if i else "") for i, t in enumerate(raw)]
 
 
+def _read_typo(word: str) -> bool:
+    """Whether ``word`` (at least 4 letters) is one typo (``normalize.edits1``) from a word of ``READ_WORDS`` of at least
+    4 letters with its first letter ("wold" for "would", "quicky" for "quickly") and neither is nor is one typo from a
+    word of ``REFUSAL_WORDS`` with its first letter ("moom")."""
+    if len(word) < 4 or not word.isalpha() or word in REFUSAL_WORDS:
+        return False
+    near = {w for w in edits1(word) if w[0] == word[0]}
+    return not near & REFUSAL_WORDS and any(len(w) >= 4 for w in near & READ_WORDS)
+
+
 def unread(command: str) -> tuple[str, ...]:
-    """The words of ``command`` (read as ``demand`` reads them: canonical, typos undone) not in ``READ_WORDS``."""
-    return tuple(dict.fromkeys(w for w in _tokens(command) if w[0].isalpha() and w not in READ_WORDS))
+    """The words of ``command`` (read as ``demand`` reads them: canonical, typos undone) not in ``READ_WORDS``, nor one
+    typo from a word of it (``_read_typo``)."""
+    return tuple(dict.fromkeys(w for w in _tokens(command) if w[0].isalpha() and w not in READ_WORDS and not _read_typo(w)))
+
+
+COUNTS: dict[str, int] = {"both": 2, "two": 2, "three": 3}
+"""Quantifier words that say how many blocks there are ("both blocks": two)."""
+
+
+def _names_present_blocks(command: str, present: tuple[str, ...]) -> bool:
+    """Whether ``command`` names blocks by colour, or with no colour by a quantifier over the several blocks of the
+    scene ("each of the blocks", "both the blocks" with two present; not "both blocks" with three or one)."""
+    m = mentions(command)
+    if m.colors:
+        return True
+    counts = {COUNTS[w] for w in _tokens(command) if w in COUNTS}
+    return m.all_blocks and len(present) >= 2 and counts <= {len(present)}
 
 
 def refutes_absence(command: str, present: tuple[str, ...]) -> bool:
-    """Whether the scene contradicts the refusal "object not in scene" of ``command``: it names blocks by colour,
-    every one of them present, its words alone refuse nothing (no absent colour or object, injection, unsupported
-    skill or distance: ``grounding.check``), and it has no ``unread`` word, which could name the absent thing
-    ("the lamp", a typo of "grey")."""
-    return bool(mentions(command).colors) and check(command, present, {"steps": []}) is None and not unread(command)
+    """Whether the scene contradicts the refusal "object not in scene" of ``command``: it names blocks by colour (or
+    by a quantifier that fits the scene: ``_names_present_blocks``), every one of them present, its words alone
+    refuse nothing (no absent colour or object, injection, unsupported skill or distance: ``grounding.check``), and it
+    has no ``unread`` word, which could name the absent thing ("the lamp", a typo of "grey")."""
+    return _names_present_blocks(command, present) and check(command, present, {"steps": []}) is None and not unread(command)
+
+
+def refutes_unknown_target(command: str, present: tuple[str, ...]) -> bool:
+    """Whether the scene contradicts the refusal "unknown target" of ``command``: it sends the pusher (a pusher word)
+    to a reach point written in it (``demand``), no number it writes is off the table (``WORKSPACE_HALF``), its words
+    alone refuse nothing (``grounding.check``) and it has no ``unread`` word ("go to (0.1, 0.2) in the kitchen")."""
+    m = mentions(command)
+    want = demand(command, present)
+    return (want is not None and POINT in want.targets and m.pusher and all(abs(v) <= WORKSPACE_HALF for v in m.numbers)
+            and check(command, present, {"steps": []}) is None and not unread(command))
+
+
+CONTRADICTED: dict[str, Any] = {"object not in scene": refutes_absence, "unknown target": refutes_unknown_target}
+"""The model's refusals the scene can contradict -> ``fn(command, present)``: whether it does."""
 
 
 def _region_at(words: list[str], i: int) -> tuple[str, int] | None:
@@ -216,12 +284,29 @@ def _point_at(words: list[str], i: int) -> int:
     return k + 1 - i if k < len(words) and _NUMBER.match(words[k]) else 0
 
 
+def _without_polite_if(words: list[str]) -> list[str]:
+    """``words`` without the polite "if" phrases of ``POLITE_IF`` that end a clause ("green to the left, if possible"),
+    never the command's first word ("if you can, push red left" stays a condition)."""
+    out, i = [], 0
+    while i < len(words):
+        tail = next((t for t in POLITE_IF if words[i] == "if" and tuple(words[i + 1 : i + 1 + len(t)]) == t), None)
+        after = words[i + 1 + len(tail)] if tail is not None and i + 1 + len(tail) < len(words) else ""
+        if tail is not None and i and (not after[:1].isalnum() or after in POLITE_END):
+            i += 1 + len(tail)
+            continue
+        out.append(words[i])
+        i += 1
+    return out
+
+
 def demand(command: str, present: tuple[str, ...]) -> Demand | None:
     """What ``command`` asks of a plan in a scene with blocks ``present``; ``None`` when its words do not say."""
-    words = _tokens(command)
+    words = _without_polite_if(_tokens(command))
     if any(w in UNSURE_WORDS for w in words):
         return None
     targets: list[str] = []
+    skills: list[str | None] = []
+    clause = 0  # where the words leading to the next destination start
     subjects: list[str] = []  # the last coordinated colours ("red and blue") since the last destination
     last_color, quantified = -1, False
     last_object: str | None = None  # the block the last destination moved, which "it" refers to
@@ -239,7 +324,7 @@ def demand(command: str, present: tuple[str, ...]) -> Demand | None:
             beside = after == "of" and _block_mention(words, i + width + 1)  # "to the left of blue": next to it
             which = after in BLOCK_WORDS and after not in PRONOUNS  # "the left block": which block, not where to
             target = None if source or beside or which else name
-        elif before not in NOT_RELATION_AFTER and (phrase := _relation_at(words, i)):
+        elif (w not in ("by", "to") or before not in NOT_RELATION_AFTER) and (phrase := _relation_at(words, i)):
             width, target = phrase, NEXT_TO
             mention = []
             while i + width < len(words) and words[i + width] in BLOCK_MENTION_WORDS:  # the block it names is no subject
@@ -256,7 +341,10 @@ def demand(command: str, present: tuple[str, ...]) -> Demand | None:
         elif w in PLURAL_BLOCKS and not subjects:
             quantified = True
         if target is not None:
-            targets += [target] * _shared(subjects, quantified, present)
+            shared = _shared(subjects, quantified, present)
+            targets += [target] * shared
+            skills += [_skill(words[clause:i], target)] * shared
+            clause = i + width
             if len(subjects) == 1 or quantified:
                 last_object = BLOCK_COLORS[subjects[0]] if len(subjects) == 1 and not quantified else None
             subjects, last_color, quantified = [], -1, False
@@ -265,7 +353,22 @@ def demand(command: str, present: tuple[str, ...]) -> Demand | None:
         return None
     named = frozenset(BLOCK_COLORS[w] for w in words if w in BLOCK_COLORS) & frozenset(present)
     regions = frozenset(t for t in targets if t in REGION_NAMES)
-    return Demand(tuple(targets), regions, named, any(t == NEXT_TO or t in BLOCK_NAMES for t in targets))
+    return Demand(tuple(targets), regions, named, any(t == NEXT_TO or t in BLOCK_NAMES for t in targets), tuple(skills))
+
+
+def _skill(clause: list[str], target: str) -> str | None:
+    """The skill of the step to ``target`` that the words ``clause`` leading to it ask for: ``"reach"`` for a point or
+    when they name the pusher ("go", "visit", "the pusher") and no block, ``"push"`` for a block target or when they
+    name a block and not the pusher; ``None`` when they say neither ("..., then right") or both. "that" and "this"
+    ("after that") name no block; a pusher word before "of" is none ("the right park of the table": grounding reads
+    the word "part" as the typo "park")."""
+    if target == POINT:
+        return "reach"
+    if target == NEXT_TO or target in BLOCK_NAMES:
+        return "push"
+    block = any(w in BLOCK_COLORS or w in BLOCK_WORDS - {"that", "this"} or w in QUANTIFIERS or w in PLURAL_BLOCKS for w in clause)
+    pusher = any(w in PUSHER_WORDS and clause[k + 1 : k + 2] != ["of"] for k, w in enumerate(clause))
+    return "reach" if pusher and not block else "push" if block and not pusher else None
 
 
 def _next_to(mention: list[str], last_object: str | None, subjects: list[str], present: tuple[str, ...]) -> str:
@@ -297,6 +400,19 @@ def covers(plan: dict[str, Any], want: Demand | None) -> bool:
     steps together do every item of ``want.required``; ``True`` when nothing is demanded."""
     if want is None or not plan["steps"]:
         return True
-    kinds = iter(target_kind(s) for s in plan["steps"])
-    in_order = all(any(_goes_to(k, t) for k in kinds) for t in want.targets)  # a subsequence: each after the one before
+    steps = iter((target_kind(s), s["skill"]) for s in plan["steps"])
+    skills = want.skills or (None,) * len(want.targets)
+    in_order = all(any(_goes_to(k, t) and skill in (None, done) for k, done in steps)  # a subsequence, each after the one before
+                   for t, skill in zip(want.targets, skills))
     return in_order and want.required <= frozenset().union(*(step_items(s) for s in plan["steps"]))
+
+
+def exceeds(plan: dict[str, Any], want: Demand | None) -> bool:
+    """Whether ``plan`` has more steps than ``want`` asks for and goes to a demanded region more often than asked
+    ("1) put the block in bottom left 2) bring it to the center" planned bottom left, center, bottom left). No plannable
+    label of the generated, frozen dev or 6,300 composed rows does: a step the demand cannot read ("then push it back")
+    goes elsewhere. Blocks are not counted: "next to it" after a "next to" phrase may be a step the demand cannot read."""
+    if want is None or len(plan["steps"]) <= want.min_steps:
+        return False
+    kinds = Counter(target_kind(s) for s in plan["steps"])
+    return any(kinds[t] > n for t, n in Counter(want.targets).items() if t in REGION_NAMES)

@@ -17,7 +17,10 @@ The lexicon (words are lower-cased letters; a hyphen splits words, so "top-left"
   sapphire);
 - **other colours** (``OTHER_COLORS``: yellow, purple, orange, black, white, pink, grey, ...):
   no block has them, so naming one is an absent object;
-- **other objects** (``OTHER_OBJECTS``: ball, cup, cylinder, ...): not in any scene;
+- **other objects** (``OTHER_OBJECTS``: ball, cup, cylinder, ...): not in any scene; so is the thing a
+  relative place is anchored to (``ANCHOR_RELATIONS``: "next to the lamp", "behind the vase", "to the left of
+  the lamp") when it is no colour, block, quantifier, place, pusher or table word (``TABLE_WORDS``) nor one
+  typo from one: "there is no lamp";
 - **quantifiers** (``QUANTIFIERS``: all, both, each, every): every present block;
 - **block references** (``BLOCK_WORDS``: block, cube, box, it, that, ...) and **pusher words**
   (``PUSHER_WORDS``: pusher, go, reach, touch, ...): a command that refers to a block and never to
@@ -32,9 +35,13 @@ The lexicon (words are lower-cased letters; a hyphen splits words, so "top-left"
 - **points**: the numbers written in the command; a reach point ``[x, y]`` must be written there as
   two consecutive numbers;
 - **unsupported skills** (``UNSUPPORTED``: pick, lift, stack, rotate, ...) and **injections**
-  (``INJECTION``: "ignore your instructions", "system prompt", ...): refused whatever the plan;
+  (``INJECTION``: "ignore your instructions", "system prompt", ...; also with a typo of one of
+  ``INJECTION_WORDS``: "disregad previous prompts"): refused whatever the plan;
 - **choices**: an "or" with a colour, or a place word, among the two words on each side of it ("blue or
-  red", "left or right"), or after "either", leaves the choice to the planner: refused whatever the plan.
+  red", "left or right"), or after "either", leaves the choice to the planner: refused whatever the plan;
+- **unnamed blocks**: a block noun with no colour, quantifier or distance, in a scene of several blocks ("push a
+  block into a corner"): a refusal of it, whatever reason the model gave, is "unclear command" asking which
+  block (``UNNAMED`` words, "the other block", "one of the blocks", keep the planner's second decode to every block).
 
 A word of at least 4 letters that is not in the lexicon is read as the colour, region, block or
 pusher word one typo away (Damerau-Levenshtein distance 1, same first letter; among several, a
@@ -83,6 +90,11 @@ BLOCK_WORDS: frozenset[str] = frozenset({
     "block", "blocks", "cube", "cubes", "box", "boxes", "brick", "bricks", "piece", "pieces", "object", "objects",
     "thing", "things", "square", "squares", "one", "ones", "it", "them", "that", "this", "those", "these",
 })
+BLOCK_NOUN_WORDS: frozenset[str] = BLOCK_WORDS - {"one", "ones", "it", "them", "that", "this", "those", "these"}
+OTHER: frozenset[str] = frozenset({"other", "others", "another"})
+UNNAMED: frozenset[str] = OTHER | {"a", "an", "some", "any", "one", "either", "whichever", "random"}
+"""Words that leave a block unnamed: before a block noun (within two words: "a block", "some red cube") or "of" ("one of
+the blocks"), or ``OTHER`` anywhere ("the other block")."""
 PUSHER_WORDS: frozenset[str] = frozenset({
     "pusher", "go", "goes", "reach", "touch", "park", "head", "drive", "travel", "navigate", "tap", "come", "visit",
     "yourself", "effector", "tool",
@@ -111,6 +123,11 @@ INJECTION = re.compile(
     r"|\bpretend\b|\badmin\b|\bsafety (checks?|limits?)\b|</?s>|<\|im_|\bassistant\s*:|[{}]",
     re.IGNORECASE,
 )
+INJECTION_WORDS: frozenset[str] = frozenset({
+    "ignore", "disregard", "forget", "instructions", "instruction", "previous", "system", "jailbreak", "override", "pretend",
+    "developer",
+})
+"""Words of ``INJECTION`` whose typos ("disregad", "instrucitons") are read as them before the pattern is matched again."""
 UNSUPPORTED_PHRASE = re.compile(r"\b(?:hand|give|bring|fetch) me\b", re.IGNORECASE)
 DISTANCE = re.compile(
     r"\b(\d+(\.\d+)?|one|two|three|four|five|ten|a few|half a)\s*(m|metres?|meters?|cm|centimet(er|re)s?|mm|inch(es)?|feet|foot|ft)\b",
@@ -127,6 +144,28 @@ _TYPO_TARGETS: frozenset[str] = frozenset(
     if len(w) >= 4
 )
 _KNOWN: frozenset[str] = frozenset(lexicon() - _TYPO_TARGETS) | NOT_TYPOS | frozenset(OTHER_OBJECTS) | UNSUPPORTED | QUANTIFIERS
+ANCHOR_RELATIONS: dict[str, str] = {"next": "to", "close": "to", "adjacent": "to", "beside": "", "besides": "", "near": "",
+                                    "by": "", "against": "", "alongside": "", "touching": "", "behind": ""}
+"""Words of a place named relative to a thing ("next to the lamp", "behind the vase") and the word that must follow
+them; a side word (``VERTICAL``, ``HORIZONTAL``, "side", "front") before "of" is one too ("to the left of the lamp")."""
+NOT_ANCHOR_AFTER: frozenset[str] = frozenset({"the", "a", "an", "followed", "stand", "go", "come", "pass", "drop", "stop"})
+"""Words after which a relation word is no relation ("the near side", "followed by the red block")."""
+ANCHOR_SKIP: frozenset[str] = frozenset({
+    "the", "a", "an", "my", "your", "our", "its", "this", "that", "these", "those", "of", "last", "first", "second", "third",
+    "same", "previous", "final", "former", "latter",
+})
+"""Words between a relation and its anchor ("next to the last one": the anchor is "one")."""
+ANCHOR_WORDS = 2
+ANCHOR_STOP: frozenset[str] = frozenset({"and", "then", "to", "or", "but", "so", "please", "pls", "plz", "thanks", "now", "after",
+                                         "next", "first", "finally", "also"})
+"""Words that end an anchor phrase; the phrase anchors to nothing a scene has when none of its words (at most
+``ANCHOR_WORDS``) is known ("the big lamp"; "the very middle" is the centre)."""
+TABLE_WORDS: frozenset[str] = frozenset({
+    "table", "workspace", "board", "surface", "area", "edge", "edges", "corner", "corners", "side", "sides", "zone", "half",
+    "region", "spot", "point", "position", "place", "part", "end", "other", "others", "another", "rest", "pusher",
+})
+"""Words a relative place may be anchored to besides blocks, colours and places ("the left side of the table",
+"next to the others")."""
 LET_BEFORE: frozenset[str] = frozenset({"the", "to", "far", "go", "push", "red", "green", "blue"})
 """Words after which "let" is the typo "left" (besides ``VERTICAL`` words)."""
 _WORD = re.compile(r"-?\d*\.\d+|-?\d+|[a-z]+|[.,;:!?]")
@@ -156,7 +195,9 @@ class Mentions:
 
     colors: block colours named (red, green, blue, in order of first mention); other_colors:
     colours no block has; other_objects: object words no scene has; all_blocks: a quantifier;
-    block_reference: a colour or a block word; pusher: a pusher word; regions: region names; numbers: the numbers written; unsupported: unsupported skill words;
+    block_reference: a colour or a block word; block_noun: a block word that is a noun (``BLOCK_NOUN_WORDS``: "block",
+    "cube", not "it"); unnamed: a block left unnamed (``UNNAMED``: "the other block", "a cube", "one of the blocks");
+    pusher: a pusher word; regions: region names; numbers: the numbers written; unsupported: unsupported skill words;
     injection: the text of an injection, if any; distance: a distance phrase ("two metres"), if any;
     choice: the words of a choice between blocks or places ("blue or red", "left or right", "either ... or"),
     if any.
@@ -167,6 +208,8 @@ class Mentions:
     other_objects: tuple[str, ...]
     all_blocks: bool
     block_reference: bool
+    block_noun: bool
+    unnamed: bool
     pusher: bool
     regions: frozenset[str]
     numbers: tuple[float, ...]
@@ -178,6 +221,9 @@ class Mentions:
 
 _COLOR_WORDS: frozenset[str] = frozenset(BLOCK_COLORS) | frozenset(OTHER_COLORS) | frozenset(COLOR_SYNONYMS)
 _PLACE_WORDS: frozenset[str] = frozenset(VERTICAL) | frozenset(HORIZONTAL) | frozenset(CORNERS) | CENTER
+_ANCHOR_KNOWN: frozenset[str] = (_COLOR_WORDS | frozenset(COLOR_SYNONYMS) | BLOCK_WORDS | frozenset(OTHER_OBJECTS) | QUANTIFIERS
+                                  | _PLACE_WORDS | TABLE_WORDS | PUSHER_WORDS)
+_SIDE_WORDS: frozenset[str] = frozenset(VERTICAL) | frozenset(HORIZONTAL) | {"side"}
 CHOICE_REACH = 2
 """A choice is an "or" with a colour (or a place word) among the ``CHOICE_REACH`` words on each side of it."""
 
@@ -193,6 +239,59 @@ def _choice(words: list[str]) -> str | None:
                 or "either" in words[:i]:
             return " ".join(words[max(0, i - CHOICE_REACH) : i + 1 + CHOICE_REACH])
     return None
+
+
+def _anchors(words: list[str]) -> tuple[str, ...]:
+    """The words outside the lexicon that a relative place in ``words`` is anchored to: "lamp" in "next to the lamp" or
+    "to the left of the lamp" (``ANCHOR_RELATIONS``); a word one typo from a word of the lexicon (``_near``: "the
+    tabel") is none, and one from a word of ``ANCHOR_SKIP`` is skipped ("the lat one")."""
+    out = []
+    for i, w in enumerate(words):
+        k = i + 1
+        if w in ANCHOR_RELATIONS and (words[i - 1] if i else "") not in NOT_ANCHOR_AFTER:
+            if ANCHOR_RELATIONS[w]:
+                if words[k : k + 1] != [ANCHOR_RELATIONS[w]]:
+                    continue
+                k += 1
+            if w == "by" and words[k : k + 1] and words[k] not in ANCHOR_SKIP:  # "by hand", "step by step": no place
+                continue
+        elif not (w == "of" and i and words[i - 1] in _SIDE_WORDS):
+            continue
+        while k < len(words) and (words[k] in ANCHOR_SKIP or _near(words[k], ANCHOR_SKIP)):
+            k += 1
+        phrase = []  # up to ANCHOR_WORDS words before punctuation or a connector: "the big lamp", "the very middle"
+        while k < len(words) and len(phrase) < ANCHOR_WORDS and words[k].isalpha() and words[k] not in ANCHOR_STOP:
+            phrase.append(words[k])
+            k += 1
+        if phrase and not any(w in _ANCHOR_KNOWN or _near(w, _ANCHOR_KNOWN) for w in phrase):
+            out.append(" ".join(phrase))
+    return tuple(dict.fromkeys(out))
+
+
+def _near(word: str, known: frozenset[str]) -> bool:
+    """Whether ``word`` is one typo from a word of ``known`` of at least 4 letters with its first letter ("tabel", "lat")."""
+    return any(len(v) >= 4 and v[0] == word[:1] for v in edits1(word) & known)
+
+
+def _typo_of(word: str, targets: frozenset[str]) -> str:
+    """``word``, or the word of ``targets`` one typo away from it (at least 5 letters, same first letter; among several,
+    the one sharing the longest prefix plus suffix, if only one does; a word of the lexicon is never changed)."""
+    if len(word) < 5 or not word.isalpha() or word in targets or word in _KNOWN or word in _TYPO_TARGETS:
+        return word
+    near = [w for w in edits1(word) & targets if w[0] == word[0]]
+    best = max((_affix(word, w) for w in near), default=None)
+    top = [w for w in near if _affix(word, w) == best]
+    return top[0] if len(top) == 1 else word
+
+
+def _injection(command: str, raw: list[str]) -> str | None:
+    """The text of an injection in ``command`` (``INJECTION``), matched again with typos of ``INJECTION_WORDS`` undone
+    in its words ``raw`` ("disregad previous prompts")."""
+    found = INJECTION.search(command)
+    fixed = [_typo_of(w, INJECTION_WORDS) for w in raw]
+    if found is None and fixed != raw:
+        found = INJECTION.search(" ".join(fixed))
+    return found.group(0) if found else None
 
 
 def mentions(command: str) -> Mentions:
@@ -225,19 +324,21 @@ def mentions(command: str) -> Mentions:
             if w == "right" and (after in RIGHT_ADVERB or before == "all"):
                 continue
             regions.add(HORIZONTAL[w])
-    injection = INJECTION.search(command)
     distance = DISTANCE.search(command)
     return Mentions(
         colors=tuple(colors),
         other_colors=tuple(other),
-        other_objects=tuple(dict.fromkeys(w for w in words if w in OTHER_OBJECTS)),
+        other_objects=tuple(dict.fromkeys([w for w in words if w in OTHER_OBJECTS] + list(_anchors(words)))),
         all_blocks=any(w in QUANTIFIERS for w in words),
         block_reference=bool(colors) or any(w in BLOCK_WORDS for w in words),
+        block_noun=any(w in BLOCK_NOUN_WORDS for w in words),
+        unnamed=any(w in UNNAMED and (w in OTHER or words[i + 1 : i + 2] == ["of"] or set(words[i + 1 : i + 3]) & BLOCK_NOUN_WORDS)
+                    for i, w in enumerate(words)),
         pusher=any(w in PUSHER_WORDS for w in words),
         regions=frozenset(regions),
         numbers=tuple(float(t) for t in tokens if _NUMBER.match(t)),
         unsupported=tuple(dict.fromkeys([w for w in words if w in UNSUPPORTED] + UNSUPPORTED_PHRASE.findall(text))),
-        injection=injection.group(0) if injection else None,
+        injection=_injection(command, raw),
         distance=distance.group(0) if distance else None,
         choice=_choice([w for w in words if w.isalpha()]),
     )
@@ -246,7 +347,8 @@ def mentions(command: str) -> Mentions:
 BLOCK_NOUNS: frozenset[str] = frozenset({"cube", "box", "brick", "piece", "object", "thing", "square"})
 """Nouns for a block that ``canonical`` writes as "block" after a colour ("the red brick" -> "the red block")."""
 NEXT_TO_PHRASES = re.compile(r"\b(?:(?:right |up |flush )?against|alongside(?: of)?|over by|up beside|adjacent to)\b")
-"""Relations ``canonical`` writes as "next to" (a block target means next to it)."""
+"""Relations ``canonical`` writes as "next to" (a block target means next to it), also with a typo of ``NEXT_TO_WORDS``."""
+NEXT_TO_WORDS: frozenset[str] = frozenset({"against", "alongside", "adjacent"})
 _PIECE = re.compile(r"[a-z]+|[^a-z]+")
 _ARROW = re.compile(r"\s*(?:->|→|=>)\s*")
 
@@ -260,7 +362,8 @@ def canonical(command: str) -> str:
     "red block") become the words the planner was trained on; an arrow ("red -> left") becomes " to ",
     and ``NEXT_TO_PHRASES`` ("up against", "alongside") "next to". Every other character stays as it is.
     """
-    pieces = _PIECE.findall(NEXT_TO_PHRASES.sub("next to", _ARROW.sub(" to ", command.lower())))
+    text = re.sub(r"[a-z]+", lambda w: _typo_of(w.group(0), NEXT_TO_WORDS), _ARROW.sub(" to ", command.lower()))  # "up againts"
+    pieces = _PIECE.findall(NEXT_TO_PHRASES.sub("next to", text))
     at = [i for i, p in enumerate(pieces) if p[0].isalpha()]
     words = {i: correct(pieces[i], pieces[at[k - 1]] if k else "") for k, i in enumerate(at)}
     for k, i in enumerate(at):
@@ -331,6 +434,15 @@ def _refused_by_words(m: Mentions, present: tuple[str, ...]) -> tuple[str, str] 
     return None
 
 
+def _ambiguous(m: Mentions, present: tuple[str, ...]) -> tuple[str, str] | None:
+    """``("unclear command", which block?)`` when the command refers to a block by a noun ("a block", "the cube") but
+    names none, with several present and no quantifier or distance: the reason of a refusal of such a command ("push a
+    block into a corner"), whatever reason the model gave."""
+    if m.block_noun and not (m.colors or m.all_blocks or m.distance) and len(present) > 1:
+        return "unclear command", which_block(present)
+    return None
+
+
 def check(command: str, present: tuple[str, ...], plan: dict[str, Any]) -> tuple[str, str] | None:
     """``(reason, detail)`` of the refusal ``plan`` earns for ``command`` in a scene with blocks ``present``,
     or ``None`` when every block, region and point of the plan is licensed (``plan`` has steps)."""
@@ -376,12 +488,14 @@ def ground(command: str, present: tuple[str, ...], plan: dict[str, Any], repeats
     """``plan`` if the command licenses every block, region and point in it, else a refusal with a ``detail``.
 
     A refusal stays a refusal; when the command's words alone refuse it (an injection, an unsupported
-    skill, an absent object: the first of these, as in ``check``), it takes that reason and its detail.
+    skill, an absent object: the first of these, as in ``check``), it takes that reason and its detail, else
+    when they refer to a block without naming which (``_ambiguous``), "unclear command" and the question which one.
     A step equal to the one before it is dropped first (``without_repeats``), unless ``repeats`` (the
     command asks for that step twice: the planner decides with ``coverage.demand``).
     """
     if "refusal" in plan:
-        why = _refused_by_words(mentions(command), present)
+        m = mentions(command)
+        why = _refused_by_words(m, present) or _ambiguous(m, present)
         return plan if why is None or "detail" in plan else refusal(*why)
     plan = plan if repeats else without_repeats(plan)
     why = check(command, present, plan)

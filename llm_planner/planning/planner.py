@@ -9,12 +9,16 @@ Example::
 Every decoded plan then goes through ``grounding.ground``: a plan naming a block, region or point
 the command does not refer to becomes a refusal whose ``detail`` says what is missing or asks
 which block is meant. A grounded plan that does less than the command asks for (``coverage.demand``:
-"green left, red right" planned as one push, "put red beside it" as a push to a region), one that
-grounding refused for a block or place the command does not name, or the model's refusal "object not in
-scene" of a command whose every named block is present and every word read (``coverage.refutes_absence``:
-"blue: next to green"), is decoded once more under the grammar of plans that go to the command's
-destinations in its order and involve every block it names (``schema.plan_dfa(..., targets, required)``;
-for a contradicted refusal without the refusal branch, ``refusal=False``), through the same engine; the second plan is kept when it passes grounding and covers the command, else
+"green left, red right" planned as one push, "put red beside it" as a push to a region) or goes to a
+demanded region more often than asked (``coverage.exceeds``), one that grounding refused for a block or
+place the command does not name, or a model refusal the scene contradicts (``coverage.CONTRADICTED``:
+"object not in scene" of a command whose every named block is present and every word read, "blue: next to
+green"; "unknown target" of a reach to a point written on the table, "touch 0.1, -0.2"), is decoded once
+more under the grammar of plans that go to the command's destinations in its order and involve every
+block it names (``schema.plan_dfa(..., targets, required)``; for a contradicted refusal without the
+refusal branch, ``refusal=False``), pushing only the blocks the command names when it names them by
+colour (``Planner._named``; none when it refers to no block), through the same engine; the second plan
+is kept when it passes grounding and covers the command, else
 the first plan or refusal stands. With ``score_plans`` (or a ``min_logprob``) the plan's
 log-probability under the grammar-constrained target is in ``stats["plan_logprob"]``, and a plan
 below ``min_logprob`` becomes the refusal "not sure what you mean; please rephrase".
@@ -40,9 +44,9 @@ from ..decoding.engine import DECODE_MODES, Engine, EngineConfig
 from ..decoding.language_model import HFLanguageModel, ModelSpec, check_same_vocab, load_tokenizer
 from ..decoding.sampling import masked_logits
 from ..training.lora import load_config
-from .coverage import Demand, covers, demand, refutes_absence
+from .coverage import CONTRADICTED, Demand, covers, demand, exceeds
 from .grammar import GrammarConstraint, token_strings
-from .grounding import check, ground, mentions, without_repeats
+from .grounding import check, ground, licensed_blocks, mentions, without_repeats
 from .prompts import prompt_ids
 from .schema import MAX_STEPS, plan_dfa, refusal, scene_blocks, validate_plan
 
@@ -165,13 +169,16 @@ class Planner:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def constraint(self, present: tuple[str, ...], want: Demand | None = None, refuse: bool = True) -> GrammarConstraint:
+    def constraint(self, present: tuple[str, ...], want: Demand | None = None, refuse: bool = True,
+                   blocks: tuple[str, ...] | None = None) -> GrammarConstraint:
         """The grammar of plans valid in a scene with blocks ``present``; with ``want``, of the plans that go to
-        exactly ``want.targets`` in order and do every item it requires, and, unless ``refuse``, no refusal (built
-        once per key; the ``KEPT_COVERING`` newest of these are kept, each holding a few MB of masks once used)."""
-        key = (present,) if want is None else (present, want.targets, want.required, refuse)
+        exactly ``want.targets`` in order and do every item it requires, unless ``refuse`` with no refusal, and with
+        ``blocks`` pushing and going next to those blocks only (built once per key; the ``KEPT_COVERING`` newest of
+        these are kept, each holding a few MB of masks once used)."""
+        blocks = present if blocks is None else blocks
+        key = (present,) if want is None else (blocks, want.targets, want.required, refuse)
         if key not in self._constraints:
-            dfa = plan_dfa(present) if want is None else plan_dfa(present, targets=want.targets, required=want.required,
+            dfa = plan_dfa(present) if want is None else plan_dfa(blocks, targets=want.targets, required=want.required,
                                                                  refusal=refuse)
             self._constraints[key] = GrammarConstraint(dfa, self.tokens, self.eos_ids, self.engine.target.vocab_size)
             covering = [k for k in self._constraints if len(k) > 1]  # oldest first; a scene's grammar is kept for good
@@ -180,22 +187,35 @@ class Planner:
         return self._constraints[key]
 
     def _uncovered(self, result: PlanResult, command: str, present: tuple[str, ...]) -> tuple[Demand, bool] | None:
-        """``(what command asks for, whether the second decode may refuse)`` when ``result``'s grounded plan does less,
-        when grounding refused a decoded plan for a block or place the command does not name while its words name a
-        block or the pusher and alone refuse nothing, or when the model refused the command as naming an absent object
-        and the scene contradicts that (``coverage.refutes_absence``: every block it names is present and every word
-        is read; the second decode may then not refuse again): a second decode is due. Else ``None``."""
+        """``(what command asks for, whether the second decode may refuse)`` when ``result``'s grounded plan does less
+        (or goes to a demanded region more often than asked: ``coverage.exceeds``), when grounding refused a decoded plan
+        for a block or place the command does not name while its words name a block or the pusher and alone refuse
+        nothing, or when the scene contradicts the model's refusal (``coverage.CONTRADICTED``: "object not in scene" of a
+        command whose every named block is present, "unknown target" of a reach to a point written on the table; every
+        word read; the second decode may then not refuse again): a second decode is due. Else ``None``."""
         substituted = result.stats.get("grounding") == "refused" and check(command, present, {"steps": []}) is None
-        contradicted = result.plan.get("refusal") == "object not in scene" and "grounding" not in result.stats \
-            and refutes_absence(command, present)
+        refutes = CONTRADICTED.get(result.plan.get("refusal", ""))
+        contradicted = refutes is not None and "grounding" not in result.stats and refutes(command, present)
         if not (self.coverage and self.grounding and (result.plan["steps"] or substituted or contradicted)):
             return None
         want = demand(command, present)
-        if want is None or want.min_steps > MAX_STEPS or covers(result.plan, want) and not (substituted or contradicted):
+        if want is None or want.min_steps > MAX_STEPS or covers(result.plan, want) and not exceeds(result.plan, want) \
+                and not (substituted or contradicted):
             return None
         if substituted and not (want.blocks or mentions(command).pusher):  # "left" alone: too little to plan from
             return None
         return want, not contradicted
+
+    @staticmethod
+    def _named(command: str, present: tuple[str, ...]) -> tuple[str, ...]:
+        """The blocks a second decode may push or go next to: none when the command refers to no block (grounding would
+        refuse any push: "pusher leftwards, next go to the center"), those it names by colour
+        (``grounding.licensed_blocks``: "push red ... then push that block ..." pushes red) unless it also leaves a
+        block unnamed ("the other block"), else every present block."""
+        m = mentions(command)
+        if not (m.block_reference or m.all_blocks):
+            return ()
+        return licensed_blocks(m, present) if m.colors and not m.unnamed else present
 
     @staticmethod
     def _covered(first: PlanResult, second: PlanResult, want: Demand) -> PlanResult:
@@ -257,8 +277,8 @@ class Planner:
         out = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, constraint=self.constraint(present), seed=seed)
         result = self._finish(out.tokens, present, out.stats.summary(), text, ids)
         if (redo := self._uncovered(result, text, present)) is not None:
-            again = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, constraint=self.constraint(present, *redo),
-                                         seed=seed)
+            again = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, seed=seed,
+                                         constraint=self.constraint(present, *redo, self._named(text, present)))
             result = self._covered(result, self._finish(again.tokens, present, again.stats.summary(), text, ids), redo[0])
         return result
 
@@ -279,16 +299,17 @@ class Planner:
             else:
                 todo.append((i, present, text, ids))
         self._batch(results, todo, batch_size)
-        short = [(i, p, t, ids, *redo) for i, p, t, ids in todo if (redo := self._uncovered(results[i], t, p)) is not None]
+        short = [(i, p, t, ids, *redo, self._named(t, p)) for i, p, t, ids in todo
+                 if (redo := self._uncovered(results[i], t, p)) is not None]
         first = {i: results[i] for i, *_ in short}
         self._batch(results, short, batch_size)
-        for i, _, _, _, want, _ in short:
+        for i, _, _, _, want, *_ in short:
             results[i] = self._covered(first[i], results[i], want)
         return results
 
     def _batch(self, results: list[PlanResult | None], todo: list[tuple], batch_size: int) -> None:
-        """Decode ``todo`` rows ``(index, present, text, ids[, demand, refuse])`` with ``greedy_batch`` into ``results``,
-        each under ``self.constraint(present[, demand, refuse])``."""
+        """Decode ``todo`` rows ``(index, present, text, ids[, demand, refuse, blocks])`` with ``greedy_batch`` into
+        ``results``, each under ``self.constraint(present[, demand, refuse, blocks])``."""
         from ..decoding.batched import greedy_batch
 
         todo = sorted(todo, key=lambda t: len(t[3]))  # similar lengths together: little padding
