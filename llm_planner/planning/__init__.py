@@ -14,6 +14,6 @@
   plan does all of it;
 - ``planner``: ``Planner`` joins them: prompt, then the decoding engine under the scene's grammar,
   then ``validate_plan``, then ``grounding.ground``; a plan that does less than ``coverage.demand``
-  (or that grounding refused, or the model's absent-object refusal that the scene contradicts:
-  ``coverage.refutes_absence``) is decoded again under the grammar of plans that do all of it.
+  (or that grounding refused, or a model refusal the command contradicts: ``coverage.CONTRADICTED``)
+  is decoded again under the grammar of plans that do all of it, pushing only the blocks it names.
 """
