@@ -128,6 +128,23 @@ def test_covering_grammar_admits_exactly_the_plans_that_do_everything():
         plan_dfa(TWO, targets=("left",) * 7)
 
 
+def test_covering_grammar_asks_each_step_for_its_skill():
+    """``skills`` parallel to ``targets``: a step with a skill must take it, a ``None`` step may take either."""
+    dfa = plan_dfa(TWO, targets=("top_left", "top_left", "right"), skills=("push", "reach", None), refusal=False)
+    reach = lambda t: {"skill": "reach", "target": t}  # noqa: E731
+    assert dfa.matches(plan_to_text({"steps": [push("red", "top_left"), reach("top_left"), reach("right")]}))
+    assert dfa.matches(plan_to_text({"steps": [push("red", "top_left"), reach("top_left"), push("green", "right")]}))
+    for steps in ([push("red", "top_left"), push("red", "top_left"), reach("right")],  # step 2 must be a reach
+                  [reach("top_left"), reach("top_left"), reach("right")]):  # step 1 must be a push
+        assert not dfa.matches(plan_to_text({"steps": steps})), steps
+    assert not dfa.matches(plan_to_text({"steps": [], "refusal": "unclear command"}))
+    impossible = plan_dfa(TWO, targets=(NEXT_TO,), skills=("reach",))  # no reach goes next to a block: refusals only
+    assert impossible.matches(plan_to_text({"steps": [], "refusal": "unknown target"}))
+    assert not impossible.matches(plan_to_text({"steps": [push("red", "green")]}))
+    with pytest.raises(ValueError, match="parallel"):
+        plan_dfa(TWO, targets=("left", "right"), skills=("push",))
+
+
 def test_covering_grammar_never_enters_a_dead_end(tokenizer):
     """Every live state leads to a whole plan: random masked walks always end in a plan that does every item."""
     required = frozenset({"left", "right", "red_block", "green_block", NEXT_TO})

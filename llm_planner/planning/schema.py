@@ -117,18 +117,20 @@ class _Steps:
     list closes once every required item is done. A step is entered only if the plan can still be finished after
     it (``_feasible``), so every live state leads to a whole plan. Nodes are made when first visited."""
 
-    def __init__(self, present: tuple[str, ...], max_steps: int, targets: tuple[str, ...], required: frozenset[str]) -> None:
+    def __init__(self, present: tuple[str, ...], max_steps: int, targets: tuple[str, ...], required: frozenset[str],
+                 skills: tuple[str | None, ...] = ()) -> None:
         self.max_steps, self.targets, self.required = (len(targets) or max_steps), targets, required
+        self.skills = skills
         g = self.template = Pattern()
         self.root = g.lit("")[0]
         head = g.lit('{"steps": [')
         self.head, self.step_start, self.after, self.final = head[0], head[1], g.lit("")[0], g.lit("")[0]
-        self.ends: dict[int, tuple[frozenset[str], str]] = {}  # end node of a step -> (its items among required, where it goes)
+        self.ends: dict[int, tuple[frozenset[str], str, str]] = {}  # end node -> (its items among required, where it goes, skill)
         self.leads: dict[int, list[int]] = {}  # first node of a step or of its tail -> the end nodes it leads to
         self.feasible: dict[tuple[int, frozenset[str]], bool] = {}
 
         def end(step: dict[str, Any]) -> int:
-            key = (step_items(step) & required, target_kind(step))
+            key = (step_items(step) & required, target_kind(step), step["skill"])
             node = next((n for n, k in self.ends.items() if k == key), None)
             if node is None:
                 node = g.lit("")[0]
@@ -170,9 +172,11 @@ class _Steps:
 
     def _may_end(self, k: int, covered: frozenset[str], end: int) -> bool:
         """Whether step ``k + 1`` may end at ``end`` (``k`` done before it, ``covered`` done) and the plan still be finished."""
-        items, kind = self.ends[end]
+        items, kind, skill = self.ends[end]
         want = self.targets[k] if self.targets else kind
-        return (kind == want or want == NEXT_TO and kind in BLOCK_NAMES) and self._feasible(k + 1, covered | items)
+        want_skill = self.skills[k] if self.skills else None
+        return ((kind == want or want == NEXT_TO and kind in BLOCK_NAMES) and want_skill in (None, skill)
+                and self._feasible(k + 1, covered | items))
 
     def _feasible(self, k: int, covered: frozenset[str]) -> bool:
         """Whether a plan with ``k`` steps done, ``covered`` items done, can still end as the grammar asks."""
@@ -210,18 +214,21 @@ class _Lookup:
 
 
 def plan_dfa(present: tuple[str, ...] = BLOCK_NAMES, max_steps: int = MAX_STEPS, targets: tuple[str, ...] = (),
-             required: frozenset[str] = frozenset(), refusal: bool = True) -> Dfa:
+             required: frozenset[str] = frozenset(), refusal: bool = True, skills: tuple[str | None, ...] = ()) -> Dfa:
     """The automaton of every canonical plan text valid in a scene with blocks ``present``, of 1 to ``max_steps``
     steps; with ``targets``, of exactly ``len(targets)`` steps, step ``k`` going to ``targets[k]`` (``target_kind``:
     a region, a block, ``POINT``; ``NEXT_TO``: any block); its steps together do every item of ``required``
-    (``step_items``). A refusal is valid too, unless ``refusal=False`` and some plan is. ``targets`` and
+    (``step_items``); with ``skills`` (parallel to ``targets``), step ``k`` has skill ``skills[k]`` unless it is
+    ``None``. A refusal is valid too, unless ``refusal=False`` and some plan is. ``targets``, ``skills`` and
     ``required`` make the grammar of a second decode that must do what the first plan left out
     (``coverage.demand``); ``refusal=False`` that of a refusal the scene contradicts (``coverage.refutes_absence``)."""
     if len(targets) > max_steps:
         raise ValueError(f"need at most max_steps={max_steps} targets, got {len(targets)}")
+    if skills and len(skills) != len(targets):
+        raise ValueError(f"skills must be parallel to targets: {len(skills)} skills for {len(targets)} targets")
     for b in present:
         validate_step({"skill": "push", "object": b, "target": "center"}, present)
-    nfa = _Steps(present, max_steps, tuple(targets), frozenset(required))
+    nfa = _Steps(present, max_steps, tuple(targets), frozenset(required), tuple(skills))
     start = nfa.root if refusal or not nfa._feasible(0, frozenset()) else nfa.head
     return Dfa(nfa, ((0, frozenset(), start), (0, frozenset(), nfa.final)))
 
