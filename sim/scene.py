@@ -103,6 +103,8 @@ ACTION_DIM = len(PUSHER_JOINTS)
 OBS_LABELS: tuple[str, ...] = (*PUSHER_JOINTS, "pusher_vx", "pusher_vy") + tuple(
     f"{b}_{f}" for b in BLOCK_NAMES for f in ("present", "x", "y", "yaw")
 )
+PRESENCE_FLAGS: tuple[int, ...] = tuple(4 + BLOCK_STRIDE * i for i in range(len(BLOCK_NAMES)))
+"""Observation indices of the blocks' presence flags, in ``BLOCK_NAMES`` order (``block_slice(b).start``)."""
 
 
 def wrap_yaw(yaw: float) -> float:

@@ -91,6 +91,7 @@ def test_observation_layout(n_blocks):
     assert obs[2] == pytest.approx(env.data.qvel[env.model.joint("pusher_x").dofadr[0]], abs=1e-5)
     assert info["pusher"] == pytest.approx(obs[:2].tolist(), abs=1e-6)
     assert scene.present_blocks(obs) == BLOCK_NAMES[:n_blocks]
+    assert [float(obs[i]) for i in scene.PRESENCE_FLAGS] == [1.0] * n_blocks + [0.0] * (3 - n_blocks)
     mujoco.mj_kinematics(env.model, env.data)  # body poses as render() sees them
     assert set(info["blocks"]) == set(BLOCK_NAMES[:n_blocks])
     for i, b in enumerate(BLOCK_NAMES):

@@ -100,7 +100,6 @@ class LatentPlannerEvalPolicy:
         """A fresh plan from the last of ``observations[T, S]``: ``float32[execute_blocks * frameskip, A]``."""
         if self.task is None:
             raise ValueError(f"--policy {self.name} plans toward a task: reset it with one first")
-        self.policy.reset()
         obs = np.asarray(observations, np.float32)
         return self.policy.plan_chunk(obs.reshape(-1, obs.shape[-1])[-1], self.task)
 

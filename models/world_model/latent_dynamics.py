@@ -128,7 +128,7 @@ class ProbedLatentDynamics:
             raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
         self.model, self.probe, self.horizon = model.eval(), probe, horizon
         self.state_dim, self.action_dim = c.obs_dim, c.action_dim
-        self.flags = [scene.block_slice(b).start for b in scene.BLOCK_NAMES] if c.obs_dim == scene.OBS_DIM else []
+        self.flags = list(scene.PRESENCE_FLAGS) if c.obs_dim == scene.OBS_DIM else []
         """Presence flags (PushBlocks): copied from the current state, never predicted."""
 
     @classmethod

@@ -75,8 +75,7 @@ class BlockGoalObjective(Objective):
     def __init__(self, probe: LinearProbe, z_goal: Tensor, terminal_only: bool = True) -> None:
         super().__init__()
         goal = probe(z_goal.detach())
-        starts = [scene.block_slice(name).start for name in scene.BLOCK_NAMES]
-        present = [i for i in starts if float(goal[i]) > 0.5]
+        present = [i for i in scene.PRESENCE_FLAGS if float(goal[i]) > 0.5]
         if not present:
             raise ValueError("the probe reads no block in the goal observation: a block goal needs one")
         self.probe, self.terminal_only = probe, terminal_only
@@ -134,10 +133,10 @@ class ProbeObjective(Objective):
         self.obs = torch.from_numpy(obs)
         self.task = Objective.from_step(task, scene.present_blocks(obs), disturbance_weight=0.0)
         self.task.observe(obs)
-        self.flags = [scene.block_slice(b).start for b in scene.BLOCK_NAMES]
 
     def cost(self, states: Tensor, actions: Tensor) -> Tensor:
         """``[...]`` of latents ``states[..., K, D]`` (the actions are not scored)."""
         s = self.probe.corrected(states, self.obs, self.z_obs)  # [..., K, S]
-        s[..., self.flags] = self.obs[self.flags].to(s.device)
+        flags = list(scene.PRESENCE_FLAGS)
+        s[..., flags] = self.obs[flags].to(s.device)
         return self.task.cost(s, actions)
