@@ -11,8 +11,8 @@ from forethought.llm_planner.planning import commands
 from forethought.llm_planner.planning.compose import compose
 from forethought.llm_planner.planning.coverage import covers, demand
 from forethought.llm_planner.planning.grammar import GrammarConstraint, token_strings
-from forethought.llm_planner.planning.schema import (NEXT_TO, POINT, SCENES, plan_dfa, plan_to_text, step_items, target_kind,
-                                                     validate_plan)
+from forethought.llm_planner.planning.schema import (NEXT_TO, POINT, SCENES, plan_dfa, plan_to_text, point_text, step_items,
+                                                     target_kind, validate_plan)
 
 TWO, THREE = SCENES["pushblocks-2"], SCENES["pushblocks-3"]
 
@@ -145,11 +145,68 @@ def test_covering_grammar_asks_each_step_for_its_skill():
         plan_dfa(TWO, targets=("left", "right"), skills=("push",))
 
 
+def test_covering_grammar_asks_each_push_for_its_block():
+    """``objects`` parallel to ``targets``: a step with a block pushes that block, a ``None`` step any."""
+    dfa = plan_dfa(THREE, targets=("left", "right"), skills=("push", "push"), objects=("blue_block", None), refusal=False)
+    assert dfa.matches(plan_to_text({"steps": [push("blue", "left"), push("red", "right")]}))
+    assert not dfa.matches(plan_to_text({"steps": [push("red", "left"), push("red", "right")]}))
+    with pytest.raises(ValueError, match="parallel"):
+        plan_dfa(TWO, targets=("left", "right"), objects=("red_block",))
+
+
+def test_demand_reads_the_block_each_push_moves():
+    want = demand("first the blue block to the bottom right corner, next set it across to the right. the red one to the left", THREE)
+    assert want.targets == ("bottom_right", "right", "left") and want.objects == ("blue_block", "blue_block", "red_block")
+    assert covers({"steps": [push("blue", "bottom_right"), push("blue", "right"), push("red", "left")]}, want)
+    assert not covers({"steps": [push("blue", "bottom_right"), push("red", "right"), push("red", "left")]}, want)
+    assert demand("push the blue block left, now on to the west side", THREE).objects == ("blue_block", "blue_block")
+    assert demand("push red and blue to the left", THREE).objects == (None, None)  # either order
+    assert demand("push red left, then push the block to the right", THREE).objects == ("red_block", None)  # which block?
+
+
+def test_covering_grammar_asks_each_reach_point_for_the_written_one():
+    """``points`` parallel to ``targets``: a step with a point reaches exactly that point, spelt canonically."""
+    dfa = plan_dfa(TWO, targets=(POINT, "left", POINT), points=((-0.14, 0.24), None, None), refusal=False)
+    reach = lambda t: {"skill": "reach", "target": t}  # noqa: E731
+    assert dfa.matches(plan_to_text({"steps": [reach([-0.14, 0.24]), reach("left"), reach([0.1, 0.2])]}))
+    for first in ([0.14, 0.24], [-0.14, 0.2], [0.24, -0.14]):  # a dropped sign, another number, swapped
+        assert not dfa.matches(plan_to_text({"steps": [reach(first), reach("left"), reach([0.1, 0.2])]})), first
+    assert point_text((0.2, -0.15)) == "[0.2, -0.15]" and point_text((0.125, 0.1)) is None and point_text((0.3, 0.0)) is None
+    with pytest.raises(ValueError, match="point"):
+        plan_dfa(TWO, targets=("left",), points=((0.1, 0.1),))
+    with pytest.raises(ValueError, match="parallel"):
+        plan_dfa(TWO, targets=(POINT, POINT), points=((0.1, 0.1),))
+
+
+def test_demand_reads_the_written_points_and_covers_checks_them():
+    want = demand("reach x=0.2 y=-0.15. last, travel to (0.06, 0.02)", TWO)
+    assert want.targets == (POINT, POINT) and want.points == ((0.2, -0.15), (0.06, 0.02))
+    reach = lambda t: {"skill": "reach", "target": t}  # noqa: E731
+    assert covers({"steps": [reach([0.2, -0.15]), reach([0.06, 0.02])]}, want)
+    assert not covers({"steps": [reach([0.06, 0.02]), reach([0.06, 0.02])]}, want)  # the first point lost
+    assert demand("go to 0.5, 0.1", TWO).points == (None,)  # off the table: the grammar cannot spell it
+
+
+@pytest.mark.parametrize("command, skills", [
+    ("push red to the left, then back over to the top right", ("push", "push")),
+    ("go to the left, then on to the right", ("reach", "reach")),
+    ("first, scoot the only block towards the middle. after that, rightwards", ("push", "push")),
+    ("push red to the left, then move to the center", ("push", None)),  # "move" may be either skill
+    ("get the red box to the upper left. after that, had over to the lower left", ("push", None)),  # "had": a word not read
+    ("to the left, then to the right", (None, None)),  # nothing to take a skill from
+    ("1. the block goes into the top right area. 2. park the pusher at the front right", ("push", "reach")),  # the block goes
+    ("the red block should go left, then go to the right", ("push", "reach")),
+])
+def test_a_step_that_names_no_skill_takes_the_one_before(command, skills):
+    assert demand(command, TWO).skills == skills
+
+
 def test_covering_grammar_never_enters_a_dead_end(tokenizer):
     """Every live state leads to a whole plan: random masked walks always end in a plan that does every item."""
     required = frozenset({"left", "right", "red_block", "green_block", NEXT_TO})
     targets = (NEXT_TO, "left", POINT, "right")
-    c = GrammarConstraint(plan_dfa(TWO, targets=targets, required=required), token_strings(tokenizer), {tokenizer.eos_token_id})
+    c = GrammarConstraint(plan_dfa(TWO, targets=targets, required=required, points=(None, None, (0.1, -0.2), None)),
+                          token_strings(tokenizer), {tokenizer.eos_token_id})
     rng = random.Random(0)
     for _ in range(30):
         state, out = c.initial(), []
@@ -162,7 +219,7 @@ def test_covering_grammar_never_enters_a_dead_end(tokenizer):
         if plan["steps"]:
             kinds = tuple(map(target_kind, plan["steps"]))
             assert len(kinds) == len(targets) and all(k == t or t == NEXT_TO and k in TWO for k, t in zip(kinds, targets))
-            assert required <= frozenset().union(*map(step_items, plan["steps"]))
+            assert required <= frozenset().union(*map(step_items, plan["steps"])) and plan["steps"][2]["target"] == [0.1, -0.2]
 
 
 def test_a_plan_that_does_less_is_decoded_again_under_the_covering_grammar(planners):

@@ -39,6 +39,7 @@ from typing import Any, Callable
 from forethought.sim.scene import REGION_NAMES
 
 from .commands import COLORS, typo
+from . import grounding
 from .grounding import OTHER_COLORS, OTHER_OBJECTS, ground
 from .schema import SCENES, refusal, validate_plan
 
@@ -126,8 +127,7 @@ UNSUPPORTED = ("pick up {b}", "spin {b}", "flip {b}", "throw {b}", "grab {b}", "
                "hide {b}", "weigh {b}", "knock {b} over", "drop {b}", "carry {b} around", "twist {b}", "stand {b} on end",
                "fold {b}", "cut {b} in half", "juggle the blocks", "sort the blocks by size", "wave at me",
                "take a picture of {b}", "raise {b} up high", "pick up all the blocks", "grab {b} and shake it")
-OFF_TABLE = ("{verb} {b} off the table", "{verb} {b} off the edge", "{verb} {b} onto the floor", "{verb} {b} out of the workspace",
-             "{verb} {b} off the side of the table", "{verb} {b} under the table", "{verb} {b} outside the table")
+OFF_TABLE = tuple(f"{{verb}} {{b}} {place}" for place in grounding.OFF_TABLE)
 PLACES = ("the kitchen", "the moon", "the shelf", "the door", "the window", "the sofa", "the hallway", "mars", "the box",
           "the bin", "the bookcase", "my desk", "the car", "the sink", "the roof", "the basement", "the river", "the sky")
 CHAT = ("how's it going", "what can you do?", "thanks a lot", "good job", "nice", "never mind", "stop", "wait", "yes", "no",

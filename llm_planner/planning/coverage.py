@@ -11,8 +11,15 @@ sequence of **destinations** and the blocks they apply to, and returns a ``Deman
 - ``blocks``: every present block the command names by colour (each must be pushed or be a target);
 - ``relation``: whether a "next to" phrase asks for a push next to a block;
 - ``skills``: per destination, the skill its words ask for ("go", "visit", "the pusher" and no block: a reach;
-  a block and no pusher word, or a "next to" phrase: a push; a point: a reach; else either). ``covers`` checks
-  them, so a second decode with the wrong skill is not kept (the grammar cannot ask for a skill yet).
+  a block and no pusher word, or a "next to" phrase: a push; a point: a reach; words that name neither, no verb and
+  no word outside ``READ_WORDS``: the skill of the destination before, "push red left, then back to the center";
+  else either);
+- ``objects``: per destination, the block a push to a region moves when the words say: its one colour, else the
+  block moved last for "it" or for a push whose words name no block ("..., now on to the west side");
+- ``points``: per destination, the reach point the command writes ("x=0.2 y=-0.15").
+
+``covers`` checks skills, objects and points, and the covering grammar asks for them, so a second decode can neither
+push where the command sends the pusher, push another block than the one it names, nor reach another point.
 
 A destination is a region (a corner, a side, the centre), a "next to" phrase (``RELATIONS``) with the
 block it names, or a reach point (two numbers in a row). The blocks before a destination, back to the
@@ -50,12 +57,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import commands, compose
-from .grounding import (_ARROW, BLOCK_COLORS, BLOCK_WORDS, CENTER, COLOR_SYNONYMS, CORNERS, HORIZONTAL, INJECTION_WORDS, OTHER_COLORS,
-                        OTHER_OBJECTS, PUSHER_WORDS, RIGHT_ADVERB, UNSUPPORTED, VERTICAL, canonical, check, correct, mentions)
+from .grounding import (_ARROW, BLOCK_COLORS, BLOCK_NOUN_WORDS, BLOCK_WORDS, CENTER, COLOR_SYNONYMS, CORNERS, HORIZONTAL,
+                        INJECTION_WORDS, OTHER_COLORS, OTHER_OBJECTS, PUSHER_WORDS, RIGHT_ADVERB, UNSUPPORTED, VERTICAL, canonical,
+                        check, correct, mentions)
 from .normalize import edits1
 from forethought.sim.scene import BLOCK_NAMES, REGION_NAMES, WORKSPACE_HALF
 
-from .schema import NEXT_TO, POINT, step_items, target_kind
+from .schema import NEXT_TO, POINT, point_text, step_items, target_kind
 
 RELATIONS: dict[str, str] = {"next": "to", "close": "to", "adjacent": "to", "flush": "with", "side": "of", "beside": "", "besides": "",
                              "near": "", "touching": "", "touches": "", "by": "", "alongside": "", "against": ""}
@@ -138,6 +146,12 @@ class Demand:
     relation: bool
     skills: tuple[str | None, ...] = ()
     """Per target, the skill its words ask for (``"push"``, ``"reach"``, ``None``: either); empty: not read."""
+    objects: tuple[str | None, ...] = ()
+    """Per target, the block a push to a region moves when the words say which (``_object``), else ``None``; empty: not
+    read."""
+    points: tuple[tuple[float, float] | None, ...] = ()
+    """Per target, the reach point its words write (for a ``POINT`` target whose numbers the grammar can spell:
+    ``schema.point_text``), else ``None``; empty: not read."""
 
     @property
     def min_steps(self) -> int:
@@ -189,6 +203,14 @@ def unread(command: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in _tokens(command) if w[0].isalpha() and w not in READ_WORDS and not _read_typo(w)))
 
 
+SKILL_VERBS: frozenset[str] = frozenset(w for table in (*commands.PUSH_VERBS.values(), compose.PUSH_VERBS, compose.PUSH_GERUNDS)
+                                         for w in table)
+"""Verbs of a push that may also move the pusher ("move to the center"): a step whose words hold one does not take the
+skill of the step before."""
+
+
+BLOCK_SUBJECT_VERBS: frozenset[str] = frozenset({"go", "goes", "going"})
+"""Pusher words that a block can be the subject of ("the red block goes to the left")."""
 COUNTS: dict[str, int] = {"both": 2, "two": 2, "three": 3}
 """Quantifier words that say how many blocks there are ("both blocks": two)."""
 
@@ -306,6 +328,8 @@ def demand(command: str, present: tuple[str, ...]) -> Demand | None:
         return None
     targets: list[str] = []
     skills: list[str | None] = []
+    objects: list[str | None] = []
+    points: list[tuple[float, float] | None] = []
     clause = 0  # where the words leading to the next destination start
     subjects: list[str] = []  # the last coordinated colours ("red and blue") since the last destination
     last_color, quantified = -1, False
@@ -313,10 +337,11 @@ def demand(command: str, present: tuple[str, ...]) -> Demand | None:
     i = 0
     while i < len(words):
         w, before = words[i], words[i - 1] if i else ""
-        width, target = 1, None
+        width, target, point = 1, None, None
         if _NUMBER.match(w):
             width = _point_at(words, i) or 1
             target = POINT if width > 1 else None
+            point = _spellable((float(w), float(words[i + width - 1]))) if width > 1 else None
         elif (region := _region_at(words, i)) is not None:
             name, width = region
             after = words[i + width] if i + width < len(words) else ""
@@ -342,8 +367,13 @@ def demand(command: str, present: tuple[str, ...]) -> Demand | None:
             quantified = True
         if target is not None:
             shared = _shared(subjects, quantified, present)
+            skill = _skill(words[clause:i], target)
+            if skill is None and skills and not _names_either(words[clause:i]):
+                skill = skills[-1]  # "push red to the left, then back to the center": the step before's skill
             targets += [target] * shared
-            skills += [_skill(words[clause:i], target)] * shared
+            skills += [skill] * shared
+            objects += [_object(words[clause:i], target, skill, subjects, quantified, last_object) if shared == 1 else None] * shared
+            points += [point] * shared
             clause = i + width
             if len(subjects) == 1 or quantified:
                 last_object = BLOCK_COLORS[subjects[0]] if len(subjects) == 1 and not quantified else None
@@ -353,7 +383,25 @@ def demand(command: str, present: tuple[str, ...]) -> Demand | None:
         return None
     named = frozenset(BLOCK_COLORS[w] for w in words if w in BLOCK_COLORS) & frozenset(present)
     regions = frozenset(t for t in targets if t in REGION_NAMES)
-    return Demand(tuple(targets), regions, named, any(t == NEXT_TO or t in BLOCK_NAMES for t in targets), tuple(skills))
+    return Demand(tuple(targets), regions, named, any(t == NEXT_TO or t in BLOCK_NAMES for t in targets), tuple(skills),
+                  tuple(o if o in present else None for o in objects), tuple(points))
+
+
+def _object(clause: list[str], target: str, skill: str | None, subjects: list[str], quantified: bool,
+            last_object: str | None) -> str | None:
+    """The block the push to the region ``target`` moves, read from the words ``clause`` leading to it: its one colour
+    ("then green to the center"), else the block moved last for a pronoun ("then push it back to the left", "after
+    that, ...") or for a push whose words name no block ("..., then on to the right"); ``None`` when they do not say."""
+    if target not in REGION_NAMES or skill != "push" or quantified:
+        return None
+    if subjects:
+        return BLOCK_COLORS[subjects[0]] if len(subjects) == 1 else None
+    return last_object if not _block_word(clause) or any(w in PRONOUNS for w in clause) else None
+
+
+def _spellable(xy: tuple[float, float]) -> tuple[float, float] | None:
+    """``xy`` when the plan grammar can spell it (``schema.point_text``: on the table, two decimals at most), else ``None``."""
+    return xy if point_text(xy) is not None else None
 
 
 def _skill(clause: list[str], target: str) -> str | None:
@@ -366,9 +414,29 @@ def _skill(clause: list[str], target: str) -> str | None:
         return "reach"
     if target == NEXT_TO or target in BLOCK_NAMES:
         return "push"
-    block = any(w in BLOCK_COLORS or w in BLOCK_WORDS - {"that", "this"} or w in QUANTIFIERS or w in PLURAL_BLOCKS for w in clause)
-    pusher = any(w in PUSHER_WORDS and clause[k + 1 : k + 2] != ["of"] for k, w in enumerate(clause))
+    block, pusher = _block_word(clause), _pusher_word(clause)
     return "reach" if pusher and not block else "push" if block and not pusher else None
+
+
+def _block_word(clause: list[str]) -> bool:
+    """Whether ``clause`` names a block ("that" and "this" do not: "after that")."""
+    return any(w in BLOCK_COLORS or w in BLOCK_WORDS - {"that", "this"} or w in QUANTIFIERS or w in PLURAL_BLOCKS for w in clause)
+
+
+def _pusher_word(clause: list[str]) -> bool:
+    """Whether ``clause`` names the pusher: a pusher word not before "of", nor a verb of ``BLOCK_SUBJECT_VERBS`` after a
+    colour or a block noun ("the red block goes to", "the one block should go across to": the block goes)."""
+    return any(w in PUSHER_WORDS and clause[k + 1 : k + 2] != ["of"]
+               and not (w in BLOCK_SUBJECT_VERBS and any(v in BLOCK_COLORS or v in BLOCK_NOUN_WORDS for v in clause[:k]))
+               for k, w in enumerate(clause))
+
+
+def _names_either(clause: list[str]) -> bool:
+    """Whether ``clause`` may name a skill: a block, the pusher, a verb of either skill or a word not read (``READ_WORDS``;
+    "had over to" for "head"). A step whose words say nothing of its skill ("..., then back to the center", "after that,
+    rightwards") takes the skill of the step before."""
+    return (_block_word(clause) or _pusher_word(clause)
+            or any(w in SKILL_VERBS or w[0].isalpha() and w not in READ_WORDS and not _read_typo(w) for w in clause))
 
 
 def _next_to(mention: list[str], last_object: str | None, subjects: list[str], present: tuple[str, ...]) -> str:
@@ -396,15 +464,21 @@ def _goes_to(kind: str, target: str) -> bool:
 
 
 def covers(plan: dict[str, Any], want: Demand | None) -> bool:
-    """Whether ``plan`` (with steps) goes to ``want.targets`` in that order (other steps may come between) and its
-    steps together do every item of ``want.required``; ``True`` when nothing is demanded."""
+    """Whether ``plan`` (with steps) goes to ``want.targets`` in that order (other steps may come between) with
+    ``want.skills``, ``want.objects`` and ``want.points``, and its steps together do every item of ``want.required``; ``True`` when
+    nothing is demanded."""
     if want is None or not plan["steps"]:
         return True
-    steps = iter((target_kind(s), s["skill"]) for s in plan["steps"])
-    skills = want.skills or (None,) * len(want.targets)
-    in_order = all(any(_goes_to(k, t) and skill in (None, done) for k, done in steps)  # a subsequence, each after the one before
-                   for t, skill in zip(want.targets, skills))
+    steps = iter((target_kind(s), s["skill"], s.get("object"), s["target"]) for s in plan["steps"])
+    none = (None,) * len(want.targets)
+    in_order = all(any(_goes_to(k, t) and skill in (None, done) and obj in (None, moved) and (point is None or _same_point(to, point))
+                       for k, done, moved, to in steps)  # a subsequence, each after the one before
+                   for t, skill, obj, point in zip(want.targets, want.skills or none, want.objects or none, want.points or none))
     return in_order and want.required <= frozenset().union(*(step_items(s) for s in plan["steps"]))
+
+
+def _same_point(target: Any, point: tuple[float, float]) -> bool:
+    return isinstance(target, list) and all(abs(a - b) < 1e-9 for a, b in zip(target, point))
 
 
 def exceeds(plan: dict[str, Any], want: Demand | None) -> bool:

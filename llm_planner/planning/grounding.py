@@ -24,8 +24,9 @@ The lexicon (words are lower-cased letters; a hyphen splits words, so "top-left"
 - **quantifiers** (``QUANTIFIERS``: all, both, each, every): every present block;
 - **block references** (``BLOCK_WORDS``: block, cube, box, it, that, ...) and **pusher words**
   (``PUSHER_WORDS``: pusher, go, reach, touch, ...): a command that refers to a block and never to
-  the pusher licenses no reach step, and one that refers to no block (nor to all of them) licenses no
-  push, not even of the only block of a one-block scene;
+  the pusher licenses no reach step, one that refers to no block (nor to all of them) licenses no
+  push, not even of the only block of a one-block scene, and one that refers to neither licenses no
+  step but a reach to a point it writes ("left" alone is refused as unclear);
 - **regions** (``sim.scene.REGION_NAMES``): a vertical word (``VERTICAL``: top, upper, back,
   rear, north / bottom, lower, front, south) directly before or after a horizontal one
   (``HORIZONTAL``: left, leftmost, leftwards, west / right, ...) is a corner, as are ``CORNERS``
@@ -200,7 +201,7 @@ class Mentions:
     pusher: a pusher word; regions: region names; numbers: the numbers written; unsupported: unsupported skill words;
     injection: the text of an injection, if any; distance: a distance phrase ("two metres"), if any;
     choice: the words of a choice between blocks or places ("blue or red", "left or right", "either ... or"),
-    if any.
+    if any; off_table: a place off the table (``OFF_TABLE``: "off the edge"), if any.
     """
 
     colors: tuple[str, ...]
@@ -217,7 +218,12 @@ class Mentions:
     injection: str | None
     distance: str | None
     choice: str | None
+    off_table: str | None
 
+
+OFF_TABLE: tuple[str, ...] = ("off the table", "off the edge", "onto the floor", "out of the workspace", "off the side of the table",
+                              "under the table", "outside the table")
+"""Places off the table (also the phrases ``compose`` generates them with): no target, "unknown target"."""
 
 _COLOR_WORDS: frozenset[str] = frozenset(BLOCK_COLORS) | frozenset(OTHER_COLORS) | frozenset(COLOR_SYNONYMS)
 _PLACE_WORDS: frozenset[str] = frozenset(VERTICAL) | frozenset(HORIZONTAL) | frozenset(CORNERS) | CENTER
@@ -341,6 +347,7 @@ def mentions(command: str) -> Mentions:
         injection=_injection(command, raw),
         distance=distance.group(0) if distance else None,
         choice=_choice([w for w in words if w.isalpha()]),
+        off_table=next((p for p in OFF_TABLE if f" {p} " in f" {' '.join(words)} "), None),
     )
 
 
@@ -422,13 +429,15 @@ def _point_licensed(xy: list[float], numbers: tuple[float, ...]) -> bool:
 
 def _refused_by_words(m: Mentions, present: tuple[str, ...]) -> tuple[str, str] | None:
     """``(reason, detail)`` when the command's words alone refuse it: an injection, an unsupported skill, an absent
-    object, a choice left to the planner."""
+    object, a place off the table, a choice left to the planner."""
     if m.injection:
         return "unclear command", f"the command tries to instruct the planner ({m.injection!r}); give only a task"
     if m.unsupported:
         return "unsupported action", f"I can only push blocks and move the pusher; {m.unsupported[0]!r} is not a skill"
     if (what := missing(m, present)) is not None:
         return "object not in scene", what
+    if m.off_table:
+        return "unknown target", f"{m.off_table!r} is no place on the table; name a region, a block or a point"
     if m.choice:
         return "unclear command", f"the command leaves a choice ({m.choice!r}); say which one"
     return None
@@ -453,6 +462,8 @@ def check(command: str, present: tuple[str, ...], plan: dict[str, Any]) -> tuple
         return "unknown target", f"moves by a distance ({m.distance!r}) are not supported; name a region, a block or a point"
     blocks = licensed_blocks(m, present)
     for step in plan["steps"]:
+        if not (m.pusher or m.block_reference or m.all_blocks or isinstance(step["target"], list)):  # "left" alone
+            return "unclear command", "the command names no block and not the pusher; what should move, and where?"
         if step["skill"] == "reach" and m.block_reference and not m.pusher:
             about = f"the {m.colors[0]} block" if m.colors else "a block"
             return "unclear command", f"the command is about {about}, not the pusher; what should happen to it?"

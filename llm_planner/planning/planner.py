@@ -172,15 +172,15 @@ class Planner:
     def constraint(self, present: tuple[str, ...], want: Demand | None = None, refuse: bool = True,
                    blocks: tuple[str, ...] | None = None) -> GrammarConstraint:
         """The grammar of plans valid in a scene with blocks ``present``; with ``want``, of the plans that go to
-        exactly ``want.targets`` in order with ``want.skills`` and do every item it requires, unless ``refuse`` with no
-        refusal, and with
-        ``blocks`` pushing and going next to those blocks only (built once per key; the ``KEPT_COVERING`` newest of
-        these are kept, each holding a few MB of masks once used)."""
+        exactly ``want.targets`` in order with ``want.skills``, ``want.objects`` and ``want.points`` and do every item it
+        requires, unless ``refuse`` with no refusal, and with ``blocks`` pushing and going next to those blocks only
+        (built once per key; the ``KEPT_COVERING`` newest of these are kept, each holding a few MB of masks once used)."""
         blocks = present if blocks is None else blocks
-        key = (present,) if want is None else (blocks, want.targets, want.required, refuse, want.skills)
+        key = (present,) if want is None else (blocks, want.targets, want.required, refuse, want.skills, want.objects, want.points)
         if key not in self._constraints:
             dfa = plan_dfa(present) if want is None else plan_dfa(blocks, targets=want.targets, required=want.required,
-                                                                 refusal=refuse, skills=want.skills)
+                                                                 refusal=refuse, skills=want.skills, objects=want.objects,
+                                                                 points=want.points)
             self._constraints[key] = GrammarConstraint(dfa, self.tokens, self.eos_ids, self.engine.target.vocab_size)
             covering = [k for k in self._constraints if len(k) > 1]  # oldest first; a scene's grammar is kept for good
             if len(covering) > KEPT_COVERING:

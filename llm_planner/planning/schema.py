@@ -89,6 +89,16 @@ def _numbers() -> list[str]:
     return out + ["-" + t for t in out]
 
 
+NUMBERS: frozenset[str] = frozenset(_numbers())
+
+
+def point_text(xy: tuple[float, float]) -> str | None:
+    """The canonical spelling of the reach point ``xy`` (``json.dumps``: ``"[-0.14, 0.2]"``) when the grammar admits it
+    (on the table, two decimals at most), else ``None``."""
+    text = json.dumps([float(v) for v in xy])
+    return text if all(t in NUMBERS for t in text[1:-1].split(", ")) else None
+
+
 NEXT_TO = "next to a block"
 """The item of a push to a block (``step_items``): what a "next to" phrase asks for."""
 POINT = "a point"
@@ -118,19 +128,22 @@ class _Steps:
     it (``_feasible``), so every live state leads to a whole plan. Nodes are made when first visited."""
 
     def __init__(self, present: tuple[str, ...], max_steps: int, targets: tuple[str, ...], required: frozenset[str],
-                 skills: tuple[str | None, ...] = ()) -> None:
+                 skills: tuple[str | None, ...] = (), objects: tuple[str | None, ...] = (),
+                 points: tuple[tuple[float, float] | None, ...] = ()) -> None:
         self.max_steps, self.targets, self.required = (len(targets) or max_steps), targets, required
-        self.skills = skills
+        self.skills, self.objects = skills, objects
+        self.points = tuple(p if p is None else point_text(p) for p in points)
         g = self.template = Pattern()
         self.root = g.lit("")[0]
         head = g.lit('{"steps": [')
         self.head, self.step_start, self.after, self.final = head[0], head[1], g.lit("")[0], g.lit("")[0]
-        self.ends: dict[int, tuple[frozenset[str], str, str]] = {}  # end node -> (its items among required, where it goes, skill)
+        self.ends: dict[int, tuple[frozenset[str], str, str, str | None, str | None]] = {}  # end node -> (its items among
+        # required, where it goes, skill, the block it pushes, the point's text for a written point)
         self.leads: dict[int, list[int]] = {}  # first node of a step or of its tail -> the end nodes it leads to
         self.feasible: dict[tuple[int, frozenset[str]], bool] = {}
 
-        def end(step: dict[str, Any]) -> int:
-            key = (step_items(step) & required, target_kind(step), step["skill"])
+        def end(step: dict[str, Any], point: str | None = None) -> int:
+            key = (step_items(step) & required, target_kind(step), step["skill"], step.get("object"), point)
             node = next((n for n, k in self.ends.items() if k == key), None)
             if node is None:
                 node = g.lit("")[0]
@@ -158,6 +171,11 @@ class _Steps:
         num = _numbers()
         branch('{"skill": "reach", "target": [', [{"skill": "reach", "target": [0.0, 0.0]}],
                lambda _: g.seq(g.choice(num), g.lit(", "), g.choice(num), g.lit("]}")))
+        for text in dict.fromkeys(p for p in self.points if p is not None):  # a written point, spelt out
+            frag, last = g.lit(f'{{"skill": "reach", "target": {text}}}'), end({"skill": "reach", "target": [0.0, 0.0]}, text)
+            g.eps[self.step_start].append(frag[0])
+            g.eps[frag[1]].append(last)
+            self.leads[frag[0]] = [last]
         sep, self.close = g.lit(", "), g.lit("]}")
         g.eps[sep[1]].append(self.step_start)
         self.sep = sep[0]
@@ -172,11 +190,12 @@ class _Steps:
 
     def _may_end(self, k: int, covered: frozenset[str], end: int) -> bool:
         """Whether step ``k + 1`` may end at ``end`` (``k`` done before it, ``covered`` done) and the plan still be finished."""
-        items, kind, skill = self.ends[end]
+        items, kind, skill, obj, point = self.ends[end]
         want = self.targets[k] if self.targets else kind
-        want_skill = self.skills[k] if self.skills else None
+        want_skill, want_obj = (self.skills[k] if self.skills else None), (self.objects[k] if self.objects else None)
+        want_point = self.points[k] if self.points else None
         return ((kind == want or want == NEXT_TO and kind in BLOCK_NAMES) and want_skill in (None, skill)
-                and self._feasible(k + 1, covered | items))
+                and want_obj in (None, obj) and point == want_point and self._feasible(k + 1, covered | items))
 
     def _feasible(self, k: int, covered: frozenset[str]) -> bool:
         """Whether a plan with ``k`` steps done, ``covered`` items done, can still end as the grammar asks."""
@@ -214,21 +233,26 @@ class _Lookup:
 
 
 def plan_dfa(present: tuple[str, ...] = BLOCK_NAMES, max_steps: int = MAX_STEPS, targets: tuple[str, ...] = (),
-             required: frozenset[str] = frozenset(), refusal: bool = True, skills: tuple[str | None, ...] = ()) -> Dfa:
+             required: frozenset[str] = frozenset(), refusal: bool = True, skills: tuple[str | None, ...] = (),
+             objects: tuple[str | None, ...] = (), points: tuple[tuple[float, float] | None, ...] = ()) -> Dfa:
     """The automaton of every canonical plan text valid in a scene with blocks ``present``, of 1 to ``max_steps``
     steps; with ``targets``, of exactly ``len(targets)`` steps, step ``k`` going to ``targets[k]`` (``target_kind``:
     a region, a block, ``POINT``; ``NEXT_TO``: any block); its steps together do every item of ``required``
-    (``step_items``); with ``skills`` (parallel to ``targets``), step ``k`` has skill ``skills[k]`` unless it is
-    ``None``. A refusal is valid too, unless ``refusal=False`` and some plan is. ``targets``, ``skills`` and
-    ``required`` make the grammar of a second decode that must do what the first plan left out
+    (``step_items``); with ``skills``, ``objects`` and ``points`` (each parallel to ``targets``), step ``k`` has skill
+    ``skills[k]``, pushes the block ``objects[k]`` and reaches the point ``points[k]`` (spelt by ``point_text``), each
+    unless it is ``None``. A refusal is valid too, unless ``refusal=False`` and some plan is. ``targets``, ``skills``,
+    ``objects``, ``points`` and ``required`` make the grammar of a second decode that must do what the first plan left out
     (``coverage.demand``); ``refusal=False`` that of a refusal the scene contradicts (``coverage.refutes_absence``)."""
     if len(targets) > max_steps:
         raise ValueError(f"need at most max_steps={max_steps} targets, got {len(targets)}")
-    if skills and len(skills) != len(targets):
-        raise ValueError(f"skills must be parallel to targets: {len(skills)} skills for {len(targets)} targets")
+    for name, values in (("skills", skills), ("objects", objects), ("points", points)):
+        if values and len(values) != len(targets):
+            raise ValueError(f"{name} must be parallel to targets: {len(values)} {name} for {len(targets)} targets")
+    if any(p is not None and (targets[k] != POINT or point_text(p) is None) for k, p in enumerate(points)):
+        raise ValueError(f"each point must belong to a {POINT!r} target and be spelt by the grammar, got {points}")
     for b in present:
         validate_step({"skill": "push", "object": b, "target": "center"}, present)
-    nfa = _Steps(present, max_steps, tuple(targets), frozenset(required), tuple(skills))
+    nfa = _Steps(present, max_steps, tuple(targets), frozenset(required), tuple(skills), tuple(objects), tuple(points))
     start = nfa.root if refusal or not nfa._feasible(0, frozenset()) else nfa.head
     return Dfa(nfa, ((0, frozenset(), start), (0, frozenset(), nfa.final)))
 
