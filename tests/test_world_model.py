@@ -123,8 +123,8 @@ def test_compute_loss_logs_terms_and_gradients_reach_every_part() -> None:
     model.loss_log.clear()
     loss = model.compute_loss(random_batch(model.config, 32))
     loss.backward()
-    mse, reg, openloop = model.loss_log[-1]
-    assert openloop == 0.0  # rollout_weight 0: teacher forcing only
+    mse, reg, openloop, readout = model.loss_log[-1]
+    assert openloop == 0.0 and readout == 0.0  # rollout_weight and state_weight 0: teacher forcing only
     assert float(loss.detach()) == pytest.approx(mse + model.config.sigreg_weight * reg, rel=1e-5)
     for name in ("encoder", "projector", "predictor", "pred_projector"):
         grads = [p.grad for p in getattr(model, name).parameters() if p.grad is not None]
@@ -138,7 +138,7 @@ def test_open_loop_term_rolls_the_predictor_out_from_the_first_frame_alone() -> 
     model = LatentWorldModel(config).train()
     batch = random_batch(config, 32)
     loss = model.compute_loss(batch)
-    mse, reg, openloop = model.loss_log[-1]
+    mse, reg, openloop, _ = model.loss_log[-1]
     assert float(loss.detach()) == pytest.approx(mse + 0.5 * openloop + config.sigreg_weight * reg, rel=1e-5)
     with torch.no_grad():  # the same pass by hand: predictions fed back, never the encoded frames
         z = model.embed(model.processor.normalize_obs(batch["obs"]))
@@ -152,6 +152,69 @@ def test_open_loop_term_rolls_the_predictor_out_from_the_first_frame_alone() -> 
             window, present = torch.cat([window[:, 1:], nxt[:, None]], 1), torch.ones(32, 2)
     assert openloop == pytest.approx(float(torch.stack(errs).mean()), rel=1e-4)
     assert openloop != pytest.approx(mse, rel=1e-3)  # blocks 2-4 see predictions, not the encoded frames
+
+
+def readout_pair(state_weight: float) -> LatentWorldModel:
+    torch.manual_seed(0)
+    config = WorldModelConfig(**{**TINY, "num_frames": 3, "history": 2, "rollout_weight": 0.5,
+                                 "predictor_dropout": 0.0, "state_weight": state_weight})
+    return LatentWorldModel(config).train()
+
+
+def test_zero_state_weight_is_the_objective_without_the_readout() -> None:
+    """state_weight 0 builds no head and no scale (old checkpoints load strictly) and gives the loss of a
+    state_weight > 0 model, same seed, less its readout term."""
+    plain, readout = readout_pair(0.0), readout_pair(0.7)
+    extra = set(readout.state_dict()) - set(plain.state_dict())
+    assert extra == {"state_head.weight", "state_head.bias", "processor.delta_scale"}
+    for name, value in plain.state_dict().items():
+        assert torch.equal(value, readout.state_dict()[name]), name
+    batch = random_batch(plain.config, 16)
+    loss = plain.compute_loss(batch, torch.Generator().manual_seed(1))
+    loss_readout = readout.compute_loss(batch, torch.Generator().manual_seed(1))
+    assert plain.loss_log[-1][:3] == readout.loss_log[-1][:3] and plain.loss_log[-1][3] == 0.0
+    term = readout.loss_log[-1][3]
+    assert term > 0 and float(loss_readout.detach()) == pytest.approx(float(loss.detach()) + 0.7 * term, rel=1e-6)
+
+
+def test_state_readout_term_matches_a_hand_computation(tmp_path: Path) -> None:
+    model = readout_pair(2.0)
+    c = model.config
+    g = torch.Generator().manual_seed(2)
+    deltas = torch.randn(500, c.obs_dim, generator=g).numpy() * np.linspace(0.0, 0.3, c.obs_dim)  # dim 0 never moves
+    model.processor.fit(torch.randn(500, c.obs_dim, generator=g).numpy() * 0.5, deltas)
+    scale = model.processor.delta_scale
+    expected_scale = np.where(np.arange(c.obs_dim) == 0, 1.0, deltas.std(0) / model.processor.obs_std.numpy())
+    np.testing.assert_allclose(scale.numpy(), expected_scale, rtol=1e-4)
+    batch = random_batch(c, 3)  # B = 3, T = 3
+    loss = model.compute_loss(batch)
+    mse, reg, openloop, readout = model.loss_log[-1]
+    assert float(loss.detach()) == pytest.approx(mse + 0.5 * openloop + 2.0 * readout + c.sigreg_weight * reg,
+                                                 rel=1e-5)
+    with torch.no_grad():  # the same terms one latent and one dimension at a time
+        s = (batch["obs"] - model.processor.obs_mean) / model.processor.obs_std
+        z = model.embed(s)
+        blocks = model.processor.normalize_actions(batch["actions"]).reshape(3, 2, c.block_dim)
+        _, pred = model.forward_sequence(s, blocks)
+        rolled = model.rollout_latent(z[:, :1], blocks)
+        W, b = model.state_head.weight, model.state_head.bias
+        errs = []
+        for latents, first in ((z, 0), (pred, 1), (rolled, 1)):
+            for i in range(3):
+                for t in range(latents.shape[1]):
+                    for d in range(c.obs_dim):
+                        read = float(W[d] @ latents[i, t] + b[d])
+                        errs.append(((read - float(s[i, t + first, d])) / float(scale[d])) ** 2)
+    assert len(errs) == 3 * (3 + 2 + 2) * c.obs_dim
+    assert readout == pytest.approx(float(np.mean(errs)), rel=1e-4)
+    loss.backward()
+    assert model.state_head.weight.grad.abs().sum() > 0 and model.encoder.net[0].weight.grad.abs().sum() > 0
+    model.save_pretrained(tmp_path)
+    loaded = LatentWorldModel.from_pretrained(tmp_path)
+    assert torch.equal(loaded.processor.delta_scale, scale)
+    assert torch.equal(loaded.state_head.weight, model.state_head.weight)
+    with pytest.raises(ValueError, match="deltas exactly when"):
+        model.processor.fit(np.zeros((4, c.obs_dim)))
 
 
 def test_bad_inputs_raise_value_errors() -> None:
@@ -176,6 +239,8 @@ def test_bad_inputs_raise_value_errors() -> None:
     ({"history": 4}, "history"),
     ({"num_frames": 1}, "num_frames"),
     ({"sigreg_weight": -1.0}, "sigreg_weight"),
+    ({"state_weight": -1.0}, "state_weight"),
+    ({"obs_type": "pixels", "state_weight": 0.5}, "task state"),
     ({"obs_type": "pixels", "image_size": 60}, "divisible"),
     ({"action_low": (0.0, 0.0), "action_high": (0.0, 1.0)}, "below"),
 ])
@@ -225,7 +290,7 @@ def test_tiny_training_run_lowers_prediction_loss_without_collapse(small_dataset
         small_dataset, "tiny", ["play"], seed=0, overrides={"steps": 120}, obs_type="state", progress=False)
     result = train(model, sample_batch, train_config, tmp_path, run_config)
     assert result.final_loss < 0.5 * result.first_loss
-    log = np.array(model.loss_log)  # (mse, sigreg, open-loop mse) per step
+    log = np.array(model.loss_log)  # (mse, sigreg, open-loop mse, state readout) per step
     assert log[-20:, 0].mean() < 0.5 * log[:20, 0].mean()
     collapse = COLLAPSE_PER_SAMPLE * train_config.batch_size
     assert log[-20:, 1].mean() < 0.2 * collapse  # far below 0.402 B (and the floor is 1.05)
@@ -234,6 +299,18 @@ def test_tiny_training_run_lowers_prediction_loss_without_collapse(small_dataset
     assert diag["effective_rank"] > 4  # of D = 16: not collapsed to a line
     loaded = LatentWorldModel.from_pretrained(tmp_path)
     assert loaded.config.obs_dim == 16 and (tmp_path / "probe.safetensors").is_file()
+
+
+def test_readout_run_fits_the_delta_scale_and_logs_the_term(small_dataset: Path, tmp_path: Path) -> None:
+    model, sample_batch, train_config, run_config, finish = build_world_model_run(
+        small_dataset, "state-contact-readout", ["play"], seed=0, overrides={"steps": 6, "batch_size": 32, "log_every": 3},
+        obs_type="state", progress=False)
+    scale = model.processor.delta_scale
+    assert torch.all(scale > 0) and not torch.all(scale == 1.0)
+    assert scale[4] == 1.0  # the red block's presence flag never changes
+    train(model, sample_batch, train_config, tmp_path, run_config)
+    diag = finish(model, tmp_path)
+    assert len(diag["train_state_readout"]) == 2 and all(v > 0 for v in diag["train_state_readout"])
 
 
 def test_obs_flag_must_agree_with_the_preset(small_dataset: Path) -> None:

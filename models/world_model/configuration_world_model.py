@@ -56,6 +56,11 @@ class WorldModelConfig(ModelConfig):
         rollout_weight: weight of an open-loop term: the predictor rolled out from a window's first
             frame over its ``num_frames - 1`` blocks, its own predictions fed back, against the
             encoded frames (0: teacher forcing only, as LeWM; issue #18's multi-step loss).
+        state_weight: weight of a state-readout term: a linear head ``state_head`` (``D -> S``) reads
+            the normalised task state from every encoded, teacher-forced and (with ``rollout_weight``)
+            open-loop latent, its error scaled per dimension by the spread of one block's state change
+            (``WorldModelProcessor.delta_scale``), so a block's motion weighs as much as the pusher's
+            (0: no head, the LeWM objective; state observations only; issue #18).
         sigreg_slices, sigreg_knots, sigreg_t_max: SIGReg's random directions and quadrature.
     """
 
@@ -83,6 +88,7 @@ class WorldModelConfig(ModelConfig):
     # objective
     sigreg_weight: float = 0.09
     rollout_weight: float = 0.0
+    state_weight: float = 0.0
     sigreg_slices: int = 256
     sigreg_knots: int = 17
     sigreg_t_max: float = 3.0
@@ -115,6 +121,11 @@ class WorldModelConfig(ModelConfig):
             raise ValueError(f"sigreg_weight must be >= 0 (0 disables the regulariser), got {self.sigreg_weight}")
         if not self.rollout_weight >= 0.0:
             raise ValueError(f"rollout_weight must be >= 0 (0: teacher forcing only), got {self.rollout_weight}")
+        if not self.state_weight >= 0.0:
+            raise ValueError(f"state_weight must be >= 0 (0: no state-readout term), got {self.state_weight}")
+        if self.state_weight > 0 and self.obs_type == "pixels":
+            raise ValueError("state_weight > 0 needs the task state of every frame, which pixel batches do not carry; "
+                             "use state_weight 0 with obs_type 'pixels'")
         if self.sigreg_knots < 2 or not self.sigreg_t_max > 0:
             raise ValueError(f"sigreg_knots must be >= 2 and sigreg_t_max > 0, got {self.sigreg_knots}, "
                              f"{self.sigreg_t_max}")
@@ -159,6 +170,10 @@ PRESETS = PresetRegistry("world-model", {
     "state-contact-lowreg": Preset(
         "state-contact with SIGReg weight 0.02 (LeWM: Push-T holds above 80 % for 0.01-0.2)",
         model={**_STATE.model, "num_frames": 6, "rollout_weight": 1.0, "sigreg_weight": 0.02}, train=_STATE.train),
+    "state-contact-readout": Preset(
+        "state-contact plus a state-readout term of weight 1 (block motion weighted per dimension as the D-MPC "
+        "dynamics weigh state deltas; issue #18)",
+        model={**_STATE.model, "num_frames": 6, "rollout_weight": 1.0, "state_weight": 1.0}, train=_STATE.train),
     "state-noreg": Preset("ablation: the state preset without SIGReg (sigreg_weight 0); expected to collapse",
                           model={**_STATE.model, "sigreg_weight": 0.0}, train=_STATE.train),
     "pixels": Preset(

@@ -12,7 +12,10 @@ A CPU-sized LeWorldModel (Maes et al. 2026, arXiv 2603.19312):
 3. **training** encodes ``num_frames``-frame sub-trajectories, predicts frames 2..T from the
    frames before them (frame-causal, teacher forced) and minimises
    ``mean ||pred - z||^2 + sigreg_weight * SIGReg(z)``, SIGReg taken over the batch at each time
-   step and averaged. There is no EMA target, no stop-gradient and no decoder.
+   step and averaged. There is no EMA target, no stop-gradient and no decoder. Optional terms:
+   an open-loop rollout error (``rollout_weight``) and a linear state readout of every latent
+   (``state_weight``, state observations only), which makes the predicted latents carry the
+   task state's small but decisive parts (a pushed block's motion).
 
 The model implements the ``Dynamics`` call in its latent space::
 
@@ -171,9 +174,12 @@ class LatentWorldModel(PretrainedModel):
         self.projector = BNProjector(c.encoder_hidden, c.projector_hidden, c.embed_dim)
         self.predictor = Predictor(c)
         self.pred_projector = BNProjector(c.embed_dim, c.projector_hidden, c.embed_dim)
-        self.loss_log: list[tuple[float, float, float]] = []
-        """``(mse, sigreg, open-loop mse)`` of every ``compute_loss`` call in training mode (collapse
-        diagnostics; the open-loop term is 0 when ``rollout_weight`` is 0)."""
+        if c.state_weight > 0:  # created only then: checkpoints without it keep loading strictly
+            self.state_head = nn.Linear(c.embed_dim, c.obs_dim)
+            """Linear readout of the normalised state ``[..., S]`` from ``z[..., D]`` (the state-readout term)."""
+        self.loss_log: list[tuple[float, float, float, float]] = []
+        """``(mse, sigreg, open-loop mse, state readout)`` of every ``compute_loss`` call in training mode
+        (collapse diagnostics; a term is 0 when its weight is 0)."""
         self.onnx_rollout: Any = None
         """The onnxruntime rollout attached by ``load_onnx`` (``LatentCEM(..., backend="onnx")`` uses it)."""
 
@@ -293,26 +299,40 @@ class LatentWorldModel(PretrainedModel):
         return z, self.pred_projector(pred).reshape(B, T - 1, D)
 
     def compute_loss(self, batch: Mapping[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
-        """``mse + rollout_weight * open-loop mse + sigreg_weight * SIGReg`` for ``batch["obs"][B, T, *obs_shape]``
-        (raw observations) and ``batch["actions"][B, T-1, frameskip, A]`` (env units).
+        """``mse + rollout_weight * open-loop mse + state_weight * state readout + sigreg_weight * SIGReg`` for
+        ``batch["obs"][B, T, *obs_shape]`` (raw observations) and ``batch["actions"][B, T-1, frameskip, A]``
+        (env units).
 
         ``mse`` is the teacher-forced next-embedding error; the open-loop term rolls the predictor out
         from frame 0 alone over the ``T - 1`` blocks, its own predictions fed back as history (as a
-        planner uses it), against the encoded frames. The terms are appended to ``loss_log``.
+        planner uses it), against the encoded frames. The state readout is the mean of
+        ``((state_head(latent) - s_norm) / delta_scale)^2`` over the encoded frames ``z[:, 0..T-1]``, the
+        teacher-forced ``pred`` and (with ``rollout_weight``) the open-loop latents, each against the
+        normalised state of its frame. The terms are appended to ``loss_log``.
         """
         obs, actions = batch["obs"], batch["actions"]
         c = self.config
         blocks = self.processor.normalize_actions(actions).reshape(*actions.shape[:2], c.block_dim)
-        z, pred = self.forward_sequence(self.processor.normalize_obs(obs), blocks)
+        x = self.processor.normalize_obs(obs)
+        z, pred = self.forward_sequence(x, blocks)
         mse = (pred - z[:, 1:]).square().mean()
         loss = mse
-        openloop = mse.new_zeros(())
+        openloop = readout = mse.new_zeros(())
+        latents, targets = [z, pred], [x, x[:, 1:]]  # the state readout's inputs and normalised states
         if c.rollout_weight > 0:
-            openloop = (self.rollout_latent(z[:, :1], blocks) - z[:, 1:]).square().mean()
+            rolled = self.rollout_latent(z[:, :1], blocks)
+            openloop = (rolled - z[:, 1:]).square().mean()
             loss = loss + c.rollout_weight * openloop
+            latents.append(rolled)
+            targets.append(x[:, 1:])
+        if c.state_weight > 0:
+            err = (self.state_head(torch.cat(latents, 1)) - torch.cat(targets, 1)) / self.processor.delta_scale
+            readout = err.square().mean()
+            loss = loss + c.state_weight * readout
         reg = sigreg(z.transpose(0, 1), c.sigreg_slices, c.sigreg_knots, c.sigreg_t_max, generator)  # [T, B, D]
         if self.training:
-            self.loss_log.append((float(mse.detach()), float(reg.detach()), float(openloop.detach())))
+            self.loss_log.append((float(mse.detach()), float(reg.detach()), float(openloop.detach()),
+                                  float(readout.detach())))
         return loss + c.sigreg_weight * reg if c.sigreg_weight > 0 else loss
 
     @torch.no_grad()

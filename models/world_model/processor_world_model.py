@@ -16,6 +16,9 @@ from forethought.models.world_model.configuration_world_model import WorldModelC
 
 MIN_STD = 1e-2
 """State dimensions with a smaller spread in the training data are scaled by this instead (no blow-up)."""
+MIN_DELTA_SCALE = 1e-3
+"""State dimensions whose change over one action block has a smaller spread (normalised units) never move within
+an episode in the training data (presence flags): their readout error is weighed with scale 1 instead."""
 
 
 class WorldModelProcessor(nn.Module):
@@ -24,6 +27,9 @@ class WorldModelProcessor(nn.Module):
     - state ``float[..., S]`` -> ``(s - mean) / std`` (statistics of the training states);
     - pixels ``uint8[..., H, W, 3]`` -> ``float[..., 3, H, W]`` in [-1, 1];
     - actions (env units, inside ``[action_low, action_high]``) -> [-1, 1], and back.
+
+    With ``state_weight > 0`` it also holds ``delta_scale[S]``, the per-dimension spread of one
+    action block's state change in normalised units, which scales the state-readout error.
     """
 
     def __init__(self, config: WorldModelConfig) -> None:
@@ -33,12 +39,23 @@ class WorldModelProcessor(nn.Module):
         self.register_buffer("obs_std", torch.ones(config.obs_dim))
         self.register_buffer("action_low", torch.tensor(config.action_low, dtype=torch.float32))
         self.register_buffer("action_high", torch.tensor(config.action_high, dtype=torch.float32))
+        if config.state_weight > 0:
+            self.register_buffer("delta_scale", torch.ones(config.obs_dim))
 
-    def fit(self, states: np.ndarray) -> None:
-        """Set the state statistics from training states ``states[N, S]``."""
-        states = np.asarray(states, np.float64).reshape(-1, self.config.obs_dim)
+    def fit(self, states: np.ndarray, deltas: np.ndarray | None = None) -> None:
+        """Set the state statistics from training states ``states[N, S]``, and ``delta_scale`` from their
+        changes over one action block ``deltas[M, S]`` (``s[t + frameskip] - s[t]``; given iff
+        ``state_weight > 0``)."""
+        S = self.config.obs_dim
+        if (deltas is not None) != (self.config.state_weight > 0):
+            raise ValueError("fit takes deltas exactly when state_weight > 0 (they set the state-readout scale)")
+        states = np.asarray(states, np.float64).reshape(-1, S)
+        std = np.maximum(states.std(axis=0), MIN_STD)
         self.obs_mean.copy_(torch.from_numpy(states.mean(axis=0)).float())
-        self.obs_std.copy_(torch.from_numpy(np.maximum(states.std(axis=0), MIN_STD)).float())
+        self.obs_std.copy_(torch.from_numpy(std).float())
+        if deltas is not None:
+            spread = (np.asarray(deltas, np.float64).reshape(-1, S) / std).std(axis=0)
+            self.delta_scale.copy_(torch.from_numpy(np.where(spread < MIN_DELTA_SCALE, 1.0, spread)).float())
 
     def check_obs(self, obs: Any, name: str = "obs") -> Tensor:
         """``obs`` as a tensor of shape ``[..., *obs_shape]`` on the model's device; ``ValueError`` if not."""

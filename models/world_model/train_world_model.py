@@ -90,7 +90,11 @@ def build_world_model_run(
 
     seed_everything(seed)
     processor = WorldModelProcessor(config)
-    processor.fit(ds.states[np.unique(seq.rows)])
+    deltas = None
+    if config.state_weight > 0:  # every block transition in the training windows, once
+        pairs = np.unique(np.stack([seq.rows[:, :-1].ravel(), seq.rows[:, 1:].ravel()], 1), axis=0)  # [M, 2]
+        deltas = ds.states[pairs[:, 1]] - ds.states[pairs[:, 0]]
+    processor.fit(ds.states[np.unique(seq.rows)], deltas)
     model = LatentWorldModel(config, processor)
 
     def finish(trained: LatentWorldModel, out: Path) -> dict[str, Any]:
@@ -103,13 +107,15 @@ def build_world_model_run(
         probe.save(out)
         r2 = probe.r2(trained, frames[val_rows[:, 0]], states[val_rows[:, 0]])
         diag["probe_r2"] = dict(zip(meta.get("obs_labels") or [str(i) for i in range(ds.obs_dim)], r2.tolist()))
-        log = np.asarray(trained.loss_log, np.float64).reshape(-1, 3)
+        log = np.asarray(trained.loss_log, np.float64).reshape(-1, 4)
         every = train_config.log_every
         diag["train_terms_every"] = every
         diag["train_mse"] = [float(v) for v in _block_means(log[:, 0], every)]
         diag["train_sigreg"] = [float(v) for v in _block_means(log[:, 1], every)]
         if trained.config.rollout_weight > 0:
             diag["train_openloop_mse"] = [float(v) for v in _block_means(log[:, 2], every)]
+        if trained.config.state_weight > 0:
+            diag["train_state_readout"] = [float(v) for v in _block_means(log[:, 3], every)]
         with atomic_path(out / DIAGNOSTICS_FILE) as tmp:
             tmp.write_text(json.dumps(diag, indent=2) + "\n")
         return diag
