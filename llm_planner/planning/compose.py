@@ -38,8 +38,8 @@ from typing import Any, Callable
 
 from forethought.sim.scene import REGION_NAMES
 
-from .commands import COLORS, typo
 from . import grounding
+from .commands import COLORS, typo
 from .grounding import OTHER_COLORS, OTHER_OBJECTS, ground
 from .schema import SCENES, refusal, validate_plan
 

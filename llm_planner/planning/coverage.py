@@ -58,8 +58,8 @@ from typing import Any
 
 from . import commands, compose
 from .grounding import (_ARROW, BLOCK_COLORS, BLOCK_NOUN_WORDS, BLOCK_WORDS, CENTER, COLOR_SYNONYMS, CORNERS, HORIZONTAL,
-                        INJECTION_WORDS, OTHER_COLORS, OTHER_OBJECTS, PUSHER_WORDS, RIGHT_ADVERB, UNSUPPORTED, VERTICAL, canonical,
-                        check, correct, mentions)
+                        INJECTION_WORDS, OTHER_COLORS, OTHER_OBJECTS, PUSHER_WORDS, RIGHT_ADVERB, UNSUPPORTED, VERTICAL,
+                        canonical, check, correct, mentions)
 from .normalize import edits1
 from forethought.sim.scene import BLOCK_NAMES, REGION_NAMES, WORKSPACE_HALF
 
@@ -203,12 +203,10 @@ def unread(command: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in _tokens(command) if w[0].isalpha() and w not in READ_WORDS and not _read_typo(w)))
 
 
-SKILL_VERBS: frozenset[str] = frozenset(w for table in (*commands.PUSH_VERBS.values(), compose.PUSH_VERBS, compose.PUSH_GERUNDS)
-                                         for w in table)
+SKILL_VERBS: frozenset[str] = frozenset(
+    w for table in (*commands.PUSH_VERBS.values(), compose.PUSH_VERBS, compose.PUSH_GERUNDS) for w in table)
 """Verbs of a push that may also move the pusher ("move to the center"): a step whose words hold one does not take the
 skill of the step before."""
-
-
 BLOCK_SUBJECT_VERBS: frozenset[str] = frozenset({"go", "goes", "going"})
 """Pusher words that a block can be the subject of ("the red block goes to the left")."""
 COUNTS: dict[str, int] = {"both": 2, "two": 2, "three": 3}
@@ -372,7 +370,8 @@ def demand(command: str, present: tuple[str, ...]) -> Demand | None:
                 skill = skills[-1]  # "push red to the left, then back to the center": the step before's skill
             targets += [target] * shared
             skills += [skill] * shared
-            objects += [_object(words[clause:i], target, skill, subjects, quantified, last_object) if shared == 1 else None] * shared
+            obj = _object(words[clause:i], target, skill, subjects, quantified, last_object) if shared == 1 else None
+            objects += [obj] * shared
             points += [point] * shared
             clause = i + width
             if len(subjects) == 1 or quantified:
@@ -400,7 +399,8 @@ def _object(clause: list[str], target: str, skill: str | None, subjects: list[st
 
 
 def _spellable(xy: tuple[float, float]) -> tuple[float, float] | None:
-    """``xy`` when the plan grammar can spell it (``schema.point_text``: on the table, two decimals at most), else ``None``."""
+    """``xy`` when the plan grammar can spell it (``schema.point_text``: on the table, two decimals at most), else
+    ``None``."""
     return xy if point_text(xy) is not None else None
 
 
@@ -465,19 +465,21 @@ def _goes_to(kind: str, target: str) -> bool:
 
 def covers(plan: dict[str, Any], want: Demand | None) -> bool:
     """Whether ``plan`` (with steps) goes to ``want.targets`` in that order (other steps may come between) with
-    ``want.skills``, ``want.objects`` and ``want.points``, and its steps together do every item of ``want.required``; ``True`` when
-    nothing is demanded."""
+    ``want.skills``, ``want.objects`` and ``want.points``, and its steps together do every item of ``want.required``;
+    ``True`` when nothing is demanded."""
     if want is None or not plan["steps"]:
         return True
     steps = iter((target_kind(s), s["skill"], s.get("object"), s["target"]) for s in plan["steps"])
     none = (None,) * len(want.targets)
-    in_order = all(any(_goes_to(k, t) and skill in (None, done) and obj in (None, moved) and (point is None or _same_point(to, point))
-                       for k, done, moved, to in steps)  # a subsequence, each after the one before
-                   for t, skill, obj, point in zip(want.targets, want.skills or none, want.objects or none, want.points or none))
+    asked = zip(want.targets, want.skills or none, want.objects or none, want.points or none)
+    in_order = all(any(_goes_to(k, t) and skill in (None, done) and obj in (None, moved)
+                       and (point is None or _same_point(to, point)) for k, done, moved, to in steps)  # each after the last
+                   for t, skill, obj, point in asked)
     return in_order and want.required <= frozenset().union(*(step_items(s) for s in plan["steps"]))
 
 
 def _same_point(target: Any, point: tuple[float, float]) -> bool:
+    """Whether a step's ``target`` is the reach point ``point``."""
     return isinstance(target, list) and all(abs(a - b) < 1e-9 for a, b in zip(target, point))
 
 
