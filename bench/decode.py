@@ -11,9 +11,11 @@ Each figure is the median over ``--runs`` passes over all prompts (after a one-p
 Grammar-forced tokens (one legal token) are counted apart: ``forced`` is their share of the
 output, ``free acc. len`` the acceptance length counting only tokens the grammar left open, and
 ``AR+JF fwd/tok`` the target forwards per token an AR decoder that appends forced tokens without
-a forward ("jump-forward", not implemented in the engine) would need.
+a forward ("jump-forward", not implemented in the engine) would need. The modes draft with the draft model
+alone unless ``--lookup`` adds the planner's reference lookup (``decoding/lookup.py``). The prompt past the
+cached prefix runs in the first round's forward, which ``fwd/tok`` counts.
 
-    .venv/bin/python bench/decode.py [--prompts 24] [--runs 5] [--k 4] [--fixed-accept-rate] [--json]
+    .venv/bin/python bench/decode.py [--prompts 24] [--runs 5] [--k 4] [--fixed-accept-rate] [--lookup] [--json]
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def run_engine(planner: Planner, items: list[tuple[str, str]]) -> dict[str, Any]
         tot["tokens"] += s["new_tokens"]
         tot["decode_s"] += s["decode_s"]
         tot["rounds"] += s["rounds"]
-        tot["forwards"] += s["target_forwards"] - 1  # the prefill forward is not a decoding step
+        tot["forwards"] += s["target_forwards"]
         tot["hits"] += s["cache_hits"]
         tot["forced"] += sum(flags)
         tot["free_emitted"] += len(flags) - sum(flags)
@@ -152,7 +154,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             passes = [run_hf(planner, draft_model, items, args.lookahead) for _ in range(args.runs)]
         else:
             config = EngineConfig(mode=mode, lookahead=args.lookahead, branch_budget=args.branch_budget,
-                                  adapt_accept_rate=not args.fixed_accept_rate)
+                                  adapt_accept_rate=not args.fixed_accept_rate, lookup=args.lookup)
             engine = Engine(target, config, draft=None if mode == "ar" else draft_spec, target_tokenizer=tok)
             with Planner(tok, engine, prompt_style=style) as planner:
                 run_engine(planner, items[:1])  # warm-up
@@ -210,6 +212,7 @@ def main() -> None:
                         help="torch threads of the SSD target process (its draft process always has 1); 2 oversubscribes 2 cores")
     parser.add_argument("--fixed-accept-rate", action="store_true",
                         help="ssd: keep the geometric fan-out's acceptance rate at 0.7 instead of estimating it from the rounds")
+    parser.add_argument("--lookup", action="store_true", help="propose the planner's reference plan too (decoding/lookup.py)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.adapter = args.adapter or None

@@ -2,7 +2,7 @@
 draft in its own process (SSD), the plan grammar on both sides of the process boundary.
 
 Greedy SSD (and SD) must emit exactly the target's greedy tokens under the same grammar; prompt-prefix
-KV reuse must not change a token; injections and nonsense must come back as refusals. The models
+KV reuse and the reference plan's lookup (right or wrong) must not change a token; injections and nonsense must come back as refusals. The models
 are loaded once for the module (about 10 s on the 2-core CI machine, then ~1 s per plan).
 """
 
@@ -34,12 +34,13 @@ HOSTILE = [
 
 @pytest.fixture(scope="module")
 def planners():
-    """``{"fresh": ar without prefix reuse, "ar", "sd", "ssd"}`` over one loaded target; ssd's draft runs in its own process."""
+    """``{"fresh": ar without prefix reuse or lookup, "ar", "sd", "ssd"}`` over one loaded target; ssd's draft runs in its
+    own process."""
     tok = load_tokenizer(DEFAULT_TARGET)
     target = ModelSpec(path=DEFAULT_TARGET, adapter=DEFAULT_ADAPTER).load()
     draft = ModelSpec(path=DEFAULT_DRAFT)
     style = load_config(DEFAULT_ADAPTER).prompt_style
-    configs = {"fresh": EngineConfig(mode="ar", prefix_cache=False), "ar": EngineConfig(mode="ar"),
+    configs = {"fresh": EngineConfig(mode="ar", prefix_cache=False, lookup=False), "ar": EngineConfig(mode="ar"),
                "sd": EngineConfig(mode="sd"), "ssd": EngineConfig(mode="ssd", draft_process=True)}
     out = {}
     for name, config in configs.items():
@@ -89,3 +90,26 @@ def test_the_covering_second_decode_is_target_greedy_in_every_mode(planners):
     result = planners["ssd"]._finish(outs["ssd"], SCENES[scene], {}, command, [])
     assert not result.plan["steps"] or covers(result.plan, want)
     assert planners["ssd"].plan(command, scene).plan == planners["fresh"].plan(command, scene).plan
+
+
+def test_a_wrong_reference_restarts_the_draft_process_and_changes_no_token(planners):
+    """The reference plan of a one-step command is the target's plan: one lookup round. A wrong reference (another
+    block, another place) is verified, then the draft, in its own process for ssd, starts again from the committed
+    tokens under the grammar's state after them: the tokens stay the target's greedy ones."""
+    from forethought.llm_planner.planning.schema import SCENES
+
+    command, scene = COMMANDS[0]
+    fresh = planners["fresh"].plan(command, scene)
+    assert planners["ssd"].plan(command, scene).stats["rounds"] == 1
+    planner = planners["ssd"]
+    ids = planner._prepare(command, scene)[2]
+    wrong = fresh.text.replace("green_block", "red_block").replace('"right"', '"top_left"')
+    assert wrong != fresh.text
+    for mode in ("ar", "sd", "ssd"):
+        planner = planners[mode]
+        out = planner.engine.generate(ids, planner.max_new_tokens, eos_ids=planner.eos_ids, constraint=planner.constraint(SCENES[scene]),
+                                      reference=planner.tokenizer.encode(wrong, add_special_tokens=False))
+        assert out.tokens[:-1] == fresh.tokens, mode
+        kinds = [r.kind for r in out.stats.rounds]
+        assert kinds[0] == "lookup" and (mode == "ar" or {"jit", "hit"} & set(kinds)), kinds
+        assert not out.stats.warnings

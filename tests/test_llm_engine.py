@@ -203,7 +203,7 @@ def test_forced_regimes_and_accounting(pair):
         assert rounds[0].kind != "hit"
         assert all(r.kept == r.accepted + 1 for r in rounds[:-1]) and 1 <= rounds[-1].kept <= rounds[-1].accepted + 1
         assert sum(r.kept for r in rounds) == len(out.tokens) == s["new_tokens"] == 30
-        assert s["target_forwards"] == s["rounds"] + 1  # + prefill
+        assert s["target_forwards"] == s["rounds"]  # the prompt runs in the first round's forward
         assert s["acceptance_length"] == pytest.approx(sum(r.accepted + 1 for r in rounds) / len(rounds))
 
 
@@ -313,20 +313,27 @@ def chi_square_p_value_ok(counts: dict, expected: dict, n: int) -> tuple[float, 
         dict(mode="ssd", backup="jit", saguaro_c=0.5, draft_temperature=1.3, fanout="uniform", branch_budget=6),
         dict(mode="ssd", backup="fast", fanout="geometric", branch_budget=6),
         dict(mode="sd", draft_temperature=0.7),
+        dict(mode="sd", draft_temperature=0.7, reference=(2, 5, 1, 2)),  # lookup rounds: fallback proposals
+        dict(mode="ar", reference=(4, 4, 4)),
     ],
 )
 def test_sampling_matches_exact_three_token_distribution(kw):
+    kw = dict(kw)
+    reference = kw.pop("reference", ())
     target, draft = TrigramLM(0), TrigramLM(1, scale=1.0)
     draft.table = 0.6 * draft.table + target.table  # related, not equal: partial acceptance and hits
     prompt, temperature, n = [3, 5], 0.9, 5000
     expected = exact_three_token_distribution(target, prompt, temperature)
-    engine = Engine(target, EngineConfig(lookahead=2, temperature=temperature, draft_process=False, **kw), draft=draft)
+    engine = Engine(target, EngineConfig(lookahead=2, temperature=temperature, draft_process=False, **kw),
+                    draft=None if kw["mode"] == "ar" else draft)
     counts: dict[tuple, int] = {}
-    hits = 0
+    hits = lookups = 0
     for seed in range(n):
-        out = engine.generate(prompt, 3, seed=seed)
+        out = engine.generate(prompt, 3, seed=seed, reference=reference)
         counts[tuple(out.tokens)] = counts.get(tuple(out.tokens), 0) + 1
         hits += sum(r.kind == "hit" for r in out.stats.rounds)
+        lookups += sum(r.kind == "lookup" for r in out.stats.rounds)
+    assert (lookups >= n) == bool(reference), "a reference is proposed in every call's first round"
     tv = 0.5 * sum(abs(counts.get(c, 0) / n - e) for c, e in expected.items())
     chi2, threshold = chi_square_p_value_ok(counts, expected, n)
     assert chi2 < threshold, f"chi2 {chi2:.1f} >= {threshold:.1f} (TV {tv:.3f})"

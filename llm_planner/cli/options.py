@@ -10,7 +10,7 @@ from ..decoding.engine import MODES, EngineConfig
 from ..decoding.language_model import DTYPES
 
 ENGINE_FIELDS = ("mode", "lookahead", "temperature", "draft_temperature", "branch_budget", "accept_rate", "adapt_accept_rate",
-                 "saguaro_c", "backup", "timeout_s", "seed")
+                 "saguaro_c", "backup", "timeout_s", "lookup", "seed")
 """``EngineConfig`` fields read straight from the parsed decoding flags (``fanout`` is parsed apart)."""
 
 
@@ -31,6 +31,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser, default_mode: str = "s
     g.add_argument("--backup", choices=("jit", "fast"), default="jit", help="ssd cache-miss backup")
     g.add_argument("--timeout", dest="timeout_s", metavar="TIMEOUT", type=float, default=60.0,
                    help="seconds to wait for the draft process before finishing without it")
+    g.add_argument("--no-lookup", dest="lookup", action="store_false",
+                   help="do not propose the reference plan the command's words spell out (decoding/lookup.py)")
     g.add_argument("--seed", type=int, default=0)
 
 

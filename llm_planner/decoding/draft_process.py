@@ -1,6 +1,6 @@
 """The SSD draft in its own spawned process, one torch thread, commanded over a ``Pipe``.
 
-Messages (parent → child): ``("start", prompt, seed, key, constraint | None)``, ``("propose", SpecRequest)``,
+Messages (parent → child): ``("start", prompt, seed, key, constraint | None, generated)``, ``("propose", SpecRequest)``,
 ``("forget", key)``, ``("exit",)``. A constraint crosses the pipe once: the child keeps it under its
 ``key`` (with the masks it has computed for it) and the parent sends ``None`` for a key already sent,
 so alternating scenes never rebuild masks in the child. Both sides keep the ``KEPT_CONSTRAINTS`` most
@@ -53,10 +53,10 @@ def _worker(conn: Any, spec: ModelSpec, config: SpeculatorConfig, parent_pid: in
             if msg[0] == "forget":
                 constraints.pop(msg[1], None)
             elif msg[0] == "start":
-                _, prompt, seed, key, new_constraint = msg
+                _, prompt, seed, key, new_constraint, generated = msg
                 if key not in constraints:
                     constraints[key] = new_constraint
-                drafter.start(prompt, seed, constraints[key])
+                drafter.start(prompt, seed, constraints[key], generated)
             elif msg[0] == "propose":
                 conn.send(("proposal", drafter.propose(msg[1])))
                 if config.predraft:
@@ -137,10 +137,10 @@ class ProcessSpeculator(Speculator):
             self.close()
             raise DraftProcessError(f"draft process is gone ({type(e).__name__})") from e
 
-    def start(self, prompt: list[int], seed: int, constraint: TokenConstraint | None) -> None:
+    def start(self, prompt: list[int], seed: int, constraint: TokenConstraint | None, generated: int = 0) -> None:
         key = id(constraint)
         payload = None if key in self._sent else constraint
-        self._send(("start", list(prompt), seed, key, payload))
+        self._send(("start", list(prompt), seed, key, payload, generated))
         self._sent[key] = self._sent.pop(key, constraint)  # now the most recently used
         if len(self._sent) > KEPT_CONSTRAINTS:
             oldest = next(iter(self._sent))

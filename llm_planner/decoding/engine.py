@@ -8,6 +8,12 @@ the ``k`` accepted draft tokens and the bonus. ``K`` is the lookahead (``EngineC
 ``k`` the accepted count (``VerifyResult.accepted``).
 ``ar`` is the same loop with an empty proposal (``K = 0``).
 
+A ``generate`` call may carry a *reference*, a guess of the whole output (the planner's: the plan the
+command's words spell out). With ``EngineConfig.lookup`` on, a round proposes the reference's continuation
+(``lookup.py``) whenever the output so far leads into it, and the draft (in ``sd`` and ``ssd``) only where it
+does not: a right guess is verified in one target forward. The draft starts on its first proposal and starts
+again from the committed sequence after lookup rounds, so it never drafts from tokens it has not seen.
+
 Example::
 
     engine = Engine(target, EngineConfig(mode="ssd", lookahead=4), draft=ModelSpec(path="models/pretrained/draft-smollm2"))
@@ -21,12 +27,14 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 
 from .draft_process import DraftProcessError, ProcessSpeculator
 from .fanout import resolve_fanout
 from .language_model import LanguageModel, ModelSpec, check_same_vocab
+from .lookup import allowed_prefix, lookup
 from .prefix_cache import PrefixCache
 from .sampling import masked_logits, to_probs
 from .speculate_types import DecodeStats, RoundRecord, SpecRequest, TokenConstraint
@@ -58,6 +66,8 @@ class EngineConfig:
     timeout_s: how long the target waits for the draft process before finishing without it.
     prefix_cache: reuse the KV of the prompt prefix shared with the previous request, in the target
         and the draft (``prefix_cache.py``; False: prefill every prompt from scratch).
+    lookup: propose a ``generate`` call's ``reference`` where the output leads into it (``lookup.py``; any mode);
+        False: ignore references.
     seed: seeds the target's (and, offset by one, the draft's) random stream.
     """
 
@@ -75,6 +85,7 @@ class EngineConfig:
     draft_process: bool = True
     timeout_s: float = 60.0
     prefix_cache: bool = True
+    lookup: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -181,10 +192,13 @@ class Engine:
         eos_ids: set[int] | frozenset[int] = frozenset(),
         constraint: TokenConstraint | None = None,
         seed: int | None = None,
+        reference: Sequence[int] = (),
     ) -> Generation:
         """Decode up to ``max_new_tokens`` after ``prompt`` (token ids), stopping after an EOS id.
 
-        With a ``constraint``, target and draft logits are masked identically at every position.
+        With a ``constraint``, target and draft logits are masked identically at every position. ``reference``: a
+        guess of the output, proposed where the output leads into it (``EngineConfig.lookup``); it never changes
+        the tokens.
         """
         if not prompt:
             raise ValueError("the prompt must hold at least one token")
@@ -200,17 +214,14 @@ class Engine:
         if cfg.mode != "ar" and self.speculator is None:
             stats.warnings.append("draft unavailable since an earlier failure; decoding in ar mode")
         spec = self.speculator
-        if spec is not None:
-            try:
-                spec.start(prompt, seed + 1, constraint)
-            except DraftProcessError as e:
-                self._draft_lost(stats, e)
-                spec = None
+        reference = list(reference) if cfg.lookup else []
+        synced = False  # whether the draft's sequence is the committed one (it starts on its first proposal)
+        spec_round = 0
 
         t0 = time.perf_counter()
-        kv, ran = self.prefix.prefill(prompt[:-1])
-        stats.target_forwards += int(ran > 0)
-        stats.prefill_tokens = ran
+        kv, n_cached = self.prefix.reuse(prompt[:-1])
+        head = prompt[n_cached:-1]  # prompt tokens the first round runs before its proposal, in the same forward
+        stats.prefill_tokens = len(head)
         t1 = time.perf_counter()
         stats.prefill_s = t1 - t0
 
@@ -219,10 +230,17 @@ class Engine:
         out: list[int] = []
         accepted = 0
         while True:
-            draft, q = [], None
-            if spec is not None:
+            draft, q, kind = [], None, "ar"
+            if reference:
+                draft = allowed_prefix(lookup(reference, out, max_new_tokens - len(out)), constraint, state)
+                kind = "lookup" if draft else kind
+            if spec is not None and not draft:
                 try:
-                    prop = spec.propose(SpecRequest(len(stats.rounds), accepted, pending, n_committed, time.monotonic()))
+                    if not synced:
+                        spec.start(prompt + out, seed + 1, constraint, len(out))
+                        synced, spec_round, accepted = True, 0, 0
+                    prop = spec.propose(SpecRequest(spec_round, accepted, pending, n_committed, time.monotonic()))
+                    spec_round += 1
                     draft, q, kind = prop.tokens, prop.q, prop.kind
                     if isinstance(spec, DraftSpeculator) and spec.config.predraft:
                         spec.predraft()  # sequential ssd: what the draft process overlaps with verification
@@ -230,14 +248,16 @@ class Engine:
                         stats.slack_s.append(prop.slack_s)
                 except DraftProcessError as e:
                     self._draft_lost(stats, e)
-                    spec = None
-            if spec is None:
-                kind = "ar"
+                    spec, draft, q, kind = None, [], None, "ar"
+            synced &= kind != "lookup"
             states = [state]
             for t in draft:
                 states.append(constraint.advance(states[-1], t) if constraint else None)
-            logits = self.target.forward(kv, torch.tensor([[pending] + draft]))[0]  # [K + 1, V]
+            logits = self.target.forward(kv, torch.tensor([head + [pending] + draft]))[0, len(head) :]  # [K + 1, V]
             stats.target_forwards += 1
+            if head:
+                self.prefix.keep(kv, prompt[:-1])
+                head = []
             mask = None
             if constraint is not None:
                 rows = [constraint.mask(s) for s in states]

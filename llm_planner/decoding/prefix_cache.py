@@ -29,7 +29,9 @@ class PrefixCache:
     """The KV of the last prefilled token sequence of one model.
 
     ``prefill(tokens)`` returns a fresh KV cache holding ``tokens`` (running only the tokens past the
-    longest prefix shared with the previous call) and the number of tokens it ran.
+    longest prefix shared with the previous call) and the number of tokens it ran. ``reuse(tokens)`` and
+    ``keep(kv, tokens)`` are its two halves, for a caller that runs the rest of ``tokens`` in a forward of
+    its own (the engine's first round runs them with its proposal).
     ``enabled=False`` prefills from scratch every time (the baseline).
     """
 
@@ -40,17 +42,26 @@ class PrefixCache:
         self.kv: Any = None
 
     def prefill(self, tokens: list[int]) -> tuple[Any, int]:
-        n = common_prefix(self.tokens, tokens) if self.enabled and self.kv is not None else 0
-        if n:
-            self.model.crop(self.kv, n)  # the snapshot keeps only the shared prefix ...
-            kv = self.model.expand(self.kv, 1)  # ... and the request works on a copy of it
-        else:
-            kv = self.model.new_kv_cache()
+        kv, n = self.reuse(tokens)
         if n < len(tokens):
             self.model.forward(kv, torch.tensor([tokens[n:]]))
-        if self.enabled and tokens:  # (an empty KV cache has nothing to copy, and nothing worth keeping)
-            self.tokens, self.kv = list(tokens), self.model.expand(kv, 1)
+        self.keep(kv, tokens)
         return kv, len(tokens) - n
+
+    def reuse(self, tokens: list[int]) -> tuple[Any, int]:
+        """A fresh KV cache holding the longest prefix of ``tokens`` kept from before, and that prefix's length."""
+        n = common_prefix(self.tokens, tokens) if self.enabled and self.kv is not None else 0
+        if not n:
+            return self.model.new_kv_cache(), 0
+        self.model.crop(self.kv, n)  # the snapshot keeps only the shared prefix ...
+        return self.model.expand(self.kv, 1), n  # ... and the request works on a copy of it
+
+    def keep(self, kv: Any, tokens: list[int]) -> None:
+        """Keep a copy of the first ``len(tokens)`` positions of ``kv``, which hold ``tokens``, for the next call."""
+        if self.enabled and tokens:  # (an empty KV cache has nothing to copy, and nothing worth keeping)
+            copy = self.model.expand(kv, 1)
+            self.model.crop(copy, len(tokens))
+            self.tokens, self.kv = list(tokens), copy
 
     def clear(self) -> None:
         self.tokens, self.kv = [], None

@@ -59,7 +59,8 @@ class Proposal:
 
 @dataclass
 class RoundRecord:
-    """One verification round: ``accepted`` draft tokens, proposal ``kind``, tokens kept after stopping rules."""
+    """One verification round: ``accepted`` draft tokens, proposal ``kind`` (a ``Proposal``'s, ``"lookup"`` for the
+    reference's continuation, ``"ar"`` for none), tokens kept after stopping rules."""
 
     accepted: int
     kind: str
@@ -68,7 +69,9 @@ class RoundRecord:
 
 @dataclass
 class DecodeStats:
-    """Per-call statistics. Times exclude the target's prefill unless named so."""
+    """Per-call statistics. ``prefill_s`` is the time to set up the prompt's KV from the prefix cache; the prompt
+    tokens past the cached prefix (``prefill_tokens``) run in the first round's target forward, so ``decode_s`` and
+    ``target_forwards`` include them."""
 
     mode: str
     new_tokens: int = 0
@@ -81,10 +84,13 @@ class DecodeStats:
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-able numbers: tok/s, TPOT, acceptance length, hit rate, forwards per token, slack."""
+        """JSON-able numbers: tok/s, TPOT, acceptance length, hit rate (over the draft's rounds), forwards per token,
+        slack, and the lookup rounds with their acceptance length."""
         n_rounds = len(self.rounds)
         hits = sum(r.kind == "hit" for r in self.rounds)
+        drafted = sum(r.kind in ("hit", "jit", "fast") for r in self.rounds)
         emitted = sum(r.accepted + 1 for r in self.rounds)
+        lookups = [r.accepted + 1 for r in self.rounds if r.kind == "lookup"]
         out = {
             "mode": self.mode,
             "new_tokens": self.new_tokens,
@@ -96,8 +102,10 @@ class DecodeStats:
             "rounds": n_rounds,
             "acceptance_length": emitted / n_rounds if n_rounds else None,
             "cache_hits": hits,
-            "cache_misses": n_rounds - hits if self.mode == "ssd" else None,
-            "hit_rate": hits / n_rounds if n_rounds and self.mode == "ssd" else None,
+            "cache_misses": drafted - hits if self.mode == "ssd" else None,
+            "hit_rate": hits / drafted if drafted and self.mode == "ssd" else None,
+            "lookup_rounds": len(lookups),
+            "acceptance_length_lookup": sum(lookups) / len(lookups) if lookups else None,
             "target_forwards": self.target_forwards,
             "target_forwards_per_token": self.target_forwards / self.new_tokens if self.new_tokens else None,
             "draft_slack_ms": 1e3 * sum(self.slack_s) / len(self.slack_s) if self.slack_s else None,

@@ -78,8 +78,9 @@ class Speculator(ABC):
     lookahead: int
 
     @abstractmethod
-    def start(self, prompt: list[int], seed: int, constraint: TokenConstraint | None) -> None:
-        """Begin a new sequence (forgets the previous one)."""
+    def start(self, prompt: list[int], seed: int, constraint: TokenConstraint | None, generated: int = 0) -> None:
+        """Begin a new sequence (forgets the previous one). The last ``generated`` tokens of ``prompt`` were decoded under
+        ``constraint`` (the engine restarts the draft after lookup rounds): its state starts after them."""
 
     @abstractmethod
     def propose(self, request: SpecRequest) -> Proposal:
@@ -118,9 +119,9 @@ class DraftSpeculator(Speculator):
 
     # -- sequence bookkeeping -------------------------------------------------------------------
 
-    def start(self, prompt: list[int], seed: int, constraint: TokenConstraint | None) -> None:
-        if not prompt:
-            raise ValueError("the prompt must hold at least one token")
+    def start(self, prompt: list[int], seed: int, constraint: TokenConstraint | None, generated: int = 0) -> None:
+        if not prompt or not 0 <= generated < len(prompt):
+            raise ValueError(f"the prompt must hold at least one token besides the {generated} generated ones")
         self.generator = torch.Generator().manual_seed(seed)
         self.constraint = constraint
         self.seq_id += 1
@@ -128,6 +129,8 @@ class DraftSpeculator(Speculator):
         self.seq = list(prompt[:-1])  # committed tokens whose KV the target holds
         self.pending = prompt[-1]  # the last committed token, not yet run through either model
         self.pending_state = constraint.initial() if constraint else None
+        for t in prompt[len(prompt) - generated :]:
+            self.pending_state = self._advance(self.pending_state, t)
         self.kv, _ = self.prefix.prefill(self.seq)
         self.kv_tokens: list[int] = list(self.seq)
         self.last_tokens: list[int] = []

@@ -6,7 +6,9 @@ Example::
     result = planner.plan("push the red block to the left", scene="pushblocks-3")
     print(result.plan, result.stats)
 
-Every decoded plan then goes through ``grounding.ground``: a plan naming a block, region or point
+Every decode proposes ``reference.reference_plan`` (the plan the command's words spell out) to the engine's
+lookup (``decoding/lookup.py``): verified like any draft, it makes a right guess one target forward and changes no
+token. Every decoded plan then goes through ``grounding.ground``: a plan naming a block, region or point
 the command does not refer to becomes a refusal whose ``detail`` says what is missing or asks
 which block is meant. A grounded plan that does less than the command asks for (``coverage.demand``:
 "green left, red right" planned as one push, "put red beside it" as a push to a region) or goes to a
@@ -48,6 +50,7 @@ from .coverage import CONTRADICTED, Demand, covers, demand, exceeds
 from .grammar import GrammarConstraint, token_strings
 from .grounding import check, ground, licensed_blocks, mentions, without_repeats
 from .prompts import prompt_ids
+from .reference import reference_text
 from .schema import MAX_STEPS, plan_dfa, refusal, scene_blocks, validate_plan
 
 
@@ -275,10 +278,12 @@ class Planner:
         present, text, ids = self._prepare(command, scene)
         if isinstance(ids, PlanResult):
             return ids
-        out = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, constraint=self.constraint(present), seed=seed)
+        guess = self.tokenizer.encode(reference_text(text, present), add_special_tokens=False) if self.engine.config.lookup else []
+        out = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, constraint=self.constraint(present), seed=seed,
+                                   reference=guess)
         result = self._finish(out.tokens, present, out.stats.summary(), text, ids)
         if (redo := self._uncovered(result, text, present)) is not None:
-            again = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, seed=seed,
+            again = self.engine.generate(ids, self.max_new_tokens, eos_ids=self.eos_ids, seed=seed, reference=guess,
                                          constraint=self.constraint(present, *redo, self._named(text, present)))
             result = self._covered(result, self._finish(again.tokens, present, again.stats.summary(), text, ids), redo[0])
         return result
@@ -324,11 +329,15 @@ class Planner:
 
 def fastest(build: Any, commands: tuple[tuple[str, str], ...] = CALIBRATION, runs: int = 2) -> Planner:
     """The fastest of ``build(mode)`` for ``mode`` in ar, sd, ssd: one warm-up plan, then the median of ``runs`` timed
-    passes over ``commands``; the others are closed. Its ``calibration`` holds the timings."""
+    passes over ``commands``; the others are closed. Its ``calibration`` holds the timings. The modes are timed without
+    lookup (``EngineConfig.lookup``), which proposes the same reference in each: a right reference would hide the
+    drafting that plans it pays for where the reference is wrong."""
     seconds: dict[str, float] = {}
     best: Planner | None = None
     for mode in DECODE_MODES:
         planner = build(mode)
+        config = planner.engine.config
+        planner.engine.config = replace(config, lookup=False)
         planner.plan(*commands[0])
         passes = []
         for _ in range(runs):
@@ -336,6 +345,7 @@ def fastest(build: Any, commands: tuple[tuple[str, str], ...] = CALIBRATION, run
             for command, scene in commands:
                 planner.plan(command, scene)
             passes.append(time.perf_counter() - t0)
+        planner.engine.config = config
         seconds[mode] = statistics.median(passes)
         if best is None or seconds[mode] < seconds[best.engine.config.mode]:
             if best is not None:
