@@ -1,11 +1,12 @@
-"""The ``plan`` and ``generate`` verbs end to end on a tiny model saved as a local HF directory."""
+"""The ``plan``, ``generate`` and ``plan-eval`` verbs end to end on a tiny model saved as a local HF directory."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from forethought.llm_planner.cli import generate, plan
+from forethought.llm_planner.cli import generate, plan, plan_eval
+from forethought.llm_planner.planning import commands
 from forethought.llm_planner.planning.schema import validate_plan
 
 
@@ -67,3 +68,13 @@ def test_plan_auto_keeps_the_fastest_mode_of_its_calibration_and_plans_as_ar(mod
                            "--scene", "pushblocks-1", "--json"]) == 0
     captured = capsys.readouterr()
     assert "auto: decoding in" in captured.err and json.loads(captured.out)["plan"] == auto.plan
+
+
+def test_plan_eval_reports_the_latency_of_an_engine_mode(model_dir, capsys):
+    argv = ["--split", "heldout", "--limit", "4", "--target", model_dir, "--no-adapter", "--json"]
+    assert run_verb(plan_eval, argv + ["--mode", "ar"]) == 0
+    t = json.loads(capsys.readouterr().out)["heldout"]["latency"]
+    assert t["mode"] == "ar" and t["n"] == 4 and 0 < t["p50_ms"] <= t["p90_ms"]
+    assert t["one_step_n"] == sum(len(r["plan"]["steps"]) == 1 for r in commands.load("heldout")[:4])
+    assert run_verb(plan_eval, argv) == 0  # batched: no per-command latency
+    assert "latency" not in json.loads(capsys.readouterr().out)["heldout"]

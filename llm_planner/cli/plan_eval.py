@@ -16,8 +16,9 @@ Examples::
     forethought plan-eval --split composed --composed-seed 999 --no-coverage   # generated rows, no second decode
 
 ``--mode batched`` decodes many commands at once with the target alone (fast; equal to the
-engine's greedy output up to floating-point near-ties); ``ar``/``sd``/``ssd`` run ``Planner.plan``
-one command at a time.
+engine's greedy output up to floating-point near-ties); ``ar``/``sd``/``ssd``/``auto`` run ``Planner.plan``
+one command at a time, the deployed path, and report its latency (``latency``: ``Planner.plan`` wall time, p50 and
+p90 over every row and over the rows whose label is one step).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
+import time
 
 from ..decoding.engine import MODES, EngineConfig
 from ..planning import commands, frozen
@@ -43,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-coverage", dest="coverage", action="store_false",
                         help="keep a plan that does less than the command asks (no second decode; planning.coverage)")
     parser.add_argument("--mode", choices=("batched",) + MODES, default="batched")
+    parser.add_argument("--no-lookup", dest="lookup", action="store_false",
+                        help="engine modes: do not propose the reference plan (decoding/lookup.py)")
     parser.add_argument("--target", default=DEFAULT_TARGET)
     parser.add_argument("--draft", default=DEFAULT_DRAFT)
     parser.add_argument("--adapter", default=DEFAULT_ADAPTER)
@@ -86,6 +91,20 @@ def sweep(rows: list[dict], plans: list[dict], logprobs: list[float], max_wrong:
     return {"max_wrong": max_wrong, "calibrated": calibrated, "curve": curve}
 
 
+def latency(rows: list[dict], seconds: list[float], mode: str) -> dict:
+    """p50 and p90 of ``Planner.plan`` wall time (ms) over every row and over the rows whose label has one step."""
+    def quantiles(xs: list[float]) -> tuple[float | None, float | None]:
+        if not xs:
+            return None, None
+        ms = [1e3 * x for x in xs]
+        return statistics.median(ms), statistics.quantiles(ms, n=10, method="inclusive")[-1] if len(ms) > 1 else ms[0]
+
+    one = [t for r, t in zip(rows, seconds) if len(r["plan"]["steps"]) == 1]
+    (p50, p90), (one_p50, one_p90) = quantiles(seconds), quantiles(one)
+    return {"mode": mode, "n": len(seconds), "p50_ms": p50, "p90_ms": p90, "one_step_n": len(one), "one_step_p50_ms": one_p50,
+            "one_step_p90_ms": one_p90}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..planning.planner import Planner
 
@@ -93,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         mode = "ar" if args.mode == "batched" else args.mode
         report = {}
-        with Planner.load(args.target, args.draft, EngineConfig(mode=mode), adapter=args.adapter, device=args.device,
-                          dtype=args.dtype) as planner:
+        with Planner.load(args.target, args.draft, EngineConfig(mode=mode, lookup=args.lookup), adapter=args.adapter,
+                          device=args.device, dtype=args.dtype) as planner:
             planner.grounding, planner.score_plans, planner.coverage = args.grounding, args.sweep, args.coverage
             for split in splits:
                 rows = (frozen.load(split) if split in frozen.SPLITS else compose(args.composed_rows, args.composed_seed)
@@ -102,9 +121,15 @@ def run(args: argparse.Namespace) -> int:
                 if args.mode == "batched":
                     results = planner.plan_batch([(r["command"], r["scene"]) for r in rows], args.batch_size)
                 else:
-                    results = [planner.plan(r["command"], r["scene"]) for r in rows]
+                    results, seconds = [], []
+                    for r in rows:
+                        t0 = time.perf_counter()
+                        results.append(planner.plan(r["command"], r["scene"]))
+                        seconds.append(time.perf_counter() - t0)
                 plans = [r.plan for r in results]
                 report[split] = commands.score(rows, plans)
+                if args.mode != "batched":
+                    report[split]["latency"] = latency(rows, seconds, planner.engine.config.mode)
                 if args.grounding:
                     report[split]["decoded"] = commands.score(rows, [decoded(r.text, r.plan) for r in results])
                 if args.sweep:
@@ -129,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
             d = m["decoded"]
             print(f"  as decoded, before grounding: exact={d['exact']:.1%} false_refusals={d['false_refusals']:.1%} "
                   f"wrong_executions={d['wrong_executions']}")
+        if "latency" in m:
+            t = m["latency"]
+            one = "n/a" if t["one_step_p50_ms"] is None else f"{t['one_step_p50_ms']:.0f} / {t['one_step_p90_ms']:.0f} ms"
+            print(f"  plan latency ({t['mode']}): p50 / p90 {t['p50_ms']:.0f} / {t['p90_ms']:.0f} ms; one-step rows {one}")
         if "sweep" in m:
             c = m["sweep"]["calibrated"]
             print(f"  threshold for <= {m['sweep']['max_wrong']:.0%} wrong executions: {c['threshold']} (exact {c['exact']:.1%}, "
