@@ -55,6 +55,20 @@ def test_prefill_reuses_the_shared_prefix_and_the_snapshot_survives_decoding(pai
     assert [off.prefill(t)[1] for t in PROMPTS[:2]] == [len(PROMPTS[0]), len(PROMPTS[1])]
 
 
+def test_a_prompt_inside_the_kept_one_keeps_the_snapshot_consistent(pair):
+    """``reuse`` of a strict prefix of the kept tokens (nothing left to run, so no ``keep``), then a longer prompt:
+    the snapshot and its tokens shrink together, and the next request reuses only what the KV still holds."""
+    _, target, _ = pair
+    lm = HFLanguageModel(target)
+    cache = PrefixCache(lm)
+    long, short = [4, 8, 15, 16, 23, 42], [4, 8, 15]
+    cache.prefill(long)
+    kv, n = cache.reuse(short)
+    assert n == 3 and lm.kv_length(kv) == 3 and cache.tokens == short and lm.kv_length(cache.kv) == 3
+    kv, ran = cache.prefill(long + [7])
+    assert ran == 4 and lm.kv_length(kv) == 7 and cache.tokens == long + [7]
+
+
 @pytest.mark.parametrize("mode,process", [("ar", False), ("sd", False), ("ssd", False), ("ssd", True)])
 def test_reused_prefix_gives_the_tokens_of_a_fresh_prefill(pair, mode, process):
     cfg, target, draft = pair

@@ -54,6 +54,7 @@ class PrefixCache:
         if not n:
             return self.model.new_kv_cache(), 0
         self.model.crop(self.kv, n)  # the snapshot keeps only the shared prefix ...
+        del self.tokens[n:]
         return self.model.expand(self.kv, 1), n  # ... and the request works on a copy of it
 
     def keep(self, kv: Any, tokens: list[int]) -> None:
