@@ -4,7 +4,10 @@
 inputs (proposer samples, ensemble and world-model rollouts), written by
 ``scripts/reference_outputs.py`` with the code before the models were given one shape. If an
 intended change (new weights, a new sampler) changes them, regenerate the file with that script,
-say so in the commit message, and re-run this test::
+say so in the commit message, and re-run this test. The tolerance (``ATOL``, ``RTOL``) admits the float32 kernels of
+another CPU, not a change of weights or sampler: the file was written on another machine, and an AMD EPYC
+reproduces it within 5e-5 (rollouts of 16 steps: ``dynamics-reacher/states``, ``wm-pushblocks-state/z``), while a retrained
+model moves its outputs by 1e-2 and more::
 
     MUJOCO_GL=egl .venv/bin/python scripts/reference_outputs.py --out tests/artifacts/reference_outputs.safetensors
 """
@@ -19,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
+ATOL, RTOL = 1e-4, 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,7 @@ def test_every_reference_tensor_is_reproduced(outputs: tuple[dict[str, torch.Ten
     stored, now = outputs
     assert set(now) == set(stored)
     for name, want in stored.items():
-        torch.testing.assert_close(now[name], want, rtol=0, atol=1e-6, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(now[name], want, rtol=RTOL, atol=ATOL, msg=lambda m: f"{name}: {m}")
 
 
 def test_references_are_not_trivial(outputs: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]) -> None:
