@@ -52,17 +52,24 @@ def _byte_bpe(corpus: list[str], vocab_size: int) -> Tokenizer:
 
 @pytest.fixture(scope="session")
 def tiny_llama():
-    """Factory ``tiny_llama(seed, vocab=96, hidden=64, ...) -> (LlamaConfig, LlamaForCausalLM)``: a random tiny Llama in eval mode."""
+    """Factory ``tiny_llama(seed, vocab=96, hidden=64, ..., noise=0.0) -> (LlamaConfig, LlamaForCausalLM)``: a random tiny
+    Llama in eval mode; ``noise > 0`` adds Gaussian noise of that std to every weight (a draft close to the seed's model)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    def make(seed: int, vocab: int = 96, hidden: int = 64, intermediate: int = 128, max_positions: int = 256):
+    def make(seed: int, vocab: int = 96, hidden: int = 64, intermediate: int = 128, max_positions: int = 256, noise: float = 0.0):
         cfg = LlamaConfig(
             vocab_size=vocab, hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=max_positions, initializer_range=0.3, tie_word_embeddings=False,
             bos_token_id=None, eos_token_id=None, pad_token_id=None,
         )
         torch.manual_seed(seed)
-        return cfg, LlamaForCausalLM(cfg).eval()
+        model = LlamaForCausalLM(cfg).eval()
+        if noise > 0:
+            g = torch.Generator().manual_seed(seed + 1)
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(noise * torch.randn(p.shape, generator=g))
+        return cfg, model
 
     return make
 

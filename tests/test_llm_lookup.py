@@ -5,7 +5,6 @@ it, and no reference, right or wrong, changes a greedy token in ar, sd or ssd (t
 from __future__ import annotations
 
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,11 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def models(tiny_llama):
     """A random tiny target, its greedy output after ``PROMPT`` and a perturbed copy as draft."""
-    cfg, target = tiny_llama(0, vocab=VOCAB)
-    _, draft = tiny_llama(0, vocab=VOCAB)
-    with torch.no_grad():
-        for p in draft.parameters():
-            p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    (_, target), (_, draft) = tiny_llama(0, vocab=VOCAB), tiny_llama(0, vocab=VOCAB, noise=0.01)
     t, d = HFLanguageModel(target), HFLanguageModel(draft)
     want = Engine(t, EngineConfig(mode="ar", lookup=False)).generate(PROMPT, N_NEW).tokens
     return t, d, want

@@ -22,11 +22,7 @@ PROMPTS = [HEAD + [5, 17, 33], HEAD + [40], HEAD[:12] + [7, 7, 1, 80], HEAD + [5
 @pytest.fixture(scope="module")
 def pair(tiny_llama):
     cfg, target = tiny_llama(0, vocab=VOCAB)
-    _, draft = tiny_llama(0, vocab=VOCAB)
-    with torch.no_grad():
-        for p in draft.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    return cfg, target, draft
+    return cfg, target, tiny_llama(0, vocab=VOCAB, noise=0.01)[1]
 
 
 def test_common_prefix():
