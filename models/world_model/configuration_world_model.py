@@ -62,6 +62,24 @@ class WorldModelConfig(ModelConfig):
             (``WorldModelProcessor.delta_scale``), so a block's motion weighs as much as the pusher's
             (0: no head, the LeWM objective; state observations only; issue #18).
         sigreg_slices, sigreg_knots, sigreg_t_max: SIGReg's random directions and quadrature.
+
+    Contact features (issue #18; state observations with ``state_weight > 0`` only):
+        contact_features: give the predictor relational contact features (``contact_feature_dim``
+            of them), computed differentiably from ``state_head``'s readout of the current latent
+            and the action block in env units (``LatentWorldModel.contact_inputs``): the planned
+            displacement of the pusher, and for every object its position relative to the pusher,
+            along- and cross-track in the frame of that displacement, the closest approach of the
+            planned path (the pusher's position, then the block's ``frameskip`` targets), how deep
+            the path cuts into the contact disc, and a quasi-static push estimate (how far, and
+            which way, a pusher moving straight along the displacement would carry the object).
+            They are concatenated to the predictor's input and also enter the predicted latent
+            through a zero-initialised linear skip (``contact_skip``). False: no features, the
+            model and its objective are exactly those without these fields.
+        agent_xy: state indices of the pusher's ``(x, y)`` (metres).
+        object_slots: ``(presence flag, x, y)`` state indices of every object (metres); an object's
+            features are multiplied by its read-out presence flag clipped to [0, 1].
+        contact_radius: centre distance at which the pusher touches an object (PushBlocks: block
+            half side 0.02 + pusher radius 0.015).
     """
 
     # inputs
@@ -92,12 +110,18 @@ class WorldModelConfig(ModelConfig):
     sigreg_slices: int = 256
     sigreg_knots: int = 17
     sigreg_t_max: float = 3.0
+    # contact features
+    contact_features: bool = False
+    agent_xy: tuple[int, ...] = (0, 1)
+    object_slots: tuple[tuple[int, ...], ...] = ((4, 5, 6), (8, 9, 10), (12, 13, 14))
+    contact_radius: float = 0.035
 
     config_type = "sigreg_world_model"
     model_name = "world-model"
 
     def __post_init__(self) -> None:
-        self._as_tuples("cnn_channels")
+        self._as_tuples("cnn_channels", "agent_xy", "object_slots")
+        self.object_slots = tuple(tuple(s) if isinstance(s, (list, tuple)) else s for s in self.object_slots)
         if self.obs_type not in OBS_TYPES:
             raise ValueError(f"obs_type {self.obs_type!r} is not one of {list(OBS_TYPES)}")
         self._check_positive_ints("obs_dim", "image_size", "action_dim", "frameskip", "history", "embed_dim",
@@ -126,9 +150,36 @@ class WorldModelConfig(ModelConfig):
         if self.state_weight > 0 and self.obs_type == "pixels":
             raise ValueError("state_weight > 0 needs the task state of every frame, which pixel batches do not carry; "
                              "use state_weight 0 with obs_type 'pixels'")
+        if self.contact_features:
+            self._check_contact_features()
         if self.sigreg_knots < 2 or not self.sigreg_t_max > 0:
             raise ValueError(f"sigreg_knots must be >= 2 and sigreg_t_max > 0, got {self.sigreg_knots}, "
                              f"{self.sigreg_t_max}")
+
+    def _check_contact_features(self) -> None:
+        if not isinstance(self.contact_features, bool):
+            raise ValueError(f"contact_features must be true or false, got {self.contact_features!r}")
+        if not self.state_weight > 0:
+            raise ValueError("contact_features reads the state with state_head, which exists only with state_weight > 0")
+        if self.action_dim != 2:
+            raise ValueError(f"contact_features treats an action as a planar (x, y) pusher target, but action_dim is "
+                             f"{self.action_dim}")
+        if len(self.agent_xy) != 2 or not self.object_slots or any(
+                not isinstance(s, tuple) or len(s) != 3 for s in self.object_slots):
+            raise ValueError(f"agent_xy must be (x, y) and object_slots non-empty (flag, x, y) triples, got "
+                             f"{self.agent_xy} and {self.object_slots}")
+        dims = [*self.agent_xy, *(d for s in self.object_slots for d in s)]
+        if any(not isinstance(d, int) or isinstance(d, bool) or not 0 <= d < self.obs_dim for d in dims):
+            raise ValueError(f"agent_xy and object_slots must index the state (obs_dim {self.obs_dim}), got "
+                             f"{self.agent_xy} and {self.object_slots}")
+        if not self.contact_radius > 0:
+            raise ValueError(f"contact_radius must be > 0 (metres), got {self.contact_radius}")
+
+    @property
+    def contact_feature_dim(self) -> int:
+        """Width of the contact features: 3 for the planned displacement (x, y, length), 10 per object
+        (``LatentWorldModel.contact_inputs``); 0 without ``contact_features``."""
+        return 3 + 10 * len(self.object_slots) if self.contact_features else 0
 
     @property
     def block_dim(self) -> int:
@@ -174,6 +225,11 @@ PRESETS = PresetRegistry("world-model", {
         "state-contact plus a state-readout term of weight 1 (block motion weighted per dimension as the D-MPC "
         "dynamics weigh state deltas; issue #18)",
         model={**_STATE.model, "num_frames": 6, "rollout_weight": 1.0, "state_weight": 1.0}, train=_STATE.train),
+    "state-contact-relational": Preset(
+        "state-contact-readout plus relational contact features from the read-out state and the action block, "
+        "into the predictor's input and a linear skip to its output (issue #18: a predictor told about contact)",
+        model={**_STATE.model, "num_frames": 6, "rollout_weight": 1.0, "state_weight": 1.0, "contact_features": True},
+        train=_STATE.train),
     "state-noreg": Preset("ablation: the state preset without SIGReg (sigreg_weight 0); expected to collapse",
                           model={**_STATE.model, "sigreg_weight": 0.0}, train=_STATE.train),
     "pixels": Preset(

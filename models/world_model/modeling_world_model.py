@@ -15,7 +15,11 @@ A CPU-sized LeWorldModel (Maes et al. 2026, arXiv 2603.19312):
    step and averaged. There is no EMA target, no stop-gradient and no decoder. Optional terms:
    an open-loop rollout error (``rollout_weight``) and a linear state readout of every latent
    (``state_weight``, state observations only), which makes the predicted latents carry the
-   task state's small but decisive parts (a pushed block's motion).
+   task state's small but decisive parts (a pushed block's motion);
+4. optional **contact features** (``contact_features``, with the state readout): relational features of
+   the read-out current state and the action block (``contact_inputs``: each object relative to the
+   pusher and to its planned path) join the predictor's input and reach the predicted latent
+   through a zero-initialised linear skip, so the predictor is told where contact will happen.
 
 The model implements the ``Dynamics`` call in its latent space::
 
@@ -36,6 +40,11 @@ from forethought.models.checkpoint import PretrainedModel
 from forethought.models.world_model.configuration_world_model import WorldModelConfig
 from forethought.models.world_model.processor_world_model import WorldModelProcessor
 from forethought.models.world_model.sigreg import collapse_diagnostics, sigreg
+
+CONTACT_UNIT = 0.1
+"""Metres per unit of the contact features' lengths (PushBlocks' table is 0.6 m wide: lengths within about 6)."""
+CONTACT_EPS = 1e-4
+"""Metres added in quadrature to the lengths the contact features divide by or differentiate (no 0/0 or inf)."""
 
 
 class BNProjector(nn.Module):
@@ -104,7 +113,9 @@ class Predictor(nn.Module):
     ``z_hist`` holds the last ``h = history`` embeddings, oldest first; slots before the start
     of the trajectory are zero and flagged absent in ``present`` (so the same network serves
     histories of 1..h frames). ``forward`` is ``step`` after ``condition``, which computes the
-    AdaLN-zero modulations of every block in one matrix product.
+    AdaLN-zero modulations of every block in one matrix product. With ``contact_features`` both
+    also take ``extra[N, contact_feature_dim]`` (``LatentWorldModel.contact_inputs``), concatenated
+    to the input.
     """
 
     def __init__(self, config: WorldModelConfig) -> None:
@@ -113,7 +124,7 @@ class Predictor(nn.Module):
         self.action_encoder = nn.Sequential(
             nn.Linear(c.block_dim, c.action_embed_dim), nn.GELU(), nn.Linear(c.action_embed_dim, c.action_embed_dim)
         )
-        self.input = nn.Linear(c.history * (c.embed_dim + 1), c.predictor_hidden)
+        self.input = nn.Linear(c.history * (c.embed_dim + 1) + c.contact_feature_dim, c.predictor_hidden)
         self.blocks = nn.ModuleList(
             AdaLNZeroBlock(c.predictor_hidden, c.action_embed_dim, c.predictor_dropout) for _ in range(c.predictor_blocks)
         )
@@ -128,8 +139,8 @@ class Predictor(nn.Module):
         offset[1::3] = 1.0
         self.register_buffer("scale_offset", offset.flatten(), persistent=False)
 
-    def forward(self, z_hist: Tensor, present: Tensor, block: Tensor) -> Tensor:
-        return self.step(z_hist, present, self.condition(block))
+    def forward(self, z_hist: Tensor, present: Tensor, block: Tensor, extra: Tensor | None = None) -> Tensor:
+        return self.step(z_hist, present, self.condition(block), extra)
 
     def condition(self, block: Tensor) -> Tensor:
         """Action conditioning ``[..., (3 * predictor_blocks + 2) * hidden]`` of ``block[..., frameskip * A]``:
@@ -139,9 +150,10 @@ class Predictor(nn.Module):
         bias = torch.cat([m.bias for m in mods]) + self.scale_offset
         return nn.functional.linear(self.action_encoder(block), weight, bias)
 
-    def step(self, z_hist: Tensor, present: Tensor, cond: Tensor) -> Tensor:
+    def step(self, z_hist: Tensor, present: Tensor, cond: Tensor, extra: Tensor | None = None) -> Tensor:
         """``forward`` with the conditioning ``cond[N, (3 * predictor_blocks + 2) * hidden]`` precomputed."""
-        x = self.input(torch.cat([z_hist.flatten(1), present], dim=-1))  # absent slots of z_hist are zero
+        inputs = [z_hist.flatten(1), present] if extra is None else [z_hist.flatten(1), present, extra]
+        x = self.input(torch.cat(inputs, dim=-1))  # absent slots of z_hist are zero
         mods = cond.chunk(3 * len(self.blocks) + 2, dim=-1)
         for i, blk in enumerate(self.blocks):
             x = blk(x, *mods[3 * i:3 * i + 3])
@@ -177,6 +189,11 @@ class LatentWorldModel(PretrainedModel):
         if c.state_weight > 0:  # created only then: checkpoints without it keep loading strictly
             self.state_head = nn.Linear(c.embed_dim, c.obs_dim)
             """Linear readout of the normalised state ``[..., S]`` from ``z[..., D]`` (the state-readout term)."""
+        if c.contact_features:  # created only then, after every module above (their initialisation is unchanged)
+            self.contact_skip = nn.Linear(c.contact_feature_dim, c.embed_dim)
+            """Zero-initialised linear map from the contact features to the predicted latent (added to it)."""
+            nn.init.zeros_(self.contact_skip.weight)
+            nn.init.zeros_(self.contact_skip.bias)
         self.loss_log: list[tuple[float, float, float, float]] = []
         """``(mse, sigreg, open-loop mse, state readout)`` of every ``compute_loss`` call in training mode
         (collapse diagnostics; a term is 0 when its weight is 0)."""
@@ -195,7 +212,7 @@ class LatentWorldModel(PretrainedModel):
         """Next embedding ``[N, D]`` from ``z_hist[N, h, D]`` (oldest first; the last ``history`` are used)
         and normalised action blocks ``blocks[N, frameskip * A]``."""
         window, present = self.pad_history(z_hist)
-        return self.pred_projector(self.predictor(window, present, blocks))
+        return self.next_latent(window, present, self.predictor.condition(blocks), blocks)
 
     def rollout_latent(self, z_hist: Tensor, blocks: Tensor) -> Tensor:
         """Autoregressive rollout: ``z_hist[n, h, D]``, normalised ``blocks[n, K, frameskip * A]`` ->
@@ -209,11 +226,74 @@ class LatentWorldModel(PretrainedModel):
         """
         out = []
         for k in range(blocks.shape[1]):
-            z_next = self.pred_projector(self.predictor.step(window, present, self.predictor.condition(blocks[:, k])))
+            z_next = self.next_latent(window, present, self.predictor.condition(blocks[:, k]), blocks[:, k])
             out.append(z_next)
             window = torch.cat([window[:, 1:], z_next.unsqueeze(1)], dim=1)
             present = torch.cat([present[:, 1:], torch.ones_like(present[:, :1])], dim=1)
         return torch.stack(out, dim=1)
+
+    def next_latent(self, window: Tensor, present: Tensor, cond: Tensor, block: Tensor) -> Tensor:
+        """The predicted embedding ``[N, D]`` from a padded ``window[N, history, D]``, ``present[N, history]``,
+        the conditioning ``cond`` of the normalised ``block[N, frameskip * A]`` (``Predictor.condition``) and,
+        with ``contact_features``, the contact features of the window's last embedding and the block."""
+        if not self.config.contact_features:
+            return self.pred_projector(self.predictor.step(window, present, cond))
+        feats = self.contact_inputs(window[:, -1], block)
+        return self.pred_projector(self.predictor.step(window, present, cond, feats)) + self.contact_skip(feats)
+
+    def contact_inputs(self, z: Tensor, block: Tensor) -> Tensor:
+        """Contact features ``[..., contact_feature_dim]`` of embeddings ``z[..., D]`` and normalised action
+        blocks ``block[..., frameskip * A]`` (configs with ``contact_features``).
+
+        The state is read out of ``z`` by ``state_head`` (and un-normalised), the block's actions are the
+        pusher's targets in env units (``q_1 .. q_F``, ``F = frameskip``); ``p`` is the pusher's read-out
+        position and ``q_0 = p``. Lengths are in units of ``CONTACT_UNIT`` metres. With the planned
+        displacement ``d = q_F - p``, ``L = |d|`` and ``u = d / L``, the features are ``(d_x, d_y, L)``, then
+        for every object of ``object_slots`` (read-out position ``b``, presence ``g`` clipped to [0, 1];
+        every entry but ``g`` itself is multiplied by ``g``), with ``r = b - p`` and ``R = contact_radius``:
+
+        - ``r_x, r_y``;
+        - ``along = r . u`` and ``cross = u_x r_y - u_y r_x``;
+        - ``closest``: the smallest distance from ``b`` to the polyline ``q_0, q_1, .., q_F``;
+        - ``cut = relu(R - closest) / R``: how deep the path enters the contact disc (0..1, unitless);
+        - ``push = relu(L - relu(along - h)) * [|cross| < R] * [along > 0]``, ``h = sqrt(R^2 - cross^2)``: how
+          far a pusher moving straight from ``p`` by ``d`` would carry an object ahead of it (quasi-static:
+          contact when the pusher has gone ``along - h``), and ``push * u_x, push * u_y``, that carry as a
+          displacement;
+        - ``g``.
+        """
+        c = self.config
+        lead = z.shape[:-1]
+        s = self.state_head(z) * self.processor.obs_std + self.processor.obs_mean  # [..., S] in env units
+        q = self.processor.unnormalize_actions(block.reshape(*lead, c.frameskip, c.action_dim))  # [..., F, 2]
+        p = s[..., list(c.agent_xy)]  # [..., 2]
+        path = torch.cat([p.unsqueeze(-2), q], dim=-2)  # [..., F + 1, 2]
+        d = q[..., -1, :] - p
+        length = torch.sqrt(d.square().sum(-1, keepdim=True) + CONTACT_EPS ** 2)  # [..., 1]
+        u = d / length
+        seg = path[..., 1:, :] - path[..., :-1, :]  # [..., F, 2]
+        seg_sq = seg.square().sum(-1) + CONTACT_EPS ** 2  # [..., F]
+        R = c.contact_radius
+        feats = [d / CONTACT_UNIT, length / CONTACT_UNIT]
+        for flag, x, y in c.object_slots:
+            g = s[..., flag:flag + 1].clamp(0.0, 1.0)  # [..., 1]
+            b = s[..., [x, y]]
+            r = b - p
+            along = (r * u).sum(-1, keepdim=True)
+            cross = u[..., :1] * r[..., 1:] - u[..., 1:] * r[..., :1]
+            rel = b.unsqueeze(-2) - path[..., :-1, :]  # [..., F, 2]: the object from each segment's start
+            t = ((rel * seg).sum(-1) / seg_sq).clamp(0.0, 1.0).unsqueeze(-1)
+            gap = (rel - t * seg).square().sum(-1) + CONTACT_EPS ** 2
+            closest = torch.sqrt(gap.min(-1, keepdim=True).values)
+            cut = torch.relu(R - closest) / R
+            chord = torch.sqrt(torch.relu(R * R - cross.square()) + CONTACT_EPS ** 2)
+            hit = ((cross.abs() < R) & (along > 0)).to(z.dtype)
+            push = torch.relu(length - torch.relu(along - chord)) * hit
+            feats.append(g * torch.cat([r / CONTACT_UNIT, along / CONTACT_UNIT, cross / CONTACT_UNIT,
+                                        closest / CONTACT_UNIT, cut, push / CONTACT_UNIT,
+                                        push * u / CONTACT_UNIT], dim=-1))
+            feats.append(g)
+        return torch.cat(feats, dim=-1)
 
     def pad_history(self, z_hist: Tensor) -> tuple[Tensor, Tensor]:
         """``z_hist[N, h, D]`` (any ``h >= 1``; the last ``history`` are kept) -> the zero-padded window
@@ -294,6 +374,11 @@ class LatentWorldModel(PretrainedModel):
         windows = torch.stack([padded[:, j:j + H] for j in range(T - 1)], dim=1)  # [B, T-1, H, D]
         present = (torch.arange(T - 1, device=z.device)[:, None] + torch.arange(H, device=z.device)[None] >= H - 1)
         present = present.to(z.dtype).expand(B, -1, -1)  # [B, T-1, H]
+        if self.config.contact_features:
+            flat = blocks.reshape(B * (T - 1), -1)
+            pred = self.next_latent(windows.reshape(B * (T - 1), H, D), present.reshape(B * (T - 1), H),
+                                    self.predictor.condition(flat), flat)
+            return z, pred.reshape(B, T - 1, D)
         pred = self.predictor(windows.reshape(B * (T - 1), H, D), present.reshape(B * (T - 1), H),
                               blocks.reshape(B * (T - 1), -1))
         return z, self.pred_projector(pred).reshape(B, T - 1, D)

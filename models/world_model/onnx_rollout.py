@@ -6,7 +6,8 @@ action blocks (the loop is unrolled)::
     z[n, K, D] = rollout(window[n, history, D] float32, present[n, history] float32,
                          blocks[n, K, frameskip * A] float32)
 
-with a dynamic ``n``: ``LatentWorldModel.rollout_window`` after ``pad_history``. The encoder stays
+with a dynamic ``n``: ``LatentWorldModel.rollout_window`` after ``pad_history`` (with ``contact_features``
+the graph also holds the state head, the contact features and their skip). The encoder stays
 in torch (one call per plan); the rollout is what a CEM plan repeats ``iterations`` times over
 ``samples`` rows, and onnxruntime runs its small matrix products on both cores of a 2-core CPU
 where torch's intra-op threads do not pay off (``bench/world_model.py --only latency``). The file
@@ -44,7 +45,8 @@ EXPORT_HINT = "`python -m forethought.models.world_model.onnx_rollout --model DI
 
 
 class RolloutGraph(nn.Module):
-    """``LatentWorldModel.rollout_window`` as a module (predictor and its projector only)."""
+    """``LatentWorldModel.rollout_window`` as a module (predictor and its projector; with ``contact_features``
+    also the state head, the processor's statistics and the contact skip)."""
 
     def __init__(self, model: LatentWorldModel) -> None:
         super().__init__()
@@ -55,8 +57,15 @@ class RolloutGraph(nn.Module):
 
 
 def rollout_fingerprint(model: LatentWorldModel) -> str:
-    """sha256 of the weights the rollout graph holds (predictor and predictor projector)."""
-    return weights_fingerprint(nn.ModuleList([model.predictor, model.pred_projector]))
+    """sha256 of the weights the rollout graph holds: predictor and predictor projector, and with
+    ``contact_features`` the state head, the contact skip and the processor's state and action statistics."""
+    if not model.config.contact_features:
+        return weights_fingerprint(nn.ModuleList([model.predictor, model.pred_projector]))
+    p = model.processor
+    return weights_fingerprint(nn.ModuleList([model.predictor, model.pred_projector, model.state_head,
+                                              model.contact_skip]),
+                               {"obs_mean": p.obs_mean, "obs_std": p.obs_std, "action_low": p.action_low,
+                                "action_high": p.action_high})
 
 
 def example_inputs(model: LatentWorldModel, horizon: int, n: int = 4, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
