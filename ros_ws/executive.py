@@ -12,9 +12,11 @@
   inputs show (``objects``; a plan arriving before the first observation waits for it). A new
   plan replaces the current one; a refusal or an invalid plan is logged and the robot keeps
   holding (no goal is sent).
-- ``goal`` (std_msgs/String, JSON plan step): the active step, published when it changes and
-  again every ``goal_period_s`` (wall seconds) for late joiners (controllers ignore a repeat of
-  their goal). When a plan is refused, done, failed or cancelled, a hold goal
+- ``goal`` (std_msgs/String, JSON plan step): the active step, published when it changes, again
+  every ``goal_period_s`` (wall seconds), and at once to each subscription that matches (a
+  controller that starts or restarts gets the last goal without waiting for the period; a goal
+  published before its subscription was discovered is not lost). Controllers ignore a repeat of
+  their goal. When a plan is refused, done, failed or cancelled, a hold goal
   (``node_common.hold_goal``) goes out once: the controller stops publishing motion and the
   robot holds.
 - ``cancel`` (std_srvs/Trigger): drops the plan; the goal becomes a hold.
@@ -73,6 +75,7 @@ import time  # noqa: E402
 from typing import Any, Mapping  # noqa: E402
 
 import numpy as np  # noqa: E402
+from rclpy.event_handler import PublisherEventCallbacks  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
@@ -186,9 +189,11 @@ class Executive(nc.ReportingNode):
         self.pending_plan: str | None = None
         self.counts = {"plans": 0, "refused_plans": 0, "failed_plans": 0, "steps_done": 0, "reissues": 0,
                        "surprise_warnings": 0, "retries": 0, "controller_resumes": 0, "cancelled_plans": 0,
-                       "failed_commands": 0}
+                       "failed_commands": 0, "goals_on_match": 0}
         self.surprise: float | None = None
-        self.pub_goal = self.create_publisher(String, "goal", 10)
+        self.last_goal: str | None = None  # the last goal message sent (a step or a hold)
+        self.pub_goal = self.create_publisher(String, "goal", 10, event_callbacks=PublisherEventCallbacks(
+            matched=self.guard(self._on_goal_matched)))
         self.pub_status = self.create_publisher(nc.DiagnosticArray, "status", 10)
         self.pub_task = self.create_publisher(String, "task_status", nc.TASK_STATUS_QOS)
         self.inputs = InputTopics(self, p, self._on_observation, self._on_refusal, wrap=self.guard)
@@ -485,11 +490,21 @@ class Executive(nc.ReportingNode):
 
     def _publish_goal(self) -> None:
         if self.active is not None:
-            self.pub_goal.publish(String(data=json.dumps(self.active)))
+            self._send_goal(json.dumps(self.active))
 
     def _publish_hold(self, reason: str) -> None:
         """A hold goal (``node_common.hold_goal``): the controller stops publishing motion."""
-        self.pub_goal.publish(String(data=nc.hold_goal(reason)))
+        self._send_goal(nc.hold_goal(reason))
+
+    def _send_goal(self, text: str) -> None:
+        self.last_goal = text
+        self.pub_goal.publish(String(data=text))
+
+    def _on_goal_matched(self, status: Any) -> None:
+        """A subscription to ``goal`` matched (``current_count_change`` > 0): send it the last goal."""
+        if status.current_count_change > 0 and self.last_goal is not None:
+            self.counts["goals_on_match"] += 1
+            self.pub_goal.publish(String(data=self.last_goal))
 
     def _input_problem(self) -> str:
         """Why the inputs cannot count toward success now ("" when they can)."""

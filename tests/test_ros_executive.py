@@ -495,6 +495,42 @@ def test_executive_resumes_the_plan_after_a_controller_restart(probe: Probe, spa
     assert_clean_exit(controller, controller_log)
 
 
+def test_executive_sends_the_last_goal_to_a_subscription_that_matches_late(probe: Probe, spawn) -> None:
+    """With ``goal_period_s`` 100 s, a ``goal`` subscription created after the step was issued (a
+    controller that starts late, or whose subscription was discovered after the publish) gets the
+    active step within seconds; after a cancel, a later one gets the hold."""
+    events = task_events(probe)
+    probe.subscribe(DiagnosticArray, "status")
+    plan_pub = probe.node.create_publisher(String, "plan", nc.PLAN_QOS)
+    inputs = InputPublisher(probe, RED)
+    proc, log = spawn(executive_args(goal_period_s=100.0, objects=list(RED)), "executive")
+    probe.spin_until(lambda: inputs.joints.get_subscription_count() > 0, 40, "the executive to subscribe")
+    away = scene_obs((0.25, -0.25), {"red_block": (0.0, 0.15)})
+    plan_pub.publish(String(data=json.dumps({"id": "late", "steps": [RED_LEFT]})))
+    deadline = time.monotonic() + 20
+    while not events.get("late") and time.monotonic() < deadline:
+        inputs.publish(away)
+        probe.spin_for(0.1)
+    assert [e["state"] for e in events.get("late", [])] == ["executing"], events
+    probe.spin_for(1.0)  # the step went out to nobody
+
+    def late_goals() -> list[dict[str, Any]]:
+        goals: list[dict[str, Any]] = []
+        probe.node.create_subscription(String, "goal", lambda m: goals.append(json.loads(m.data)), 10)
+        probe.spin_until(lambda: bool(goals), 10, "the goal on a late subscription")
+        return goals
+
+    assert late_goals()[0] == RED_LEFT
+    client = probe.node.create_client(Trigger, "cancel")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    probe.spin_until(future.done, 10, "the cancel service")
+    assert late_goals()[0] == {"skill": nc.HOLD_SKILL, "reason": "plan cancelled"}
+    probe.spin_until(lambda: int(probe.status.get("/executive", {}).get("goals_on_match", "0")) >= 2, 5,
+                     "goals_on_match on status")
+    assert_clean_exit(proc, log)
+
+
 # ------------------------------------------------------------------------ pure helpers (no DDS)
 def test_peer_watch_tells_a_restart_and_a_return_from_silence() -> None:
     from forethought.ros_ws.executive import SILENT_S, PeerWatch
