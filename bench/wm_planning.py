@@ -12,7 +12,9 @@ state model:
   candidate rolled out in a simulator copy and encoded by the model, ``SimLatentCEM``), Wilson 95%
   intervals. The perfect rows are the ceiling, measured in the same run; they cost a MuJoCo
   rollout per candidate, so they run fewer episodes (``--perfect-seeds``) at a smaller budget
-  (``--perfect-samples`` x ``--perfect-iterations``, default 100 x 5);
+  (``--perfect-samples`` x ``--perfect-iterations``, default 100 x 5). LeWM executes each 5-block
+  plan whole (``--execute-blocks 5``, the default); ``--execute-blocks 1`` replans after every block
+  (receding horizon, the plan-step controller's way), the goal cost then averaged over the blocks;
 - ``diagnostics``, from each episode's start state, per sampler and cost:
   - predicted vs realised cost of the chosen plan: the model's terminal cost of the plan it picks,
     and the cost of the state the simulator reaches with it (encoded), plus the real block-to-goal
@@ -225,9 +227,9 @@ def _task(seed: int) -> dict:
 
 def planning_diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, perfect_seeds: int,
                          diagnostic_seeds: int, first_seed: int, iterations: int, perfect_samples: int,
-                         perfect_iterations: int, candidates: int, samplers: list[str], costs: list[str]
-                         ) -> dict[str, Any]:
-    """The section: success of sampler x cost x model, then ``diagnostics``."""
+                         perfect_iterations: int, candidates: int, samplers: list[str], costs: list[str],
+                         execute_blocks: int = wm_success.HORIZON) -> dict[str, Any]:
+    """The section: success of sampler x cost x model (replanning every ``execute_blocks``), then ``diagnostics``."""
     plans = [(name, cost) for name in samplers for cost in costs]
     res: dict[str, Any] = {"success": {}}
     for name, cost in plans:
@@ -236,7 +238,7 @@ def planning_diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int
                                                             "samples": perfect_samples,
                                                             "elites": max(1, perfect_samples // 10)})):
             t0 = time.perf_counter()
-            row = wm_success.success(model, "push", n, execute_blocks=wm_success.HORIZON, sampler=name,
+            row = wm_success.success(model, "push", n, execute_blocks=execute_blocks, sampler=name,
                                      first_seed=first_seed, cost=cost, probe=probe, **kwargs)
             res["success"][f"{kind}, {_key(name, cost)}"] = {**row, "wall_s": time.perf_counter() - t0}
     res["diagnostics"] = diagnostics(model, probe, diagnostic_seeds, first_seed, iterations, candidates, plans)
@@ -249,7 +251,7 @@ def report(res: dict[str, Any]) -> None:
     print("| model, sampler, cost | budget | success | Wilson 95% | median best distance (m) | seeds | wall s |\n"
           "|---|---|---|---|---|---|---|")
     for k, r in res["success"].items():
-        print(f"| {k} | {r['samples']}x{r['iterations']} | {r['wins']}/{r['episodes']} = {fmt(r['success'])} | "
+        print(f"| {k} | {r['samples']}x{r['iterations']}, replan every {r['execute_blocks']} | {r['wins']}/{r['episodes']} = {fmt(r['success'])} | "
               f"{fmt(r['wilson95'][0])}-{fmt(r['wilson95'][1])} | {fmt(r['median_best_distance_m'], 3)} | "
               f"{r['seeds'][0]}-{r['seeds'][-1]} | {r['wall_s']:.0f} |")
     d = res["diagnostics"]
@@ -285,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samplers", nargs="+", choices=wm_success.SAMPLERS, default=list(wm_success.SAMPLERS))
     ap.add_argument("--costs", nargs="+", choices=GOAL_COSTS, default=list(GOAL_COSTS),
                     help="goal costs: latent distance (LeWM) and/or the probed blocks' distance")
+    ap.add_argument("--execute-blocks", type=int, default=wm_success.HORIZON,
+                    help="blocks run before replanning in the success rows: 5, LeWM's (the whole plan, scored on "
+                         "its final block), or fewer (receding horizon, scored on every block)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 seeds, tiny budgets")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path)
@@ -305,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             res["planning-diagnostics"][str(path)] = planning_diagnostics(
                 model, probe, args.seeds, args.perfect_seeds, args.diagnostic_seeds, args.first_seed,
                 args.iterations, args.perfect_samples, args.perfect_iterations, args.candidates, args.samplers,
-                args.costs)
+                args.costs, args.execute_blocks)
             report(res["planning-diagnostics"][str(path)])
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")

@@ -21,7 +21,8 @@ from forethought.models.world_model import LatentWorldModel, WorldModelConfig
 from forethought.models.world_model.action_sampler import PUSHBLOCKS_STEP_QUANTILES, WaypointSampler
 from forethought.models.world_model.eval_policy import LatentPlannerEvalPolicy
 from forethought.models.world_model.latent_dynamics import LatentDynamics
-from forethought.models.world_model.latent_objectives import BlockGoalObjective, GoalObjective, goal_objective
+from forethought.models.world_model.latent_objectives import (PUSH_OFFSET, PUSH_SHAPING_WEIGHT, BlockGoalObjective,
+                                                               GoalObjective, goal_objective)
 from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
 from forethought.models.world_model.probe import LinearProbe
 from forethought.models.world_model.surprise import SurpriseMonitor, rollout_spread, surprise_trace
@@ -130,6 +131,53 @@ def test_waypoint_plan_was_evaluated_and_starts_at_the_anchor(point_model: Laten
         planner.plan(obs, goal=goal)
     with pytest.raises(ValueError, match="proposals"):
         planner.plan(obs, goal=goal, anchor=anchor, proposals=np.zeros((1, 25, 2), np.float32))
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_warm_start_begins_at_the_previous_mean_shifted(point_model: LatentWorldModel, warm: bool) -> None:
+    """With ``warm_start``, the second plan's first candidate (row 0: the search mean) is the first plan's
+    final mean shifted by ``shift_blocks``, the last block repeated; without it, the prior's centre;
+    ``reset`` drops it."""
+    planner = LatentCEM(point_model, samples=20, elites=4, iterations=2, warm_start=warm, shift_blocks=2)
+    seen: list[torch.Tensor] = []
+    rollout = planner.latent.rollout
+    planner.latent.rollout = lambda state, blocks: (seen.append(blocks.clone()), rollout(state, blocks))[1]
+    obs, goal = np.zeros(2, np.float32), np.full(2, 0.3, np.float32)
+    planner.plan(obs, goal=goal)
+    last_mean = planner.planner._warm
+    planner.plan(obs, goal=goal)
+    first = seen[2][0]  # [K, Bd]: normalised blocks (the box is [-1, 1])
+    if warm:
+        assert last_mean is not None
+        torch.testing.assert_close(first, torch.cat([last_mean[2:], last_mean[-1:].expand(2, -1)]))
+        assert float(last_mean.abs().max()) > 0.05  # the shift is not a zero mean in disguise
+    else:
+        assert last_mean is None and bool((first == 0).all())
+    planner.reset(0)
+    planner.plan(obs, goal=goal)
+    assert bool((seen[4][0] == 0).all())
+
+
+def test_carried_plan_is_a_candidate_of_the_next_search(point_model: LatentWorldModel) -> None:
+    """With ``carry_plan``, every round of the next plan scores the chosen parameters shifted by
+    ``shift_blocks`` (freed blocks hold, ``p = 0``) at row 1; ``reset`` drops them; the box sampler refuses it."""
+    sampler = WaypointSampler(PUSHBLOCKS_STEP_QUANTILES, point_model.config.frameskip, (-1, -1), (1, 1))
+    planner = LatentCEM(point_model, samples=20, elites=4, iterations=2, sampler=sampler, carry_plan=True)
+    seen: list[torch.Tensor] = []
+    rollout = planner.dynamics.rollout
+    planner.dynamics.rollout = lambda state, params: (seen.append(params.clone()), rollout(state, params))[1]
+    obs, goal, anchor = np.zeros(2, np.float32), np.full(2, 0.3, np.float32), np.array([0.1, -0.2], np.float32)
+    planner.plan(obs, goal=goal, anchor=anchor)
+    chosen = planner._last_params
+    assert chosen is not None and len(seen) == 2 and float(chosen.abs().max()) > 0.1
+    planner.plan(obs, goal=goal, anchor=anchor)
+    carried = torch.cat([chosen[1:], torch.zeros_like(chosen[:1])])
+    for params in seen[2:4]:
+        torch.testing.assert_close(params[1], carried)
+    planner.reset(0)
+    assert planner._last_params is None
+    with pytest.raises(ValueError, match="carry_plan"):
+        LatentCEM(point_model, carry_plan=True)
 
 
 def test_proposals_are_candidates(point_model: LatentWorldModel) -> None:
@@ -286,6 +334,21 @@ def test_eval_policy_plans_with_the_waypoint_sampler_and_reports_replan_times() 
         LatentPlannerEvalPolicy(PolicySpec(**{**vars(spec), "options": {"sampler": "grid"}}))
 
 
+@pytest.mark.parametrize("options, budget", [
+    ({}, (200, 20, 2, 4)),  # WAYPOINT_BUDGET
+    ({"sampler": "box"}, (300, 30, 10, 5)),  # LeWM's
+    ({"samples": "50"}, (50, 5, 2, 4)),  # elites follow samples
+    ({"samples": "50", "elites": "7", "iterations": "3", "horizon": "5"}, (50, 7, 3, 5)),
+])
+def test_eval_policy_budget_defaults(options: dict[str, str], budget: tuple[int, int, int, int]) -> None:
+    model_dir = Path(__file__).resolve().parents[1] / "models" / "pretrained" / "wm-pushblocks-state"
+    spec = PolicySpec(model=model_dir, env_id="forethought/PushBlocks-v0", observation_dim=16, action_dim=2,
+                      options=options)
+    planner = LatentPlannerEvalPolicy(spec).policy.planner
+    c = planner.planner.config
+    assert (c.samples, c.elites, c.iterations, planner.horizon) == budget and not c.warm_start
+
+
 def test_block_goal_cost_is_the_probed_blocks_distance_to_the_goal() -> None:
     """``BlockGoalObjective`` with the identity probe (latent = task state): the summed distance (m) of the
     blocks present in the goal to their goal positions, on the final block or averaged; the pusher is free."""
@@ -307,11 +370,33 @@ def test_block_goal_cost_is_the_probed_blocks_distance_to_the_goal() -> None:
         BlockGoalObjective(probe, goal)
 
 
+def test_push_goal_cost_adds_the_pushing_position() -> None:
+    """The ``"push"`` goal cost's shaping (identity probe): 0.3 x the pusher's distance, averaged over the
+    blocks, to the point ``PUSH_OFFSET`` behind the block on the line from its goal; a pusher there
+    costs nothing extra, one on the goal side costs more than one beside the block."""
+    probe = LinearProbe(torch.eye(scene.OBS_DIM), torch.zeros(scene.OBS_DIM))
+    red = scene.block_slice("red_block")
+    goal = torch.zeros(scene.OBS_DIM)
+    goal[red] = torch.tensor([1.0, 0.10, 0.0, 0.0])
+    states = goal.repeat(3, 1, 1)  # [n = 3, K = 1, S]
+    states[:, 0, red.start + 1] = 0.0  # red 10 cm short of its goal, along +x
+    states[0, 0, scene.PUSHER_POS] = torch.tensor([-PUSH_OFFSET, 0.0])  # behind it
+    states[1, 0, scene.PUSHER_POS] = torch.tensor([0.0, PUSH_OFFSET])  # beside it
+    states[2, 0, scene.PUSHER_POS] = torch.tensor([PUSH_OFFSET, 0.0])  # between it and the goal
+    plain = BlockGoalObjective(probe, goal).cost(states, None)
+    shaped = BlockGoalObjective(probe, goal, shaping_weight=PUSH_SHAPING_WEIGHT).cost(states, None)
+    torch.testing.assert_close(plain, torch.full((3,), 0.10))
+    want = 0.10 + PUSH_SHAPING_WEIGHT * PUSH_OFFSET * torch.tensor([0.0, 2**0.5, 2.0])
+    torch.testing.assert_close(shaped, want)
+
+
 def test_goal_cost_options_are_validated(point_model: LatentWorldModel) -> None:
     goal = np.zeros(2, np.float32)
     with pytest.raises(ValueError, match="goal cost 'pixels'"):
         goal_objective(point_model, goal, "pixels")
     with pytest.raises(ValueError, match="probe"):
         goal_objective(point_model, goal, "blocks")
+    with pytest.raises(ValueError, match="the push goal cost reads block positions through the probe"):
+        goal_objective(point_model, goal, "push")
     with pytest.raises(ValueError, match="goal_cost"):
         LatentCEM(point_model, goal_cost="blocks")

@@ -10,11 +10,14 @@ Example::
         --env forethought/PushBlocks-v0 --env-kwargs '{"n_blocks": 1}' --skill reach --seeds 0-49 \\
         --policy-option iterations=10 --policy-option execute_blocks=1
 
-``--policy-option`` keys: ``samples`` (300), ``elites`` (30), ``iterations`` (10), ``horizon``
-(5 blocks), ``execute_blocks`` (blocks run before replanning, 1), ``temperature`` (MPPI only, 0.5),
-``backend`` (``torch``, or ``onnx``: the rollout is exported to a temporary ONNX file and the plans
-run on onnxruntime), ``sampler`` (``waypoint``, the default: smooth block steps around the pusher
-drawn from the training data's step distribution, ``action_sampler.WaypointSampler`` with
+``--policy-option`` keys: ``samples``, ``elites`` (a tenth of ``samples`` unless given),
+``iterations``, ``horizon`` (``WAYPOINT_BUDGET`` with the waypoint sampler; LeWM's 300, 30, 10 over
+5 blocks with ``box``), ``execute_blocks`` (blocks run before replanning, 1), ``warm_start`` (1:
+start each search from the previous plan's mean shifted by ``execute_blocks``; 0, the default),
+``carry_plan`` (waypoint sampler, 1: the previous plan, shifted, is a candidate of the next; 0),
+``temperature`` (MPPI only, 0.5), ``backend`` (``torch``, or ``onnx``: the rollout is exported to
+a temporary ONNX file and the plans run on onnxruntime), ``sampler`` (``waypoint``, the default: smooth block steps around the pusher drawn
+from the training data's step distribution, ``action_sampler.WaypointSampler`` with
 ``PUSHBLOCKS_STEP_QUANTILES``; or ``box``: LeWM's per-step samples over the action box).
 
 ``policy_controller`` runs the same policy (``policy: latent-cem``): ``plan_chunk`` gives it a fresh
@@ -38,8 +41,13 @@ from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.onnx_rollout import export_rollout
 from forethought.models.world_model.probe import LinearProbe
 
-INT_OPTIONS = ("samples", "elites", "iterations", "horizon", "execute_blocks")
+INT_OPTIONS = ("samples", "elites", "iterations", "horizon", "execute_blocks", "warm_start", "carry_plan")
 SAMPLERS = ("waypoint", "box")
+WAYPOINT_BUDGET = {"samples": 200, "elites": 20, "iterations": 2, "horizon": 4}
+"""The plan-step budget with the waypoint sampler: 200 samples from the data's step distribution
+over 4 blocks, one refit round. On the dev seeds it did as well as LeWM's CEM 300 x 10 over 5
+blocks with a ninth of the predictor calls, and best of the budgets of that cost tried
+(``BENCHMARKS.md``, issue #18)."""
 
 
 class LatentPlannerEvalPolicy:
@@ -61,12 +69,14 @@ class LatentPlannerEvalPolicy:
         sampler = options.pop("sampler", SAMPLERS[0])
         if sampler not in SAMPLERS:
             raise ValueError(f"--policy-option sampler={sampler!r} must be one of {list(SAMPLERS)}")
-        opts: dict[str, Any] = {}
+        opts: dict[str, Any] = dict(WAYPOINT_BUDGET) if sampler == "waypoint" else {}
         for key, value in options.items():
             try:
                 opts[key] = int(value) if key in INT_OPTIONS else float(value)
             except ValueError:
                 raise ValueError(f"--policy-option {key}={value!r} must be a number") from None
+        if "samples" in options and "elites" not in options:
+            opts["elites"] = max(1, opts["samples"] // 10)  # the defaults' tenth
         model = LatentWorldModel.from_pretrained(spec.model, device=spec.device)
         c = model.config
         if c.obs_type != "state":
@@ -82,7 +92,9 @@ class LatentPlannerEvalPolicy:
                 model.load_onnx(export_rollout(model, Path(tmp) / "rollout.onnx", opts.get("horizon", DEFAULT_HORIZON)))
         waypoints = WaypointSampler.for_model(model) if sampler == "waypoint" else None
         planner = (LatentMPPI if mppi else LatentCEM)(model, terminal_only=False, backend=backend, sampler=waypoints,
-                                                      **opts)
+                                                      warm_start=bool(opts.pop("warm_start", 0)),
+                                                      carry_plan=bool(opts.pop("carry_plan", 0)),
+                                                      shift_blocks=execute, **opts)
         self.name, self.policy = name, LatentPlanPolicy(planner, probe, execute_blocks=execute)
         self.task: dict[str, Any] | None = None
 

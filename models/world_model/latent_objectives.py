@@ -10,6 +10,8 @@ they search the dynamics ensemble with ``TaskObjective``:
 - ``BlockGoalObjective``: the same goal observation scored on the blocks only: the distance of each
   block the probe reads out of the imagined latent to where it reads it in the goal's latent (the
   pusher's pose, which the latent distance also weighs, does not matter for a push; issue #18);
+  with ``shaping_weight`` (goal cost ``"push"``) plus the plan-step push objective's shaping: the
+  pusher's distance to the pushing position behind each block, on the line from its goal;
 - ``ProbeObjective``: a PushBlocks plan step (reach a point, push a block to a region) scored by
   D-MPC's own objective on the task state the linear probe reads out of each latent, so the latent
   planner serves the LLM planner's goals.
@@ -70,43 +72,59 @@ class BlockGoalObjective(Objective):
             as present in it (presence flag above one half).
         terminal_only: score the final block only (LeWM's whole-plan execution); ``False`` averages
             over the blocks.
+        shaping_weight: weight of the probed pusher's distance (m, mean over the ``K`` block ends,
+            summed over the blocks) to the pushing position behind each probed block, away from its
+            goal (``PushBlocksObjective.shaping``'s rule); 0: none.
     """
 
-    def __init__(self, probe: LinearProbe, z_goal: Tensor, terminal_only: bool = True) -> None:
+    def __init__(self, probe: LinearProbe, z_goal: Tensor, terminal_only: bool = True,
+                 shaping_weight: float = 0.0) -> None:
         super().__init__()
         goal = probe(z_goal.detach())
         present = [i for i in scene.PRESENCE_FLAGS if float(goal[i]) > 0.5]
         if not present:
             raise ValueError("the probe reads no block in the goal observation: a block goal needs one")
-        self.probe, self.terminal_only = probe, terminal_only
+        self.probe, self.terminal_only, self.shaping_weight = probe, terminal_only, float(shaping_weight)
         self.xy = torch.tensor([[i + 1, i + 2] for i in present])  # [blocks, 2] task-state entries
         self.goal_xy = goal[self.xy]  # [blocks, 2]
 
     def cost(self, states: Tensor, actions: Tensor) -> Tensor:
         """``[...]`` of latents ``states[..., K, D]`` (the actions are not scored)."""
-        xy = self.probe(states)[..., self.xy]  # [..., K, blocks, 2]
-        d = (xy - self.goal_xy.to(xy.device)).norm(dim=-1).sum(-1)  # [..., K]
-        return d[..., -1] if self.terminal_only else d.mean(-1)
+        s = self.probe(states)  # [..., K, S]
+        xy = s[..., self.xy]  # [..., K, blocks, 2]
+        away = xy - self.goal_xy.to(xy.device)
+        d = away.norm(dim=-1).sum(-1)  # [..., K]
+        cost = d[..., -1] if self.terminal_only else d.mean(-1)
+        if self.shaping_weight == 0:
+            return cost
+        behind = xy + away / away.norm(dim=-1, keepdim=True).clamp_min(1e-6) * PUSH_OFFSET  # [..., K, blocks, 2]
+        gap = (s[..., None, scene.PUSHER_POS] - behind).norm(dim=-1)  # [..., K, blocks]
+        return cost + self.shaping_weight * gap.mean(-2).sum(-1)
 
 
-GOAL_COSTS: tuple[str, ...] = ("latent", "blocks")
-"""How a goal observation is scored: LeWM's latent distance (``GoalObjective``) or the probed blocks'
-distance (``BlockGoalObjective``)."""
+GOAL_COSTS: tuple[str, ...] = ("latent", "blocks", "push")
+"""How a goal observation is scored: LeWM's latent distance (``GoalObjective``), the probed blocks'
+distance (``BlockGoalObjective``), or that plus the push shaping (``PUSH_SHAPING_WEIGHT``)."""
+PUSH_SHAPING_WEIGHT = 0.3
+"""The ``"push"`` goal cost's shaping weight: ``PushBlocksObjective``'s default."""
+PUSH_OFFSET = scene.BLOCK_HALF + scene.PUSHER_RADIUS + 0.005
+"""Pusher-to-block-centre distance (m) of the pushing position, as ``PushBlocksObjective.shaping``."""
 
 
 def goal_objective(model: LatentWorldModel, goal: Any, cost: str = "latent", probe: LinearProbe | None = None,
                    terminal_only: bool = True) -> Objective:
     """The objective of goal observation ``goal[*obs_shape]`` under ``cost`` (``GOAL_COSTS``; ``"blocks"``
-    needs the model's ``probe``)."""
+    and ``"push"`` need the model's ``probe``)."""
     if cost not in GOAL_COSTS:
         raise ValueError(f"goal cost {cost!r} is not one of {list(GOAL_COSTS)}")
     objective = GoalObjective.from_observation(model, goal, terminal_only)
     if cost == "latent":
         return objective
     if probe is None:
-        raise ValueError("the blocks goal cost reads block positions through the probe: load the model folder's "
+        raise ValueError(f"the {cost} goal cost reads block positions through the probe: load the model folder's "
                          "probe.safetensors")
-    return BlockGoalObjective(probe, objective.z_goal, terminal_only)
+    return BlockGoalObjective(probe, objective.z_goal, terminal_only,
+                              PUSH_SHAPING_WEIGHT if cost == "push" else 0.0)
 
 
 class ProbeObjective(Objective):

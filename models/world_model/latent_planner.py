@@ -72,23 +72,35 @@ class LatentCEM:
             ``model.load_onnx(FILE)``; the file's horizon must equal ``horizon``).
         sampler: ``None`` (LeWM: every step's action in the box), or a ``WaypointSampler``
             (smooth block deltas around the pusher; module docstring).
-        goal_cost: how a goal observation is scored (``GOAL_COSTS``): ``"latent"`` (LeWM) or
-            ``"blocks"`` (the probed blocks' distance, ``BlockGoalObjective``; needs ``probe``).
+        goal_cost: how a goal observation is scored (``GOAL_COSTS``): ``"latent"`` (LeWM),
+            ``"blocks"`` (the probed blocks' distance, ``BlockGoalObjective``; needs ``probe``) or
+            ``"push"`` (that plus the push shaping; needs ``probe``).
         probe: the model folder's ``LinearProbe``.
+        warm_start: start each plan's search from the previous plan's final mean shifted by
+            ``shift_blocks`` (the blocks executed in between), as the control planners do; ``False``
+            (LeWM): from the prior at every plan. ``reset`` drops it.
+        shift_blocks: blocks executed between two plans (the warm start's and ``carry_plan``'s shift).
+        carry_plan: with a ``sampler``, the previous plan's chosen parameters, shifted by
+            ``shift_blocks`` (the freed blocks hold: ``p = 0``, the data's median step), are a
+            candidate in every round, so a replan keeps the plan it is executing unless it finds a
+            better one. ``reset`` drops it.
     """
 
     def __init__(self, model: LatentWorldModel, samples: int = 300, elites: int = 30, iterations: int = 10,
                  horizon: int = DEFAULT_HORIZON, init_std: float | None = None, min_std: float = 0.05,
                  terminal_only: bool = True, seed: int = 0, backend: str = "torch",
                  sampler: WaypointSampler | None = None, goal_cost: str = "latent",
-                 probe: LinearProbe | None = None) -> None:
-        if goal_cost not in GOAL_COSTS or (goal_cost == "blocks" and probe is None):
-            raise ValueError(f"goal_cost must be one of {list(GOAL_COSTS)} ('blocks' with a probe), got {goal_cost!r}")
+                 probe: LinearProbe | None = None, warm_start: bool = False, shift_blocks: int = 1,
+                 carry_plan: bool = False) -> None:
+        if goal_cost not in GOAL_COSTS or (goal_cost != "latent" and probe is None):
+            raise ValueError(f"goal_cost must be one of {list(GOAL_COSTS)} (all but 'latent' with a probe), "
+                             f"got {goal_cost!r}")
         if init_std is None:
             init_std = 1.0 if sampler is None else 1.0 / PARAM_BOX
         config = PlannerConfig(samples=samples, elites=elites, iterations=iterations, horizon=horizon,
                                init_std=init_std, min_std=min_std, carry_elites=False,
-                               returns="mean" if sampler is None else "best", warm_start=False)
+                               returns="mean" if sampler is None else "best", warm_start=warm_start,
+                               action_steps=shift_blocks)
         if elites > samples:
             raise ValueError(f"elites ({elites}) must be <= samples ({samples})")
         self.latent = LatentDynamics(model, horizon, backend)
@@ -105,6 +117,10 @@ class LatentCEM:
                                  f"must match the model's ({c.frameskip}, {c.action_dim})")
             self.dynamics = WaypointDynamics(self.latent, sampler, self.model.action_blocks, horizon)
             low, high = param_box(self.model.config.action_dim)
+        if carry_plan and sampler is None:
+            raise ValueError("carry_plan shifts waypoint parameters: pass a sampler")
+        self.carry_plan, self.shift_blocks = carry_plan, shift_blocks
+        self._last_params: Tensor | None = None  # [K, A], the previous plan's chosen parameters
         self.planner = self._build_planner(config, low, high, self.model.processor.action_low.device)
         self.planner.reset(seed)
 
@@ -114,8 +130,9 @@ class LatentCEM:
         return CEMPlanner(self.dynamics, low, high, config, device=device)
 
     def reset(self, seed: int) -> None:
-        """Reseed the sampling noise."""
+        """Reseed the sampling noise; forget the previous plan."""
         self.planner.reset(seed)
+        self._last_params = None
 
     @torch.inference_mode()
     def plan(self, obs: Any, goal: Any = None, objective: Objective | None = None, proposals: Any = None,
@@ -143,11 +160,20 @@ class LatentCEM:
             if proposals is not None:
                 raise ValueError("proposals are chunks of env actions: the waypoint sampler searches block deltas")
             self.dynamics.anchor = self._anchor(obs, anchor)
-            params = torch.from_numpy(self.planner.plan(state, objective)).to(state.device)  # [K, A]
+            params = torch.from_numpy(self.planner.plan(state, objective, fixed=self._carried())).to(state.device)
+            if self.carry_plan:
+                self._last_params = params  # [K, A]
             return self.dynamics.actions(params[None])[0].cpu().numpy().astype(np.float32)
         blocks = self.planner.plan(state, objective, fixed=self._proposal_blocks(proposals))  # [K, Bd]
         actions = torch.from_numpy(blocks).to(state.device).reshape(self.horizon * c.frameskip, c.action_dim)
         return self.model.processor.unnormalize_actions(actions).cpu().numpy().astype(np.float32)
+
+    def _carried(self) -> Tensor | None:
+        """The previous plan's parameters shifted by ``shift_blocks``, freed blocks holding: ``[1, K, A]``."""
+        if self._last_params is None:
+            return None
+        last, k = self._last_params, min(self.shift_blocks, len(self._last_params))
+        return torch.cat([last[k:], torch.zeros_like(last[:k])])[None]
 
     def _anchor(self, obs: Any, anchor: Any) -> np.ndarray:
         """The waypoints' start ``[A]``: ``anchor``, or the pusher's position in the (latest) state observation."""
