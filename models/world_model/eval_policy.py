@@ -16,9 +16,10 @@ Example::
 start each search from the previous plan's mean shifted by ``execute_blocks``; 0, the default),
 ``carry_plan`` (waypoint sampler, 1: the previous plan, shifted, is a candidate of the next; 0),
 ``temperature`` (MPPI only, 0.5), ``backend`` (``torch``, or ``onnx``: the rollout is exported to
-a temporary ONNX file and the plans run on onnxruntime), ``sampler`` (``waypoint``, the default: smooth block steps around the pusher drawn
-from the training data's step distribution, ``action_sampler.WaypointSampler`` with
-``PUSHBLOCKS_STEP_QUANTILES``; or ``box``: LeWM's per-step samples over the action box).
+a temporary ONNX file and the plans run on onnxruntime), ``sampler`` (``waypoint``, the default:
+smooth block steps around the pusher drawn from the training data's step distribution,
+``action_sampler.WaypointSampler`` with ``PUSHBLOCKS_STEP_QUANTILES``; or ``box``: LeWM's per-step
+samples over the action box).
 
 ``policy_controller`` runs the same policy (``policy: latent-cem``): ``plan_chunk`` gives it a fresh
 plan's first ``execute_blocks`` blocks as one chunk.
