@@ -251,7 +251,8 @@ def report(res: dict[str, Any]) -> None:
     print("| model, sampler, cost | budget | success | Wilson 95% | median best distance (m) | seeds | wall s |\n"
           "|---|---|---|---|---|---|---|")
     for k, r in res["success"].items():
-        print(f"| {k} | {r['samples']}x{r['iterations']}, replan every {r['execute_blocks']} | {r['wins']}/{r['episodes']} = {fmt(r['success'])} | "
+        print(f"| {k} | {r['samples']}x{r['iterations']}, replan every {r['execute_blocks']} | "
+              f"{r['wins']}/{r['episodes']} = {fmt(r['success'])} | "
               f"{fmt(r['wilson95'][0])}-{fmt(r['wilson95'][1])} | {fmt(r['median_best_distance_m'], 3)} | "
               f"{r['seeds'][0]}-{r['seeds'][-1]} | {r['wall_s']:.0f} |")
     d = res["diagnostics"]
@@ -286,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidates", type=int, default=300, help="first-round candidates ranked (default 300)")
     ap.add_argument("--samplers", nargs="+", choices=wm_success.SAMPLERS, default=list(wm_success.SAMPLERS))
     ap.add_argument("--costs", nargs="+", choices=GOAL_COSTS, default=list(GOAL_COSTS),
-                    help="goal costs: latent distance (LeWM) and/or the probed blocks' distance")
+                    help="goal costs: latent distance (LeWM), the probed blocks' distance, and/or that plus the "
+                         "push shaping")
     ap.add_argument("--execute-blocks", type=int, default=wm_success.HORIZON,
                     help="blocks run before replanning in the success rows: 5, LeWM's (the whole plan, scored on "
                          "its final block), or fewer (receding horizon, scored on every block)")

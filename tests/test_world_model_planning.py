@@ -21,8 +21,8 @@ from forethought.models.world_model import LatentWorldModel, WorldModelConfig
 from forethought.models.world_model.action_sampler import PUSHBLOCKS_STEP_QUANTILES, WaypointSampler
 from forethought.models.world_model.eval_policy import LatentPlannerEvalPolicy
 from forethought.models.world_model.latent_dynamics import LatentDynamics
-from forethought.models.world_model.latent_objectives import (PUSH_OFFSET, PUSH_SHAPING_WEIGHT, BlockGoalObjective,
-                                                               GoalObjective, goal_objective)
+from forethought.models.control.objectives import PUSH_OFFSET, SHAPING_WEIGHT
+from forethought.models.world_model.latent_objectives import BlockGoalObjective, GoalObjective, goal_objective
 from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
 from forethought.models.world_model.probe import LinearProbe
 from forethought.models.world_model.surprise import SurpriseMonitor, rollout_spread, surprise_trace
@@ -384,9 +384,9 @@ def test_push_goal_cost_adds_the_pushing_position() -> None:
     states[1, 0, scene.PUSHER_POS] = torch.tensor([0.0, PUSH_OFFSET])  # beside it
     states[2, 0, scene.PUSHER_POS] = torch.tensor([PUSH_OFFSET, 0.0])  # between it and the goal
     plain = BlockGoalObjective(probe, goal).cost(states, None)
-    shaped = BlockGoalObjective(probe, goal, shaping_weight=PUSH_SHAPING_WEIGHT).cost(states, None)
+    shaped = BlockGoalObjective(probe, goal, shaping_weight=SHAPING_WEIGHT).cost(states, None)
     torch.testing.assert_close(plain, torch.full((3,), 0.10))
-    want = 0.10 + PUSH_SHAPING_WEIGHT * PUSH_OFFSET * torch.tensor([0.0, 2**0.5, 2.0])
+    want = 0.10 + SHAPING_WEIGHT * PUSH_OFFSET * torch.tensor([0.0, 2**0.5, 2.0])
     torch.testing.assert_close(shaped, want)
 
 

@@ -74,6 +74,10 @@ EDGE_LIMIT = scene.WORKSPACE_HALF - scene.BLOCK_HALF - scene.PUSHER_RADIUS
 EDGE_WEIGHT = 10.0
 """Default weight of the edge term (cost per metre a pushed block is imagined beyond ``EDGE_LIMIT``);
 chosen on dev seeds 100-199 and 5000-5199 of ``bench/tidy.py`` (BENCHMARKS.md)."""
+SHAPING_WEIGHT = 0.3
+"""Default weight of the approach shaping (push only)."""
+PUSH_OFFSET = scene.BLOCK_HALF + scene.PUSHER_RADIUS + 0.005
+"""Distance (m) of the pushing position behind a block from its centre: the pusher touching it, plus 5 mm."""
 DISTURBANCE_DEADBAND = 0.01
 """Default dead-band (m) of the disturbance term: smaller imagined displacements cost nothing (the
 shipped relational ensemble imagines a few mm of motion for blocks nothing touches; the flat one
@@ -260,7 +264,7 @@ class PushBlocksObjective(TaskObjective):
         edge_weight: the edge term (push only; 0 turns it off).
     """
 
-    def __init__(self, step: Mapping[str, Any], margin: float = 0.01, shaping_weight: float = 0.3,
+    def __init__(self, step: Mapping[str, Any], margin: float = 0.01, shaping_weight: float = SHAPING_WEIGHT,
                  present: Sequence[str] = scene.BLOCK_NAMES, disturbance_weight: float = DISTURBANCE_WEIGHT,
                  disturbance_deadband: float = DISTURBANCE_DEADBAND, disturbance_patience: int = DISTURBANCE_PATIENCE,
                  edge_weight: float = EDGE_WEIGHT, **terms: Any) -> None:
@@ -356,10 +360,17 @@ class PushBlocksObjective(TaskObjective):
         if self.object is None or self.shaping_weight == 0:
             return super().shaping(states)
         block = self._xy(states, self.object)  # [..., F, 2]
-        away = block - self._target_xy(states)
-        away = away / away.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        behind = block + away * (scene.BLOCK_HALF + scene.PUSHER_RADIUS + 0.005)
-        return self.shaping_weight * (states[..., scene.PUSHER_POS] - behind).norm(dim=-1).mean(-1)
+        gap = pushing_gap(states[..., scene.PUSHER_POS], block, self._target_xy(states))  # [..., F]
+        return self.shaping_weight * gap.mean(-1)
+
+
+def pushing_gap(pusher: Tensor, block: Tensor, target: Tensor) -> Tensor:
+    """Distance (m) ``[...]`` of ``pusher[..., 2]`` to the pushing position of ``block[..., 2]``: ``PUSH_OFFSET``
+    behind its centre on the line away from ``target[..., 2]`` (the approach shaping's point)."""
+    away = block - target
+    away = away / away.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    behind = block + away * PUSH_OFFSET
+    return (pusher - behind).norm(dim=-1)
 
 
 class ReacherObjective(TaskObjective):

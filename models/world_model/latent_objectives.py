@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from forethought.models.control.objectives import Objective
+from forethought.models.control.objectives import SHAPING_WEIGHT, Objective, pushing_gap
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.probe import LinearProbe
 from forethought.sim import scene
@@ -74,7 +74,7 @@ class BlockGoalObjective(Objective):
             over the blocks.
         shaping_weight: weight of the probed pusher's distance (m, mean over the ``K`` block ends,
             summed over the blocks) to the pushing position behind each probed block, away from its
-            goal (``PushBlocksObjective.shaping``'s rule); 0: none.
+            goal (``objectives.pushing_gap``, the plan-step shaping's rule); 0: none.
     """
 
     def __init__(self, probe: LinearProbe, z_goal: Tensor, terminal_only: bool = True,
@@ -92,23 +92,19 @@ class BlockGoalObjective(Objective):
         """``[...]`` of latents ``states[..., K, D]`` (the actions are not scored)."""
         s = self.probe(states)  # [..., K, S]
         xy = s[..., self.xy]  # [..., K, blocks, 2]
-        away = xy - self.goal_xy.to(xy.device)
-        d = away.norm(dim=-1).sum(-1)  # [..., K]
+        goal_xy = self.goal_xy.to(xy.device)
+        d = (xy - goal_xy).norm(dim=-1).sum(-1)  # [..., K]
         cost = d[..., -1] if self.terminal_only else d.mean(-1)
         if self.shaping_weight == 0:
             return cost
-        behind = xy + away / away.norm(dim=-1, keepdim=True).clamp_min(1e-6) * PUSH_OFFSET  # [..., K, blocks, 2]
-        gap = (s[..., None, scene.PUSHER_POS] - behind).norm(dim=-1)  # [..., K, blocks]
+        gap = pushing_gap(s[..., None, scene.PUSHER_POS], xy, goal_xy)  # [..., K, blocks]
         return cost + self.shaping_weight * gap.mean(-2).sum(-1)
 
 
 GOAL_COSTS: tuple[str, ...] = ("latent", "blocks", "push")
 """How a goal observation is scored: LeWM's latent distance (``GoalObjective``), the probed blocks'
-distance (``BlockGoalObjective``), or that plus the push shaping (``PUSH_SHAPING_WEIGHT``)."""
-PUSH_SHAPING_WEIGHT = 0.3
-"""The ``"push"`` goal cost's shaping weight: ``PushBlocksObjective``'s default."""
-PUSH_OFFSET = scene.BLOCK_HALF + scene.PUSHER_RADIUS + 0.005
-"""Pusher-to-block-centre distance (m) of the pushing position, as ``PushBlocksObjective.shaping``."""
+distance (``BlockGoalObjective``), or that plus the plan-step objective's push shaping
+(``objectives.SHAPING_WEIGHT``)."""
 
 
 def goal_objective(model: LatentWorldModel, goal: Any, cost: str = "latent", probe: LinearProbe | None = None,
@@ -123,8 +119,7 @@ def goal_objective(model: LatentWorldModel, goal: Any, cost: str = "latent", pro
     if probe is None:
         raise ValueError(f"the {cost} goal cost reads block positions through the probe: load the model folder's "
                          "probe.safetensors")
-    return BlockGoalObjective(probe, objective.z_goal, terminal_only,
-                              PUSH_SHAPING_WEIGHT if cost == "push" else 0.0)
+    return BlockGoalObjective(probe, objective.z_goal, terminal_only, SHAPING_WEIGHT if cost == "push" else 0.0)
 
 
 class ProbeObjective(Objective):
