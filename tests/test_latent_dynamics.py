@@ -4,6 +4,7 @@ interpolation, padding, refusals, and a D-MPC episode planned through it)."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from forethought.models.control.objectives import Objective
 from forethought.models.control.policy import DMPCPolicy
 from forethought.models.evaluation import PolicySpec, evaluate
 from forethought.models.world_model import LatentWorldModel, WorldModelConfig
-from forethought.models.world_model.latent_dynamics import LatentDynamics, ProbedLatentDynamics, is_world_model_dir
+from forethought.models.world_model.latent_dynamics import (LatentDynamics, LatentEnsembleDynamics, ProbedLatentDynamics,
+                                                            is_world_model_dir)
 from forethought.models.world_model.latent_objectives import ProbeObjective
 from forethought.models.world_model.probe import LinearProbe
 from forethought.sim import scene
@@ -79,6 +81,62 @@ def test_probe_objective_scores_the_probed_states(dynamics: ProbedLatentDynamics
         assert torch.allclose(objective.cost(z, torch.zeros(1, 4, 5, 10)), want)
         assert torch.allclose(objective.score(z, torch.zeros(4, 5, 10)), want[0])
     assert (want_states[..., 5:7] - dynamics.probe(z)[..., 5:7]).abs().max() > 1e-3  # the correction is not a no-op
+
+
+def perturbed_copy(model: LatentWorldModel, seed: int) -> LatentWorldModel:
+    """Another ensemble member: ``model`` with its predictor's weights moved by 5% noise."""
+    other = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in other.predictor.parameters():
+            p.add_(0.05 * p.abs().mean() * torch.randn(p.shape, generator=g))
+    return other.eval()
+
+
+def test_ensemble_stacks_each_members_state_and_rollout(dynamics: ProbedLatentDynamics) -> None:
+    """The ensemble's state is the members' side by side, its rollout each member's own on the member axis."""
+    a, b = dynamics.model, perturbed_copy(dynamics.model, 0)
+    H, D = a.config.history, a.config.embed_dim
+    members = [LatentDynamics(a, horizon=2), LatentDynamics(b, horizon=2)]
+    ensemble = LatentEnsembleDynamics(members)
+    assert (ensemble.n_obs_steps, ensemble.state_dim, ensemble.action_dim) == (H, 2 * (D + 1), a.config.block_dim)
+    frames = np.stack([start_state() + np.float32(0.01 * i) for i in range(H)])
+    blocks = torch.rand(3, 2, a.config.block_dim, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.inference_mode():
+        state = ensemble.start(frames)
+        z = ensemble.rollout(state, blocks)
+        want = [m.rollout(m.start(frames), blocks)[0] for m in members]
+        encoded = ensemble.encode(frames[-1])
+    assert torch.equal(state, torch.cat([m.start(frames) for m in members], dim=-1))
+    assert z.shape == (2, 3, 2, D) and torch.equal(z[0], want[0]) and torch.equal(z[1], want[1])
+    assert (z[0] - z[1]).abs().max() > 1e-4  # the members differ
+    assert torch.equal(encoded, torch.stack([a.encode(frames[-1]), b.encode(frames[-1])]))
+    assert torch.equal(members[0].encode(frames[-1]), a.encode(frames[-1])[None])
+    with pytest.raises(ValueError, match="at least two"):
+        LatentEnsembleDynamics(members[:1])
+    with pytest.raises(ValueError, match="horizon"):
+        LatentEnsembleDynamics([members[0], LatentDynamics(b, horizon=3)])
+
+
+def test_probe_objective_reads_each_member_through_its_own_probe(dynamics: ProbedLatentDynamics) -> None:
+    """Member ``m``'s latents are scored through probe ``m`` from its own embedding of the state; the
+    score is the members' mean cost plus ``beta`` times their std."""
+    D = dynamics.model.config.embed_dim
+    probes = [dynamics.probe, LinearProbe(dynamics.probe.weight * 1.1, dynamics.probe.bias + 0.01)]
+    z = torch.randn(2, 4, 5, D, generator=torch.Generator().manual_seed(1))
+    start = start_state()
+    z0 = torch.stack([dynamics.model.encode(start), dynamics.model.encode(start) + 0.1])
+    step = {"skill": "push", "object": "red_block", "target": "left"}
+    objective = ProbeObjective(probes, step, start, z0, beta=0.5)
+    actions = torch.zeros(4, 5, 10)
+    costs = objective.cost(z, actions.unsqueeze(0))
+    for m in range(2):
+        alone = ProbeObjective(probes[m], step, start, z0[m]).cost(z[m:m + 1], actions.unsqueeze(0))[0]
+        assert torch.allclose(costs[m], alone)
+    assert not torch.allclose(costs[0], costs[1])
+    assert torch.allclose(objective.score(z, actions), costs.mean(0) + 0.5 * costs.std(0))
+    with pytest.raises(ValueError, match="3 members for 2 probes"):
+        objective.cost(torch.zeros(3, 4, 5, D), actions.unsqueeze(0))
 
 
 def test_block_ends_are_the_probed_latent_rollout(dynamics: ProbedLatentDynamics) -> None:

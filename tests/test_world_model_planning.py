@@ -20,7 +20,7 @@ from forethought.models.training import TrainConfig, train
 from forethought.models.world_model import LatentWorldModel, WorldModelConfig
 from forethought.models.world_model.action_sampler import PUSHBLOCKS_STEP_QUANTILES, WaypointSampler
 from forethought.models.world_model.eval_policy import LatentPlannerEvalPolicy
-from forethought.models.world_model.latent_dynamics import LatentDynamics
+from forethought.models.world_model.latent_dynamics import LatentDynamics, LatentEnsembleDynamics
 from forethought.models.control.objectives import PUSH_OFFSET, SHAPING_WEIGHT
 from forethought.models.world_model.latent_objectives import BlockGoalObjective, GoalObjective, goal_objective
 from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
@@ -332,6 +332,39 @@ def test_eval_policy_plans_with_the_waypoint_sampler_and_reports_replan_times() 
     assert np.all(np.abs(first - obs[scene.PUSHER_POS]) <= 0.19)  # one step from the pusher (largest data step 0.18)
     with pytest.raises(ValueError, match="sampler='grid'"):
         LatentPlannerEvalPolicy(PolicySpec(**{**vars(spec), "options": {"sampler": "grid"}}))
+
+
+def test_an_ensemble_of_one_model_twice_plans_as_the_model_alone(point_model: LatentWorldModel) -> None:
+    """Identical members score every candidate as one model does (mean of equal costs, zero spread), so
+    the same noise gives the same plan; a goal observation is refused (each member has its own latent space)."""
+    s0, goal = np.array([0.1, -0.2], np.float32), np.array([0.4, 0.2], np.float32)
+    objective = GoalObjective.from_observation(point_model, goal)
+    alone = LatentCEM(point_model, samples=40, elites=4, iterations=3, seed=3)
+    twice = LatentCEM(point_model, samples=40, elites=4, iterations=3, seed=3, ensemble=[point_model])
+    assert isinstance(twice.latent, LatentEnsembleDynamics) and len(twice.latent.members) == 2
+    objective.beta = 1.0
+    np.testing.assert_array_equal(twice.plan(s0, objective=objective), alone.plan(s0, objective=objective))
+    with pytest.raises(ValueError, match="one model"):
+        twice.plan(s0, goal=goal)
+    probe = LinearProbe(torch.zeros(2, 16), torch.zeros(2))
+    with pytest.raises(ValueError, match="one probe per member"):
+        LatentPlanPolicy(twice, probe)
+
+
+def test_eval_policy_rolls_an_ensemble_out_and_weighs_its_spread() -> None:
+    """``--policy-option ensemble=DIR beta=B``: two members, each with its probe; ``beta`` alone is refused."""
+    model_dir = Path(__file__).resolve().parents[1] / "models" / "pretrained" / "wm-pushblocks-state"
+    spec = PolicySpec(model=model_dir, env_id="forethought/PushBlocks-v0", observation_dim=16, action_dim=2,
+                      options={"samples": "16", "ensemble": str(model_dir), "beta": "0.5"})
+    policy = LatentPlannerEvalPolicy(spec)
+    assert len(policy.policy.planner.latent.members) == 2 and len(policy.policy.probe) == 2
+    assert policy.policy.beta == 0.5
+    obs = np.zeros(16, np.float32)
+    obs[scene.PUSHER_POS] = [0.05, -0.05]
+    policy.reset({"skill": "reach", "target": [0.1, 0.1]}, 0)
+    assert np.all(np.abs(policy.act(obs) - obs[scene.PUSHER_POS]) <= 0.19)
+    with pytest.raises(ValueError, match="ensemble=DIR"):
+        LatentPlannerEvalPolicy(PolicySpec(**{**vars(spec), "options": {"beta": "0.5"}}))
 
 
 @pytest.mark.parametrize("options, budget", [

@@ -19,7 +19,11 @@ start each search from the previous plan's mean shifted by ``execute_blocks``; 0
 a temporary ONNX file and the plans run on onnxruntime), ``sampler`` (``waypoint``, the default:
 smooth block steps around the pusher drawn from the training data's step distribution,
 ``action_sampler.WaypointSampler`` with ``PUSHBLOCKS_STEP_QUANTILES``; or ``box``: LeWM's per-step
-samples over the action box).
+samples over the action box), ``ensemble`` (comma-separated world-model folders trained like
+``--model``, e.g. with other seeds: every candidate is rolled out through all of them and scored by
+the members' mean cost, ``LatentEnsembleDynamics``), ``beta`` (with ``ensemble``: plus ``beta`` times
+the members' cost std, 0), ``margin`` (how far inside the success boundary the plan step aims, m;
+``TaskObjective``'s 0.01 unless given).
 
 ``policy_controller`` runs the same policy (``policy: latent-cem``): ``plan_chunk`` gives it a fresh
 plan's first ``execute_blocks`` blocks as one chunk.
@@ -59,7 +63,7 @@ class LatentPlannerEvalPolicy:
         if spec.model is None:
             raise ValueError(f"--policy {name} needs --model DIR (a world-model folder, e.g. "
                              "models/pretrained/wm-pushblocks-state)")
-        allowed = INT_OPTIONS + ("backend", "sampler") + (("temperature",) if mppi else ())
+        allowed = INT_OPTIONS + ("backend", "sampler", "ensemble", "beta", "margin") + (("temperature",) if mppi else ())
         unknown = sorted(set(spec.options) - set(allowed))
         if unknown:
             raise ValueError(f"unknown --policy-option {unknown} for {name}: valid keys are {list(allowed)}")
@@ -67,6 +71,7 @@ class LatentPlannerEvalPolicy:
         backend = options.pop("backend", "torch")
         if backend not in BACKENDS:
             raise ValueError(f"--policy-option backend={backend!r} must be one of {list(BACKENDS)}")
+        folders = [spec.model] + [f for f in options.pop("ensemble", "").split(",") if f]
         sampler = options.pop("sampler", SAMPLERS[0])
         if sampler not in SAMPLERS:
             raise ValueError(f"--policy-option sampler={sampler!r} must be one of {list(SAMPLERS)}")
@@ -78,26 +83,36 @@ class LatentPlannerEvalPolicy:
                 raise ValueError(f"--policy-option {key}={value!r} must be a number") from None
         if "samples" in options and "elites" not in options:
             opts["elites"] = max(1, opts["samples"] // 10)  # the defaults' tenth
-        model = LatentWorldModel.from_pretrained(spec.model, device=spec.device)
+        if "beta" in opts and len(folders) == 1:
+            raise ValueError("--policy-option beta weighs the spread of an ensemble: add --policy-option ensemble=DIR")
+        beta, margin = opts.pop("beta", 0.0), opts.pop("margin", None)
+        models = [self._load(name, folder, spec, backend, opts.get("horizon", DEFAULT_HORIZON)) for folder in folders]
+        probes = [LinearProbe.load(f, m.config.embed_dim, m.config.obs_dim) for f, m in zip(folders, models)]
+        execute = opts.pop("execute_blocks", 1)
+        waypoints = WaypointSampler.for_model(models[0]) if sampler == "waypoint" else None
+        planner = (LatentMPPI if mppi else LatentCEM)(models[0], terminal_only=False, backend=backend,
+                                                      sampler=waypoints, warm_start=bool(opts.pop("warm_start", 0)),
+                                                      carry_plan=bool(opts.pop("carry_plan", 0)),
+                                                      shift_blocks=execute, ensemble=models[1:], **opts)
+        self.name = name
+        self.policy = LatentPlanPolicy(planner, probes, execute_blocks=execute, beta=beta, margin=margin)
+        self.task: dict[str, Any] | None = None
+
+    @staticmethod
+    def _load(name: str, folder: str, spec: PolicySpec, backend: str, horizon: int) -> LatentWorldModel:
+        """A state world model from ``folder``, checked against the env, its rollout on onnxruntime if asked."""
+        model = LatentWorldModel.from_pretrained(folder, device=spec.device)
         c = model.config
         if c.obs_type != "state":
             raise ValueError(f"--policy {name} plans plan-step tasks through the probe and needs a state model; "
-                             f"{spec.model} is a {c.obs_type} model")
+                             f"{folder} is a {c.obs_type} model")
         if c.obs_dim != spec.observation_dim or c.action_dim != spec.action_dim:
-            raise ValueError(f"world model {spec.model} takes observations of width {c.obs_dim} and actions of width "
+            raise ValueError(f"world model {folder} takes observations of width {c.obs_dim} and actions of width "
                              f"{c.action_dim}, but {spec.env_id} has {spec.observation_dim} and {spec.action_dim}")
-        probe = LinearProbe.load(spec.model, c.embed_dim, c.obs_dim)
-        execute = opts.pop("execute_blocks", 1)
         if backend == "onnx":
             with tempfile.TemporaryDirectory(prefix="latent-rollout-") as tmp:
-                model.load_onnx(export_rollout(model, Path(tmp) / "rollout.onnx", opts.get("horizon", DEFAULT_HORIZON)))
-        waypoints = WaypointSampler.for_model(model) if sampler == "waypoint" else None
-        planner = (LatentMPPI if mppi else LatentCEM)(model, terminal_only=False, backend=backend, sampler=waypoints,
-                                                      warm_start=bool(opts.pop("warm_start", 0)),
-                                                      carry_plan=bool(opts.pop("carry_plan", 0)),
-                                                      shift_blocks=execute, **opts)
-        self.name, self.policy = name, LatentPlanPolicy(planner, probe, execute_blocks=execute)
-        self.task: dict[str, Any] | None = None
+                model.load_onnx(export_rollout(model, Path(tmp) / "rollout.onnx", horizon))
+        return model
 
     def reset(self, task: dict[str, Any] | None, seed: int) -> None:
         if task is None:

@@ -13,6 +13,12 @@ so a planner's action box is ``[-1, 1]^Bd`` and its chunk is ``K`` blocks. The s
 (the predictor's inputs), so the planner passes it through unchanged. The rollout runs in torch
 or, with ``backend="onnx"``, on onnxruntime (``LatentWorldModel.load_onnx``).
 
+``LatentEnsembleDynamics`` rolls the same blocks through several world models trained alike (different
+seeds, one action space) and stacks their embeddings on the member axis, ``z[M, n, K, D]``, so an
+objective's ``score`` takes the members' mean cost plus ``beta`` times their spread (issue #18: the
+spread between training seeds is as large as the gap to the success goal). Each member keeps its own
+latent space, so each is read through its own probe (``ProbeObjective`` with one probe per member).
+
 ``ProbedLatentDynamics`` implements the controller's ``Dynamics`` call in task-state units
 (``rollout(state, actions[n, F, A]) -> states[1, n, F, S]``), so SSR, MPPI and CEM plan through the
 SIGReg world model as through the dynamics ensemble (``forethought eval --policy dmpc --dynamics
@@ -32,7 +38,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor
@@ -94,6 +100,10 @@ class LatentDynamics:
         window, present = model.pad_history(z.unsqueeze(0))  # [1, history, D], [1, history]
         return torch.cat([window[0], present[0, :, None]], dim=-1)
 
+    def encode(self, obs: Any) -> Tensor:
+        """The embedding of one observation as a one-member ensemble's: ``z[1, D]``."""
+        return self.model.encode(obs)[None]
+
     def rollout(self, state: Tensor, actions: Tensor) -> Tensor:
         """``state[history, D + 1]`` (``start``) and normalised ``actions[n, K, Bd]`` -> ``z[1, n, K, D]``."""
         if actions.dim() != 3 or actions.shape[2] != self.action_dim:
@@ -102,6 +112,45 @@ class LatentDynamics:
         window, present = state[:, :D].expand(n, -1, -1), state[:, D].expand(n, -1)
         rollout = self.model.onnx_rollout if self.backend == "onnx" else self.model.rollout_window
         return rollout(window, present, actions).unsqueeze(0)
+
+
+class LatentEnsembleDynamics:
+    """``LatentDynamics`` of several members stacked on the member axis (module docstring).
+
+    Args:
+        members: one ``LatentDynamics`` per world model; they must share the horizon, history,
+            embedding width, frameskip and action box (the planner samples one set of blocks for all).
+    """
+
+    def __init__(self, members: Sequence[LatentDynamics]) -> None:
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
+        first = members[0]
+        c0 = first.model.config
+        keys = ("obs_type", "obs_dim", "action_dim", "frameskip", "history", "embed_dim", "action_low", "action_high")
+        for i, m in enumerate(members[1:], 1):
+            c = m.model.config
+            differ = [k for k in keys if getattr(c, k) != getattr(c0, k)]
+            if differ or m.horizon != first.horizon:
+                raise ValueError(f"ensemble member {i} differs from member 0 in {differ or ['horizon']}: the members "
+                                 "must plan the same blocks from the same observations")
+        self.members, self.model, self.horizon = list(members), first.model, first.horizon
+        self.n_obs_steps, self.action_dim = first.n_obs_steps, first.action_dim
+        self.member_dim = first.state_dim
+        self.state_dim = self.member_dim * len(members)
+
+    def start(self, obs: Any) -> Tensor:
+        """The members' states side by side: ``[history, M * (D + 1)]``."""
+        return torch.cat([m.start(obs) for m in self.members], dim=-1)
+
+    def encode(self, obs: Any) -> Tensor:
+        """Each member's embedding of one observation: ``z[M, D]``."""
+        return torch.stack([m.model.encode(obs) for m in self.members])
+
+    def rollout(self, state: Tensor, actions: Tensor) -> Tensor:
+        """``state[history, M * (D + 1)]`` and normalised ``actions[n, K, Bd]`` -> ``z[M, n, K, D]``."""
+        parts = state.split(self.member_dim, dim=-1)
+        return torch.cat([m.rollout(s, actions) for m, s in zip(self.members, parts)])
 
 
 class ProbedLatentDynamics:

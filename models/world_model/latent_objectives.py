@@ -24,7 +24,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -132,24 +132,39 @@ class ProbeObjective(Objective):
     the disturbance term: the world model's imagined bystanders drift by centimetres while the pusher
     moves far from them (4 cm for an 11 cm reach), so the term would forbid moving at all.
 
+    An ensemble (``LatentEnsembleDynamics``) passes one probe per member: member ``m``'s latents
+    ``states[m]`` are read by ``probe[m]`` from its own embedding ``z_obs[m]``, and ``score`` takes the
+    members' mean cost plus ``beta`` times their std.
+
     Args:
-        probe: the model folder's ``LinearProbe`` (latent -> task state).
+        probe: the model folder's ``LinearProbe`` (latent -> task state), or one per ensemble member.
         task: the plan step, validated against the blocks present in ``obs``.
         obs: the current task state ``[S]``.
-        z_obs: the embedding of ``obs`` ``[D]``.
+        z_obs: the embedding of ``obs`` ``[D]``, or each member's ``[M, D]``.
+        beta: pessimism, the weight of the members' cost std (``Objective``).
+        margin: how far inside the success boundary the step aims (m, ``TaskObjective``); ``None``: its default.
     """
 
-    def __init__(self, probe: LinearProbe, task: Mapping[str, Any], obs: np.ndarray, z_obs: Tensor) -> None:
-        super().__init__()
+    def __init__(self, probe: LinearProbe | Sequence[LinearProbe], task: Mapping[str, Any], obs: np.ndarray,
+                 z_obs: Tensor, beta: float = 0.0, margin: float | None = None) -> None:
+        super().__init__(beta)
         obs = np.asarray(obs, np.float32)
-        self.probe, self.z_obs = probe, z_obs.detach()
+        self.probes = [probe] if isinstance(probe, LinearProbe) else list(probe)
+        self.z_obs = z_obs.detach().reshape(len(self.probes), -1)  # [M, D]
         self.obs = torch.from_numpy(obs)
-        self.task = Objective.from_step(task, scene.present_blocks(obs), disturbance_weight=0.0)
+        terms = {} if margin is None else {"margin": margin}
+        self.task = Objective.from_step(task, scene.present_blocks(obs), disturbance_weight=0.0, **terms)
         self.task.observe(obs)
 
     def cost(self, states: Tensor, actions: Tensor) -> Tensor:
-        """``[...]`` of latents ``states[..., K, D]`` (the actions are not scored)."""
-        s = self.probe.corrected(states, self.obs, self.z_obs)  # [..., K, S]
+        """``[...]`` of latents ``states[..., K, D]``, or an ensemble's ``states[M, ..., K, D]`` (the
+        actions are not scored)."""
+        if len(self.probes) == 1:
+            s = self.probes[0].corrected(states, self.obs, self.z_obs[0])  # [..., K, S]
+        else:
+            if states.shape[0] != len(self.probes):
+                raise ValueError(f"states of {states.shape[0]} members for {len(self.probes)} probes")
+            s = torch.stack([p.corrected(z, self.obs, z0) for p, z, z0 in zip(self.probes, states, self.z_obs)])
         flags = list(scene.PRESENCE_FLAGS)
         s[..., flags] = self.obs[flags].to(s.device)
         return self.task.cost(s, actions)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -49,7 +49,7 @@ from forethought.models.control.objectives import Objective
 from forethought.models.control.planners import CEMPlanner, MPPIPlanner, Planner, PlannerConfig
 from forethought.models.world_model.action_sampler import PARAM_BOX, WaypointDynamics, WaypointSampler, param_box
 from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
-from forethought.models.world_model.latent_dynamics import LatentDynamics
+from forethought.models.world_model.latent_dynamics import LatentDynamics, LatentEnsembleDynamics
 from forethought.models.world_model.latent_objectives import GOAL_COSTS, ProbeObjective, goal_objective
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.probe import LinearProbe
@@ -84,6 +84,9 @@ class LatentCEM:
             ``shift_blocks`` (the freed blocks hold: ``p = 0``, the data's median step), are a
             candidate in every round, so a replan keeps the plan it is executing unless it finds a
             better one. ``reset`` drops it.
+        ensemble: more world models trained like ``model`` (other seeds): every candidate is rolled
+            out through all of them (``LatentEnsembleDynamics``, ``[M, n, K, D]``), for a plan-step
+            objective with a probe per member (``ProbeObjective``); a goal observation needs one model.
     """
 
     def __init__(self, model: LatentWorldModel, samples: int = 300, elites: int = 30, iterations: int = 10,
@@ -91,7 +94,7 @@ class LatentCEM:
                  terminal_only: bool = True, seed: int = 0, backend: str = "torch",
                  sampler: WaypointSampler | None = None, goal_cost: str = "latent",
                  probe: LinearProbe | None = None, warm_start: bool = False, shift_blocks: int = 1,
-                 carry_plan: bool = False) -> None:
+                 carry_plan: bool = False, ensemble: Sequence[LatentWorldModel] = ()) -> None:
         if goal_cost not in GOAL_COSTS or (goal_cost != "latent" and probe is None):
             raise ValueError(f"goal_cost must be one of {list(GOAL_COSTS)} (all but 'latent' with a probe), "
                              f"got {goal_cost!r}")
@@ -103,7 +106,9 @@ class LatentCEM:
                                action_steps=shift_blocks)
         if elites > samples:
             raise ValueError(f"elites ({elites}) must be <= samples ({samples})")
-        self.latent = LatentDynamics(model, horizon, backend)
+        members = [LatentDynamics(m, horizon, backend) for m in (model, *ensemble)]
+        self.latent: LatentDynamics | LatentEnsembleDynamics = (
+            members[0] if len(members) == 1 else LatentEnsembleDynamics(members))
         self.model, self.horizon, self.backend = self.latent.model, horizon, backend
         self.terminal_only, self.sampler, self.goal_cost, self.probe = terminal_only, sampler, goal_cost, probe
         self.dynamics: LatentDynamics | WaypointDynamics = self.latent
@@ -153,6 +158,9 @@ class LatentCEM:
         if (goal is None) == (objective is None):
             raise ValueError("pass exactly one of goal (an observation) and objective")
         if objective is None:
+            if isinstance(self.latent, LatentEnsembleDynamics):
+                raise ValueError("an ensemble scores plan-step objectives (ProbeObjective, a probe per member): "
+                                 "plan toward a goal observation with one model")
             objective = goal_objective(self.model, goal, self.goal_cost, self.probe, self.terminal_only)
         c = self.model.config
         state = self.latent.start(obs)  # [history, D + 1]
@@ -220,14 +228,20 @@ class LatentPlanPolicy:
     """Model-predictive control with a latent planner: plan, execute ``execute_blocks`` blocks, replan.
 
     The goal is either a goal observation (``set_goal_observation``, the LeWM protocol) or the
-    plan step passed to ``act`` (scored through ``probe``). ``act(obs, task)`` follows the
-    ``forethought.sim.render.Policy`` protocol; ``replan_ms`` lists the wall time of every plan (ms).
+    plan step passed to ``act`` (scored through ``probe``: one per member of an ensemble planner,
+    whose spread weighs ``beta``; ``margin``: how far inside the success boundary it aims, as
+    ``TaskObjective``'s). ``act(obs, task)`` follows the ``forethought.sim.render.Policy``
+    protocol; ``replan_ms`` lists the wall time of every plan (ms).
     """
 
-    def __init__(self, planner: LatentCEM, probe: LinearProbe | None = None, execute_blocks: int = 1) -> None:
+    def __init__(self, planner: LatentCEM, probe: LinearProbe | Sequence[LinearProbe] | None = None,
+                 execute_blocks: int = 1, beta: float = 0.0, margin: float | None = None) -> None:
         if not 1 <= execute_blocks <= planner.horizon:
             raise ValueError(f"execute_blocks must lie in 1..horizon = {planner.horizon}, got {execute_blocks}")
-        self.planner, self.probe = planner, probe
+        members = len(getattr(planner.latent, "members", [planner.latent]))
+        if probe is not None and (1 if isinstance(probe, LinearProbe) else len(probe)) != members:
+            raise ValueError(f"the planner rolls out {members} member(s): pass one probe per member")
+        self.planner, self.probe, self.beta, self.margin = planner, probe, beta, margin
         self.execute = execute_blocks * planner.model.config.frameskip
         self.goal_obs: np.ndarray | None = None
         self._queue: deque[np.ndarray] = deque()
@@ -262,7 +276,8 @@ class LatentPlanPolicy:
                 raise ValueError("a plan-step task needs the task state to read its targets from: give a pixel "
                                  "model a goal observation instead")
             last = np.asarray(obs, np.float32).reshape(-1, self.planner.model.config.obs_dim)[-1]
-            objective = ProbeObjective(self.probe, task, last, self.planner.model.encode(last))
+            objective = ProbeObjective(self.probe, task, last, self.planner.latent.encode(last), self.beta,
+                                       self.margin)
             plan = self.planner.plan(obs, objective=objective)
         self.replan_ms.append((time.perf_counter() - t0) * 1e3)
         return plan[: self.execute]
