@@ -24,7 +24,8 @@ Sections (``--only`` picks some; all by default):
 - ``surprise``: per-step surprise AUROC and spike ratio for a mid-episode teleport, block mass x3,
   friction x0.2 and a colour change (pixels only: the state carries no colour), for the 1-step
   monitor and for open-loop/windowed monitors (``SURPRISE_SETTINGS``; the one reported is chosen on
-  separate tuning seeds); positives are every step of a shifted episode (physics) or the steps
+  separate tuning seeds), each measured on the embedding (LeWM) and on the positions the model
+  folder's probe reads out of it (``surprise.position_entries``); positives are every step of a shifted episode (physics) or the steps
   whose score depends on the event (teleport, colour), negatives every step of the unperturbed
   episodes with the same seeds and play policy; and the Spearman correlation of the latent-noise
   rollout spread with the true k-step error;
@@ -38,7 +39,7 @@ Sections (``--only`` picks some; all by default):
   percentile of the per-episode maximum surprise of clean episodes on tuning seeds (``1000 ..``),
   then on other seeds (``0 ..``) the share of clean episodes with any step above it (false alarms)
   and the share of episodes with a red-block teleport at step 30 flagged within 20 steps; the same
-  for fixed thresholds (``--monitor-thresholds``);
+  for fixed thresholds (``--monitor-thresholds``, latent); the latent and the probed-position surprise;
 - ``ablation``: collapse diagnostics and reach/push success of the model trained without SIGReg.
 
 Usage::
@@ -69,6 +70,7 @@ import torch  # noqa: E402
 
 from forethought.models.world_model.data import render_frames  # noqa: E402
 from forethought.models.world_model.modeling_world_model import LatentWorldModel  # noqa: E402
+from forethought.models.world_model.probe import LinearProbe  # noqa: E402
 from forethought.sim.dataset import Dataset  # noqa: E402
 
 import wm_ablation  # noqa: E402
@@ -131,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                           for m in (*models, "random actions") for s in ("reach", "push")}
         wm_success.report(res["success"])
     if "surprise" in args.only:
-        res["surprise"] = {k: wm_surprise.surprise(m, args.surprise_episodes) for k, m in models.items()}
+        folders = {"state": args.state_model, "pixels": args.pixel_model}
+        res["surprise"] = {k: wm_surprise.surprise(m, args.surprise_episodes, probe=LinearProbe.load(
+            folders[k], m.config.embed_dim, m.config.obs_dim)) for k, m in models.items()}
         res["spread"] = {k: wm_surprise.spread_vs_error(m, ds, frames, 512, args.seed) for k, m in models.items()}
         wm_surprise.report(res["surprise"], res["spread"])
     if "physics" in args.only:
@@ -139,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         wm_physics.report(res["physics"])
     if "monitor" in args.only:
         policy = wm_monitor.monitor_policy(args.monitor_policy)
-        res["monitor"] = wm_monitor.monitor_operating_point(state_model, policy, args.monitor_episodes,
-                                                            args.monitor_thresholds)
+        res["monitor"] = wm_monitor.monitor_operating_point(
+            state_model, policy, args.monitor_episodes, args.monitor_thresholds,
+            probe=LinearProbe.load(args.state_model, state_model.config.embed_dim, state_model.config.obs_dim))
         wm_monitor.report(res["monitor"], args.monitor_policy)
     if "ablation" in args.only:
         noreg = LatentWorldModel.from_pretrained(args.noreg)

@@ -3,8 +3,11 @@
     python -m forethought.ros_ws.world_model_node --ros-args --params-file stack.yaml
 
 A thin wrapper: the learning code is ``forethought.models.world_model.surprise.SurpriseMonitor``
-(how far each observation's embedding lands from the one the world model predicted from the
-recent observations and the commands applied since; about 0 while the world behaves as learned).
+(how far each observation lands from what the world model predicted from the recent observations
+and the commands applied since; about 0 while the world behaves as learned). ``surprise_space``
+says where that is measured: ``positions`` (the default: the pusher's and the blocks' positions the
+model folder's linear probe reads out of the predicted and the observed embedding, mean squared
+difference in m^2) or ``latent`` (LeWM's embedding distance).
 
 - ``joint_commands`` (sensor_msgs/JointState, ``position`` per joint of ``joint_names``,
   stamped): the command the robot (sim_node) applied, stamped with the stamp of the observation
@@ -39,13 +42,15 @@ The shipped model was trained on PushBlocks' 10 Hz env steps: one observation mu
 step (sim_node at ``control_rate_hz`` 10, its default), and one action block is ``frameskip`` = 5
 steps.
 
-Where the ``surprise_threshold`` default (0.6) comes from (``bench/world_model.py --only monitor``,
-``BENCHMARKS.md``): on 3-block pushes under the stack's D-MPC, 0.6 is about the 98th percentile of
-a clean episode's largest 1-step surprise, so 2 of 50 clean 80-step episodes raise an alarm, but
-it flags only 6 of 50 red-block teleports (12 cm) within 20 steps; 0.3 flags 26 of 50 teleports
-and alarms in 11 of 50 clean episodes. The model's error at fast contacts is as large as a
-teleport's spike, so no threshold does both; lower it where missed events cost more than false
-alarms. Mass or friction changes are not separated from normal physics at any threshold.
+Where the ``surprise_threshold`` default comes from (``bench/world_model.py --only monitor``,
+``BENCHMARKS.md``, issue #18): on 3-block pushes under the stack's D-MPC, the 98th percentile of a
+clean tuning episode's largest 1-step position surprise is 0.0053 m^2 (``DEFAULT_THRESHOLDS``); on
+other seeds it raises an alarm in 2 of 50 clean 80-step episodes and flags 42 of 50 red-block
+teleports (12 cm) within 20 steps. The latent surprise at its own 98th percentile (0.6 to 0.67)
+flags 4 to 6 of 50: the model's latent error at fast contacts is as large as a teleport's spike,
+while read as positions a teleported block stands out. With ``surprise_space: latent`` set
+``surprise_threshold`` too (0.6 is its calibrated value). Mass or friction changes are not
+separated from normal physics in either space.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ import torch  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 
 from forethought.models.world_model.modeling_world_model import LatentWorldModel  # noqa: E402
+from forethought.models.world_model.probe import LinearProbe  # noqa: E402
 from forethought.models.world_model.surprise import SurpriseMonitor  # noqa: E402
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.ros_ws.input_topics import INPUT_PARAMS, InputTopics  # noqa: E402
@@ -73,8 +79,9 @@ QUEUE_DEPTH = 50
 """Depth of the joint_commands subscription: a node stalled for up to 2.5 s at 20 Hz loses nothing."""
 MAX_PENDING = 100
 """Commands (and observations) kept while waiting for their pair (a backlog of 10 s at 10 Hz)."""
-DEFAULT_THRESHOLD = 0.6
-"""Surprise above which ``surprise`` reports WARN (how it was chosen: the module docstring)."""
+SURPRISE_SPACES = ("positions", "latent")
+DEFAULT_THRESHOLDS = {"positions": 0.0053, "latent": 0.6}
+"""Surprise above which ``surprise`` reports WARN, per space (how they were chosen: the module docstring)."""
 
 PARAMS = {
     **INPUT_PARAMS,
@@ -82,7 +89,9 @@ PARAMS = {
                     "world-model checkpoint directory (state observations of PushBlocks)"),
     "surprise_horizon": (1, "open-loop prediction horizon in action blocks (1: LeWM's 1-step surprise)"),
     "surprise_window": (1, "running mean of the surprise over this many steps (1: none)"),
-    "surprise_threshold": (DEFAULT_THRESHOLD, "surprise above which the surprise topic reports WARN"),
+    "surprise_space": (SURPRISE_SPACES[0], "where the surprise is measured: positions (probed, m^2) or latent"),
+    "surprise_threshold": (DEFAULT_THRESHOLDS[SURPRISE_SPACES[0]],
+                           "surprise above which the surprise topic reports WARN (latent: 0.6)"),
     "threads": (1, "torch CPU threads"),
 }
 
@@ -178,9 +187,13 @@ class WorldModelNode(nc.ReportingNode):
         nc.check_range("surprise_window", p["surprise_window"], 1, 10000)
         nc.check_range("surprise_threshold", p["surprise_threshold"], 0, 1e6, lo_open=True)
         nc.check_range("threads", p["threads"], 1, 256)
+        if p["surprise_space"] not in SURPRISE_SPACES:
+            raise ValueError(f"surprise_space {p['surprise_space']!r} must be one of {list(SURPRISE_SPACES)}")
         torch.set_num_threads(p["threads"])
         try:
             model = LatentWorldModel.from_pretrained(p["world_model"])
+            probe = (LinearProbe.load(p["world_model"], model.config.embed_dim, model.config.obs_dim)
+                     if p["surprise_space"] == "positions" else None)
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             raise ValueError(f"world_model {p['world_model']!r}: {e}") from None
         c = model.config
@@ -189,7 +202,7 @@ class WorldModelNode(nc.ReportingNode):
                              f"{c.action_dim}); this node needs a state model of PushBlocks ({scene.OBS_DIM} floats, "
                              f"{len(scene.PUSHER_JOINTS)} actions)")
         self.p = p
-        monitor = SurpriseMonitor(model, p["surprise_horizon"], p["surprise_window"])
+        monitor = SurpriseMonitor(model, p["surprise_horizon"], p["surprise_window"], probe)
         self.tracker = SurpriseTracker(monitor, p["surprise_threshold"], p["max_age_s"])
         self.counts = {"refused_commands": 0}
         self.unpaired_seen = 0  # tracker.unpaired at the previous status
@@ -199,8 +212,8 @@ class WorldModelNode(nc.ReportingNode):
         self.inputs = InputTopics(self, p, self._on_observation, self._on_refusal, wrap=self.guard, depth=QUEUE_DEPTH)
         self.create_timer(1.0, self.guard(self._publish_status), clock=nc.STEADY_CLOCK)
         self.get_logger().info(f"world model {Path(p['world_model']).name} (frameskip {c.frameskip}, history "
-                               f"{c.history}), horizon {p['surprise_horizon']}, window {p['surprise_window']}, "
-                               f"threshold {p['surprise_threshold']}")
+                               f"{c.history}), {p['surprise_space']} surprise, horizon {p['surprise_horizon']}, "
+                               f"window {p['surprise_window']}, threshold {p['surprise_threshold']}")
 
     def _on_command(self, msg: JointState) -> None:
         now = self.inputs.now()
@@ -255,7 +268,8 @@ class WorldModelNode(nc.ReportingNode):
             message += f"; {self.last_error}"
         self.unpaired_seen = t.unpaired
         values: dict[str, Any] = {
-            "world_model": self.p["world_model"], "horizon": self.p["surprise_horizon"],
+            "world_model": self.p["world_model"], "space": self.p["surprise_space"],
+            "horizon": self.p["surprise_horizon"],
             "window": self.p["surprise_window"],
             "threshold": t.threshold, "last_surprise": t.last, "max_surprise": t.max, "steps": t.steps,
             "above_threshold": t.above, "episodes": t.episodes, "unpaired_observations": t.unpaired, **self.counts,

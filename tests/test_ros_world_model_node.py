@@ -94,6 +94,7 @@ def test_world_model_node_matches_the_offline_trace_and_ignores_bad_input(probe:
 
     import forethought.sim.envs  # noqa: F401  (registers the envs)
     from forethought.models.world_model.modeling_world_model import LatentWorldModel
+    from forethought.models.world_model.probe import LinearProbe
     from forethought.models.world_model.surprise import surprise_trace
     from forethought.ros_ws.world_model_node import PARAMS
     from forethought.sim.experts import make_expert
@@ -110,7 +111,9 @@ def test_world_model_node_matches_the_offline_trace_and_ignores_bad_input(probe:
         actions.append(a)
     env.close()
     model = LatentWorldModel.from_pretrained(PARAMS["world_model"][0])
-    expected = surprise_trace(model, np.stack(xs), np.stack(actions))
+    assert PARAMS["surprise_space"][0] == "positions"  # the default: the probed positions' surprise
+    readout = LinearProbe.load(PARAMS["world_model"][0], model.config.embed_dim, model.config.obs_dim)
+    expected = surprise_trace(model, np.stack(xs), np.stack(actions), probe=readout)
 
     probe.subscribe(DiagnosticArray, "status")
     reports: list[float] = []
@@ -147,7 +150,7 @@ def test_world_model_node_matches_the_offline_trace_and_ignores_bad_input(probe:
         send(a, o, command_first=k % 3 != 1)  # every third command lands after its observation
     first = model.config.frameskip  # horizon 1: no value for the first block
     probe.spin_until(lambda: len(reports) >= len(xs) - first, 10, "a surprise report per step after the first block")
-    assert np.allclose(reports, expected[first:], rtol=1e-4, atol=1e-7), (reports, expected[first:].tolist())
+    assert np.allclose(reports, expected[first:], rtol=1e-4, atol=1e-9), (reports, expected[first:].tolist())
     probe.spin_until(lambda: status().get("steps") == str(len(reports)), 5, "the status to count the steps")
     assert status()["unpaired_observations"] == "0" and status()["refused_malformed"] == "0"
 
@@ -164,11 +167,19 @@ def test_world_model_node_matches_the_offline_trace_and_ignores_bad_input(probe:
     for a, o in zip(actions, xs[1:]):  # two commands before this observation: a restart, then it runs again
         send(a, o)
     probe.spin_until(lambda: len(reports) >= n + len(actions) - first, 10, "surprise reports after the restart")
-    assert np.allclose(reports[n:], surprise_trace(model, np.stack(xs[1:]), np.stack(actions[1:]))[first:], rtol=1e-4,
-                       atol=1e-7)
+    assert np.allclose(reports[n:], surprise_trace(model, np.stack(xs[1:]), np.stack(actions[1:]), probe=readout)[first:],
+                       rtol=1e-4, atol=1e-9)
     probe.spin_until(lambda: status().get("unpaired_observations") == "1", 5, f"the restart to be counted: {status()}")
     text = assert_clean_exit(proc, log)
     assert "input refused: joint_states: NaN" in text and "joint_commands ignored" in text
+
+
+def test_world_model_node_refuses_an_unknown_surprise_space(spawn) -> None:
+    proc, log = spawn(node_args("forethought.ros_ws.world_model_node", "world_model_node", surprise_space="pixels"),
+                      "bad_space")
+    assert proc.wait(timeout=60) == 2
+    text = log.read_text()
+    assert "surprise_space 'pixels' must be one of ['positions', 'latent']" in text and "Traceback" not in text
 
 
 # ------------------------------------------------------------------------ pure helpers (no DDS)

@@ -13,12 +13,13 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
+import torch
 
 import forethought.sim.envs  # noqa: F401  (registers the envs)
 from forethought.models.world_model import LatentWorldModel
 from forethought.models.world_model.latent_planner import LatentPlanPolicy, LatentCEM
 from forethought.models.world_model.probe import LinearProbe
-from forethought.models.world_model.surprise import surprise_trace
+from forethought.models.world_model.surprise import SurpriseMonitor, position_entries, surprise_trace
 from forethought.sim.collect import PlayPolicy
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "models" / "pretrained"
@@ -58,7 +59,9 @@ def test_shipped_folder_is_small_and_documented(name: str) -> None:
     assert "forethought train world-model" in (folder / "README.md").read_text()
 
 
-def play_episode(model: LatentWorldModel, seed: int, teleport_at: int | None) -> np.ndarray:
+def play_episode(model: LatentWorldModel, seed: int, teleport_at: int | None,
+                 probe: LinearProbe | None = None) -> np.ndarray:
+    """The surprise trace ``[51]`` of a 50-step play episode, the red block moved 12 cm per axis at ``teleport_at``."""
     env = gym.make(PUSH_BLOCKS, n_blocks=3).unwrapped
     obs, _ = env.reset(seed=seed)
     play = PlayPolicy(PUSH_BLOCKS, env.action_space.low.astype(float), env.action_space.high.astype(float),
@@ -77,7 +80,7 @@ def play_episode(model: LatentWorldModel, seed: int, teleport_at: int | None) ->
         states.append(obs)
         actions.append(a)
     env.close()
-    return surprise_trace(model, np.stack(states), np.stack(actions))
+    return surprise_trace(model, np.stack(states), np.stack(actions), probe=probe)
 
 
 def test_surprise_ranks_a_teleport_above_normal_steps(state_model: LatentWorldModel) -> None:
@@ -85,6 +88,44 @@ def test_surprise_ranks_a_teleport_above_normal_steps(state_model: LatentWorldMo
         s = play_episode(state_model, seed, teleport_at=25)
         normal = np.r_[s[5:25], s[40:]]
         assert s[25] > normal.max(), (seed, s[25], normal.max())
+
+
+def test_position_surprise_flags_the_steps_the_teleport_reaches(state_model: LatentWorldModel) -> None:
+    """Read through the probe, the steps whose 1-block prediction straddles the teleport (25 .. 29) score
+    above every step whose history holds no teleport, the first of them and their median alike."""
+    probe = LinearProbe.load(PRETRAINED / "wm-pushblocks-state", state_model.config.embed_dim, state_model.config.obs_dim)
+    after = 25 + state_model.config.history * state_model.config.frameskip  # the jump has left the history
+    for seed in range(3):
+        s = play_episode(state_model, seed, teleport_at=25, probe=probe)
+        normal = np.r_[s[5:25], s[after:]]
+        assert min(s[25], np.median(s[25:30])) > normal.max(), (seed, s[25:30], normal.max())
+
+
+def test_position_surprise_follows_its_definition(state_model: LatentWorldModel) -> None:
+    """The probed positions' mean squared difference; the online monitor gives the same values."""
+    probe = LinearProbe.load(PRETRAINED / "wm-pushblocks-state", state_model.config.embed_dim, state_model.config.obs_dim)
+    assert position_entries(state_model.config) == [0, 1, 5, 6, 9, 10, 13, 14]
+    rng = np.random.default_rng(0)
+    env = gym.make(PUSH_BLOCKS, n_blocks=3)
+    obs, _ = env.reset(seed=4)
+    states, actions = [obs], rng.uniform(-0.2, 0.2, (20, 2)).astype(np.float32)
+    for a in actions:
+        states.append(env.step(a)[0])
+    env.close()
+    states = np.stack(states)
+    trace = surprise_trace(state_model, states, actions, probe=probe)
+    with torch.inference_mode():
+        z = state_model.encode(torch.from_numpy(states))
+        blocks = state_model.processor.normalize_actions(torch.from_numpy(actions))
+        pred = state_model.rollout_latent(z[[2, 7]][None], blocks[7:12].reshape(1, 1, -1))[0, -1]  # t = 12
+    want = (probe(pred) - probe(z[12]))[[0, 1, 5, 6, 9, 10, 13, 14]].square().mean()
+    assert trace[12] == pytest.approx(float(want), rel=1e-5)
+    monitor = SurpriseMonitor(state_model, probe=probe)
+    monitor.reset(states[0])
+    online = [monitor.step(a, s) for a, s in zip(actions, states[1:])]
+    np.testing.assert_allclose(np.array(online[4:], float), trace[5:], rtol=1e-4, atol=1e-9)
+    with pytest.raises(ValueError, match="position surprise"):
+        SurpriseMonitor(state_model, probe=LinearProbe(torch.zeros(4, 32), torch.zeros(4)))
 
 
 def test_latent_cem_reaches_a_goal_observation(state_model: LatentWorldModel) -> None:
