@@ -215,6 +215,20 @@ def test_policy_replans_every_block(point_model: LatentWorldModel) -> None:
         LatentPlanPolicy(planner).act(np.zeros(2, np.float32), None)
 
 
+def test_policy_drives_any_goal_planner(point_model: LatentWorldModel) -> None:
+    """A goal-observation planner needs only ``horizon``, ``model`` and ``plan`` (the bench's perfect-model
+    planner has no latent dynamics): the policy executes its plans block by block."""
+    class Constant:
+        horizon, model = 2, point_model
+
+        def plan(self, obs: np.ndarray, goal: np.ndarray, anchor: object = None) -> np.ndarray:
+            return np.tile(np.sign(goal - obs), (self.horizon * point_model.config.frameskip, 1)).astype(np.float32)
+
+    policy = LatentPlanPolicy(Constant(), execute_blocks=1)
+    policy.set_goal_observation(np.array([0.4, -0.3], np.float32))
+    assert policy.act(np.zeros(2, np.float32)).tolist() == [1.0, -1.0]
+
+
 def point_episode(teleport_at: int | None) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(5)
     actions = rng.uniform(-1, 1, (40, 2))

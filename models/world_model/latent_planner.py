@@ -238,9 +238,10 @@ class LatentPlanPolicy:
                  execute_blocks: int = 1, beta: float = 0.0, margin: float | None = None) -> None:
         if not 1 <= execute_blocks <= planner.horizon:
             raise ValueError(f"execute_blocks must lie in 1..horizon = {planner.horizon}, got {execute_blocks}")
-        members = len(getattr(planner.latent, "members", [planner.latent]))
-        if probe is not None and (1 if isinstance(probe, LinearProbe) else len(probe)) != members:
-            raise ValueError(f"the planner rolls out {members} member(s): pass one probe per member")
+        if probe is not None:
+            members = len(getattr(planner.latent, "members", [planner.latent]))
+            if (1 if isinstance(probe, LinearProbe) else len(probe)) != members:
+                raise ValueError(f"the planner rolls out {members} member(s): pass one probe per member")
         self.planner, self.probe, self.beta, self.margin = planner, probe, beta, margin
         self.execute = execute_blocks * planner.model.config.frameskip
         self.goal_obs: np.ndarray | None = None
