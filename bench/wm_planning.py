@@ -237,6 +237,8 @@ def planning_diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int
                                 ("perfect", perfect_seeds, {"iterations": perfect_iterations, "perfect": True,
                                                             "samples": perfect_samples,
                                                             "elites": max(1, perfect_samples // 10)})):
+            if n == 0:
+                continue  # --perfect-seeds 0: no ceiling rows
             t0 = time.perf_counter()
             row = wm_success.success(model, "push", n, execute_blocks=execute_blocks, sampler=name,
                                      first_seed=first_seed, cost=cost, probe=probe, **kwargs)

@@ -20,7 +20,8 @@ Sections (``--only`` picks some; all by default):
   LeWM protocol): the goal is the state (and render) the scripted expert reaches after 25 steps
   from the same reset; the planner gets 50 steps; success when the pusher (reach) or the block
   (push) comes within ``TOL`` of its goal position; seeds whose goal is within ``MIN_MOVE`` of the
-  start are skipped (they would succeed by standing still); Wilson 95% intervals;
+  start are skipped (they would succeed by standing still); Wilson 95% intervals; ``--cost`` and
+  ``--execute-blocks`` set the goal cost and how often the plan is redone (LeWM's: latent, whole plans);
 - ``surprise``: per-step surprise AUROC and spike ratio for a mid-episode teleport, block mass x3,
   friction x0.2 and a colour change (pixels only: the state carries no colour), for the 1-step
   monitor and for open-loop/windowed monitors (``SURPRISE_SETTINGS``; the one reported is chosen on
@@ -69,6 +70,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from forethought.models.world_model.data import render_frames  # noqa: E402
+from forethought.models.world_model.latent_objectives import GOAL_COSTS  # noqa: E402
 from forethought.models.world_model.modeling_world_model import LatentWorldModel  # noqa: E402
 from forethought.models.world_model.probe import LinearProbe  # noqa: E402
 from forethought.sim.dataset import Dataset  # noqa: E402
@@ -98,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--monitor-thresholds", type=float, nargs="*", default=[0.3],
                     help="fixed thresholds also measured (window 1; default: 0.3, world_model_node's earlier default)")
     ap.add_argument("--iterations", type=int, default=10, help="CEM iterations in the success runs (default 10)")
+    ap.add_argument("--cost", choices=GOAL_COSTS, default="latent",
+                    help="goal cost of the success runs (default LeWM's latent; blocks, push: via the probe)")
+    ap.add_argument("--execute-blocks", type=int, default=wm_success.HORIZON,
+                    help=f"blocks run before a replan in the success runs (default {wm_success.HORIZON}: whole plans)")
     ap.add_argument("--noreg", type=Path, default=Path("outputs/wm-pushblocks-state-noreg"),
                     help="the no-SIGReg ablation model (trained with --config state-noreg)")
     ap.add_argument("--state-model", type=Path, default=PRETRAINED / "wm-pushblocks-state", help="state world model directory")
@@ -113,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     state_model = LatentWorldModel.from_pretrained(args.state_model)
     pixel_model = LatentWorldModel.from_pretrained(args.pixel_model)
     models = {k: m for k, m in (("state", state_model), ("pixels", pixel_model)) if k in args.models}
+    folders = {"state": args.state_model, "pixels": args.pixel_model}
     frames = render_frames(ds, pixel_model.config.image_size, progress=False) if {"openloop", "surprise"} & set(
         args.only) and "pixels" in models else None
     machine = (f"{cpu_name()}, {args.threads} torch threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
@@ -128,12 +135,12 @@ def main(argv: list[str] | None = None) -> int:
         res["load_after_latency"] = os.getloadavg()[0]
         wm_latency.report(res["latency"], res["load_after_latency"])
     if "success" in args.only:
+        probes = {k: LinearProbe.load(folders[k], m.config.embed_dim, m.config.obs_dim) for k, m in models.items()}
         res["success"] = {f"{m} {s}": wm_success.success(models.get(m), s, args.seeds, args.iterations,
-                                                         wm_success.HORIZON)
+                                                         args.execute_blocks, cost=args.cost, probe=probes.get(m))
                           for m in (*models, "random actions") for s in ("reach", "push")}
         wm_success.report(res["success"])
     if "surprise" in args.only:
-        folders = {"state": args.state_model, "pixels": args.pixel_model}
         res["surprise"] = {k: wm_surprise.surprise(m, args.surprise_episodes, probe=LinearProbe.load(
             folders[k], m.config.embed_dim, m.config.obs_dim)) for k, m in models.items()}
         res["spread"] = {k: wm_surprise.spread_vs_error(m, ds, frames, 512, args.seed) for k, m in models.items()}
