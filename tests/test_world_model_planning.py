@@ -22,7 +22,8 @@ from forethought.models.world_model.action_sampler import PUSHBLOCKS_STEP_QUANTI
 from forethought.models.world_model.eval_policy import LatentPlannerEvalPolicy
 from forethought.models.world_model.latent_dynamics import LatentDynamics, LatentEnsembleDynamics
 from forethought.models.control.objectives import PUSH_OFFSET, SHAPING_WEIGHT
-from forethought.models.world_model.latent_objectives import BlockGoalObjective, GoalObjective, goal_objective
+from forethought.models.world_model.latent_objectives import (BlockGoalObjective, GoalObjective, ProbeObjective,
+                                                               goal_objective)
 from forethought.models.world_model.latent_planner import LatentCEM, LatentMPPI, LatentPlanPolicy
 from forethought.models.world_model.probe import LinearProbe
 from forethought.models.world_model.surprise import SurpriseMonitor, rollout_spread, surprise_trace
@@ -369,14 +370,20 @@ def test_eval_policy_rolls_an_ensemble_out_and_weighs_its_spread() -> None:
     """``--policy-option ensemble=DIR beta=B``: two members, each with its probe; ``beta`` alone is refused."""
     model_dir = Path(__file__).resolve().parents[1] / "models" / "pretrained" / "wm-pushblocks-state"
     spec = PolicySpec(model=model_dir, env_id="forethought/PushBlocks-v0", observation_dim=16, action_dim=2,
-                      options={"samples": "16", "ensemble": str(model_dir), "beta": "0.5"})
+                      options={"samples": "16", "ensemble": str(model_dir), "beta": "0.5", "margin": "0.03"})
     policy = LatentPlannerEvalPolicy(spec)
     assert len(policy.policy.planner.latent.members) == 2 and len(policy.policy.probe) == 2
-    assert policy.policy.beta == 0.5
+    assert (policy.policy.beta, policy.policy.margin) == (0.5, 0.03)
     obs = np.zeros(16, np.float32)
     obs[scene.PUSHER_POS] = [0.05, -0.05]
     policy.reset({"skill": "reach", "target": [0.1, 0.1]}, 0)
+    planner, seen = policy.policy.planner, []
+    plan = planner.plan
+    planner.plan = lambda obs, objective: seen.append(objective) or plan(obs, objective=objective)
     assert np.all(np.abs(policy.act(obs) - obs[scene.PUSHER_POS]) <= 0.19)
+    (objective,) = seen  # the plan step's objective, built from the options
+    assert isinstance(objective, ProbeObjective) and len(objective.probes) == 2
+    assert (objective.beta, objective.task.margin) == (0.5, 0.03)
     with pytest.raises(ValueError, match="ensemble=DIR"):
         LatentPlannerEvalPolicy(PolicySpec(**{**vars(spec), "options": {"beta": "0.5"}}))
 

@@ -47,6 +47,7 @@ from forethought.models.world_model.onnx_rollout import export_rollout
 from forethought.models.world_model.probe import LinearProbe
 
 INT_OPTIONS = ("samples", "elites", "iterations", "horizon", "execute_blocks", "warm_start", "carry_plan")
+FLOAT_OPTIONS = ("beta", "margin")
 SAMPLERS = ("waypoint", "box")
 WAYPOINT_BUDGET = {"samples": 200, "elites": 20, "iterations": 2, "horizon": 4}
 """The plan-step budget with the waypoint sampler: 200 samples from the data's step distribution
@@ -63,7 +64,7 @@ class LatentPlannerEvalPolicy:
         if spec.model is None:
             raise ValueError(f"--policy {name} needs --model DIR (a world-model folder, e.g. "
                              "models/pretrained/wm-pushblocks-state)")
-        allowed = INT_OPTIONS + ("backend", "sampler", "ensemble", "beta", "margin") + (("temperature",) if mppi else ())
+        allowed = INT_OPTIONS + FLOAT_OPTIONS + ("backend", "sampler", "ensemble") + (("temperature",) if mppi else ())
         unknown = sorted(set(spec.options) - set(allowed))
         if unknown:
             raise ValueError(f"unknown --policy-option {unknown} for {name}: valid keys are {list(allowed)}")
