@@ -11,7 +11,7 @@ import forethought.models.control.policy  # noqa: F401  (registers --policy dmpc
 from forethought.models.evaluation import PolicySpec, build_policy
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.probe import LinearProbe
-from forethought.models.world_model.surprise import surprise_trace
+from forethought.models.world_model.surprise import SURPRISE_SPACES, surprise_trace
 from forethought.sim import PUSH_BLOCKS_ID, scene
 from forethought.sim.push_blocks import sample_task
 from wm_common import PRETRAINED, fmt, make_env, wilson
@@ -39,7 +39,8 @@ def monitor_operating_point(model: LatentWorldModel, policy: Any, episodes: int,
     """False-alarm and teleport-detection rates of the calibrated online monitor (``bench/world_model.py``'s
     docstring), in latent space and with ``probe`` on the probed positions, and of the latent window-1
     monitor at each ``fixed`` threshold (e.g. ``world_model_node``'s default)."""
-    spaces = {"latent": None, **({"positions": probe} if probe is not None else {})}
+    latent, positions = SURPRISE_SPACES
+    spaces = {latent: None, **({positions: probe} if probe is not None else {})}
 
     def maxima(seeds: range, event: int | None) -> dict[tuple[str, int], np.ndarray]:
         traces: dict[tuple[str, int], list[float]] = {(sp, w): [] for sp in spaces for w in MONITOR_WINDOWS}
@@ -55,7 +56,7 @@ def monitor_operating_point(model: LatentWorldModel, policy: Any, episodes: int,
     clean, moved = maxima(range(episodes), None), maxima(range(episodes), event_at)
     rows = {}
     settings = [(sp, w, float(np.quantile(tune[sp, w], 1 - MONITOR_FALSE_ALARM)), "98th pct of clean tuning maxima")
-                for sp in spaces for w in MONITOR_WINDOWS] + [("latent", 1, float(t), f"fixed {t:g}") for t in fixed]
+                for sp in spaces for w in MONITOR_WINDOWS] + [(latent, 1, float(t), f"fixed {t:g}") for t in fixed]
     for sp, w, threshold, how in settings:
         fa, det = int(np.sum(clean[sp, w] > threshold)), int(np.sum(moved[sp, w] > threshold))
         rows[f"{sp}, window {w}, {how}"] = {"space": sp, "window": w, "threshold": threshold, "false_alarms": fa,
@@ -76,7 +77,8 @@ def monitor_policy(name: str) -> Any:
 
 def report(r: dict, policy_name: str) -> None:
     """Print the section's markdown table (``r``: ``monitor_operating_point``; ``policy_name``: its controller)."""
-    print(f"## Online monitor (state model, 1-step surprise, latent and probed positions), {policy_name} on 3-block pushes, "
+    print(f"## Online monitor (state model, 1-step surprise, latent and probed positions), {policy_name} on "
+          "3-block pushes, "
           f"{r['episodes']} episodes of {r['length']} steps; teleport at step {r['event_at']}, flagged within "
           f"{r['flag_within']} steps\n")
     print("| setting | threshold | clean episodes with an alarm | 95% CI "

@@ -12,7 +12,7 @@ import torch
 
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.probe import LinearProbe
-from forethought.models.world_model.surprise import rollout_spread, surprise_trace
+from forethought.models.world_model.surprise import SURPRISE_SPACES, rollout_spread, surprise_trace
 from forethought.sim.dataset import Dataset
 from wm_common import auroc, fmt, held_out_windows, spearman
 from wm_episodes import PHYSICS_SHIFTS, play_episode, recolour, teleport
@@ -22,14 +22,10 @@ SURPRISE_SETTINGS: tuple[tuple[int, int], ...] = ((1, 1), (1, 10), (2, 1), (2, 1
 """``(horizon blocks, window steps)`` of the surprise monitor tried; (1, 1) is LeWM's 1-step surprise."""
 
 
-SPACES = ("latent", "positions")
-"""Where the surprise is measured: the embedding (LeWM), or the positions the probe reads out of it."""
-
-
 def _shift_aurocs(model: LatentWorldModel, seeds: range, length: int, event_at: int,
                   probe: LinearProbe | None = None) -> dict[str, dict[str, dict[str, Any]]]:
     """Per-step AUROC (and spike ratio) of every ``SURPRISE_SETTINGS`` entry, for every perturbation,
-    against unperturbed episodes with the same seeds and play policy; per space (``SPACES``: latent,
+    against unperturbed episodes with the same seeds and play policy; per space (``SURPRISE_SPACES``: latent,
     and with ``probe`` positions)."""
     fs = model.config.frameskip
     events: dict[str, tuple[Any, Any]] = {"teleport": (None, teleport),
@@ -40,7 +36,7 @@ def _shift_aurocs(model: LatentWorldModel, seeds: range, length: int, event_at: 
     runs = {name: [play_episode(model, s, length, wrap, event, event_at) for s in seeds]
             for name, (wrap, event) in events.items()}
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for space in SPACES[:1 + (probe is not None)]:
+    for space in SURPRISE_SPACES[:1 + (probe is not None)]:
         rows = out[space] = {}
         space_probe = probe if space == "positions" else None
         for horizon, window in SURPRISE_SETTINGS:
@@ -101,7 +97,7 @@ def report(res: dict[str, dict], spread: dict[str, dict]) -> None:
     print("| model | monitor (horizon blocks, window steps) | teleport | mass x3 | friction x0.2 | colour change |")
     print("|---|---|---|---|---|---|")
     for k, by_space in res.items():
-        for space in SPACES:
+        for space in SURPRISE_SPACES:
             if space not in by_space:
                 continue
             r = by_space[space]

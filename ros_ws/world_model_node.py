@@ -68,7 +68,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 
 from forethought.models.world_model.modeling_world_model import LatentWorldModel  # noqa: E402
 from forethought.models.world_model.probe import LinearProbe  # noqa: E402
-from forethought.models.world_model.surprise import SurpriseMonitor  # noqa: E402
+from forethought.models.world_model.surprise import SURPRISE_SPACES, SurpriseMonitor  # noqa: E402
 from forethought.ros_ws import node_common as nc  # noqa: E402
 from forethought.ros_ws.input_topics import INPUT_PARAMS, InputTopics  # noqa: E402
 from forethought.ros_ws.stamped import stamp_seconds  # noqa: E402
@@ -79,7 +79,7 @@ QUEUE_DEPTH = 50
 """Depth of the joint_commands subscription: a node stalled for up to 2.5 s at 20 Hz loses nothing."""
 MAX_PENDING = 100
 """Commands (and observations) kept while waiting for their pair (a backlog of 10 s at 10 Hz)."""
-SURPRISE_SPACES = ("positions", "latent")
+DEFAULT_SPACE = "positions"
 DEFAULT_THRESHOLDS = {"positions": 0.0053, "latent": 0.6}
 """Surprise above which ``surprise`` reports WARN, per space (how they were chosen: the module docstring)."""
 
@@ -89,9 +89,9 @@ PARAMS = {
                     "world-model checkpoint directory (state observations of PushBlocks)"),
     "surprise_horizon": (1, "open-loop prediction horizon in action blocks (1: LeWM's 1-step surprise)"),
     "surprise_window": (1, "running mean of the surprise over this many steps (1: none)"),
-    "surprise_space": (SURPRISE_SPACES[0], "where the surprise is measured: positions (probed, m^2) or latent"),
-    "surprise_threshold": (DEFAULT_THRESHOLDS[SURPRISE_SPACES[0]],
-                           "surprise above which the surprise topic reports WARN (latent: 0.6)"),
+    "surprise_space": (DEFAULT_SPACE, "where the surprise is measured: positions (probed, m^2) or latent"),
+    "surprise_threshold": (DEFAULT_THRESHOLDS[DEFAULT_SPACE], "surprise above which the surprise topic reports WARN "
+                           f"(calibrated: {', '.join(f'{k} {v:g}' for k, v in DEFAULT_THRESHOLDS.items())})"),
     "threads": (1, "torch CPU threads"),
 }
 

@@ -179,7 +179,7 @@ def test_world_model_node_refuses_an_unknown_surprise_space(spawn) -> None:
                       "bad_space")
     assert proc.wait(timeout=60) == 2
     text = log.read_text()
-    assert "surprise_space 'pixels' must be one of ['positions', 'latent']" in text and "Traceback" not in text
+    assert "surprise_space 'pixels' must be one of ['latent', 'positions']" in text and "Traceback" not in text
 
 
 # ------------------------------------------------------------------------ pure helpers (no DDS)

@@ -51,6 +51,10 @@ def _check_options(horizon: int, window: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
 
 
+SURPRISE_SPACES = ("latent", "positions")
+"""Where the surprise is measured: the embedding (LeWM), or the positions the probe reads out of it."""
+
+
 def position_entries(config: WorldModelConfig) -> list[int]:
     """Task-state indices of the positions the position surprise compares: the pusher's ``x, y`` and
     every object slot's ``x, y``."""
