@@ -48,7 +48,8 @@ def test_one_observation_per_complete_set_and_refusals(probe: Probe) -> None:
     assert values["refused_out_of_order"] == 3 and values["refused_stale"] == 3
     obs_blue = scene_obs((0.1, -0.05), {"red_block": (0.0, 0.1), "green_block": (-0.1, 0.0), "blue_block": (0.2, 0.2)})
     pub.publish(obs_blue, t0 + 0.3)
-    probe.spin_for(2.0)
+    probe.spin_until(lambda: len(got) >= 4, 10, "the observation with blue")
+    probe.spin_for(0.5)  # nothing more arrives
     assert len(got) == 4, refused[6:]
     assert got[-1][0][scene.block_slice("blue_block")][0] == 0.0  # objects not listed stay absent
     topics.node.destroy_node()

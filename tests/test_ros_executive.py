@@ -127,7 +127,9 @@ def test_executive_needs_the_dwell_on_fresh_inputs_and_refuses_replays(probe: Pr
     for k in range(20):  # the replay of an old success, with its old stamps, as captured 6 s ago
         inputs.publish(done, latest - 6.0 + 0.1 * k)
         probe.spin_for(0.05)
-    probe.spin_until(lambda: int(executive().get("refused_stale", 0)) >= 20, 10, "the stale replays on status")
+    probe.spin_until(lambda: int(executive().get("refused_stale", 0)) >= 20  # node_statuses' subscription may
+                     and "input refused: " in statuses.get("/executive", (0, ""))[1],  # take that status a wake later
+                     10, "the stale replays on status")
     assert "old on arrival" in executive()["last_input_refusal"] and statuses["/executive"][0] == nc.WARN
     assert "input refused: " in statuses["/executive"][1], statuses["/executive"]
     latest = time.time()
@@ -284,6 +286,8 @@ def test_executive_times_out_retries_and_fails_and_reacts_to_faults(probe: Probe
     proc, log = spawn(executive_args(goal_period_s=0.1, step_timeout_s=1.0, max_retries=1, surprise_hold_k=3,
                                      peer_timeout_s=2.5, objects=list(RED)), "executive")
     probe.spin_until(lambda: inputs.joints.get_subscription_count() > 0, 40, "the executive to subscribe")
+    client = probe.node.create_client(Trigger, "cancel")  # found now: the cancel below lands within the 2.5 s
+    assert client.wait_for_service(timeout_sec=20)
     away = scene_obs((0.25, -0.25), {"red_block": (0.0, 0.15)})
     alive = heartbeat(probe, "policy_controller")
 
@@ -322,8 +326,7 @@ def test_executive_times_out_retries_and_fails_and_reacts_to_faults(probe: Probe
     run("first", lambda: bool(events.get("first")), 5, "the first plan to execute")
     run("second", lambda: bool(events.get("second")), 5, "the second plan to execute")
     assert terminal(events["first"]) == ["cancelled"] and "replaced by plan second" in events["first"][-1]["reason"]
-    client = probe.node.create_client(Trigger, "cancel")
-    assert client.wait_for_service(timeout_sec=10)
+    peer_status.publish(alive)
     future = client.call_async(Trigger.Request())
     probe.spin_until(future.done, 10, "the cancel service")
     probe.spin_until(lambda: bool(terminal(events["second"])), 5, "the cancelled event")
@@ -381,7 +384,8 @@ def test_executive_fails_the_commands_of_a_silent_planner(probe: Probe, spawn) -
     plan_pub.publish(String(data=json.dumps({"id": "c1", "steps": [RED_LEFT]})))  # the planner was only frozen
     beat(1.5, planner=False)
     assert [e["state"] for e in events["c1"]].count("executing") == 0, events["c1"]
-    assert "not executed: that command already failed" in log.read_text()
+    probe.spin_until(lambda: "not executed: that command already failed" in log.read_text(), 10,
+                     "the late plan's refusal in the log")
 
     task_pub.publish(nc.task_event("c3", "queued"))
     beat(4.0)  # heard again: the new command waits as long as it needs
@@ -435,7 +439,8 @@ def test_executive_fails_the_commands_a_restarted_planner_lost(probe: Probe, spa
     assert terminal(events["p0"]) == [] and terminal(events["p3"]) == [], events
     assert [e["state"] for e in events["p1"]].count("executing") == 0, events["p1"]
     assert [e["state"] for e in events["p2"]].count("failed") == 1  # once: the next heartbeats are no restart
-    assert "not executed: that command already failed" in log.read_text()
+    probe.spin_until(lambda: "not executed: that command already failed" in log.read_text(), 10,
+                     "the late plan's refusal in the log")
     assert_clean_exit(proc, log)
 
 
@@ -470,7 +475,7 @@ def test_executive_resumes_the_plan_after_a_controller_restart(probe: Probe, spa
 
     feed_until(lambda: bool(ctrl()) and bool(executive()), 60, "both nodes up")
     plan_pub.publish(String(data=json.dumps({"id": "resume", "steps": [RED_LEFT]})))
-    feed_until(has_goal, 20, "the controller to get the step")
+    feed_until(lambda: has_goal() and bool(events.get("resume")), 20, "the controller to get the step")
     assert [e["state"] for e in events["resume"]] == ["executing"]
 
     for restart in (1, 2):

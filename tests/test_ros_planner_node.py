@@ -36,6 +36,14 @@ def test_planner_node_publishes_schema_valid_plans_for_the_observed_scene(probe:
     probe.node.create_subscription(String, "plan", lambda m: plans.append(m.data), keep_all)
     probe.subscribe(DiagnosticArray, "status")
     cmd_pub = probe.node.create_publisher(String, "task_command", 10)
+    cancels: list[int] = []  # this probe offers the executive's ``cancel`` service
+
+    def cancel(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        cancels.append(1)
+        response.success = True
+        return response
+    probe.node.create_service(Trigger, "cancel", cancel)
+    # offered before the planner starts: its client finds the service long before the stop below
     inputs = InputPublisher(probe)
     proc, log = spawn(node_args("forethought.ros_ws.planner_node", "planner_node", target=model_dir, adapter="",
                                 mode="ar", command="", scene="pushblocks-3", objects=list(BLOCK_NAMES)), "planner_node")
@@ -65,14 +73,6 @@ def test_planner_node_publishes_schema_valid_plans_for_the_observed_scene(probe:
         assert validate_plan(plan, ("red_block",)) == plan  # never names a block the scene lacks
     probe.spin_until(lambda: status().get("plans") == str(len(commands)), 5, "the status to count every plan")
 
-    cancels: list[int] = []  # this probe offers the executive's ``cancel`` service
-
-    def cancel(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        cancels.append(1)
-        response.success = True
-        return response
-    probe.node.create_service(Trigger, "cancel", cancel)
-    probe.spin_for(1.0)  # the planner's client discovers the service
     for text in ["push the red block to the left"] * 3 + [" Stop! "]:  # the stop drops what is queued
         cmd_pub.publish(String(data=text))
     probe.spin_until(lambda: status().get("stops") == "1" and cancels, 20, "the stop to call cancel")

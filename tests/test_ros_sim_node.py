@@ -108,7 +108,8 @@ def test_sim_node_follows_long_trajectories_and_clips_rogue_ones(probe: Probe, s
     proc, log = spawn(node_args("forethought.ros_ws.sim_node", "sim_node", real_time_factor=4.0,
                                 command_timeout_s=1.0, n_blocks=1, seed=1), "sim_node")
     status = lambda: probe.status.get("/sim_node", {})  # noqa: E731
-    probe.spin_until(lambda: len(commands) >= 3 and pub.get_subscription_count() > 0, 40, "joint_commands")
+    probe.spin_until(lambda: len(commands) >= 3 and states and pub.get_subscription_count() > 0, 40,
+                     "joint_commands and joint_states")
     first = commands[0]
     assert list(first.name) == list(scene.PUSHER_JOINTS) and len(first.position) == 2
     p0 = np.array(commands[-1].position)  # no trajectory yet: holding the start position
@@ -163,7 +164,8 @@ def test_sim_node_stamps_are_sim_time_and_status_measures_the_real_time_factor(p
     probe.node.create_subscription(DiagnosticArray, "status", statuses.append, 50)
     proc, log = spawn(node_args("forethought.ros_ws.sim_node", "sim_node", real_time_factor=4.0, n_blocks=1,
                                 seed=2), "sim_node")
-    probe.spin_until(lambda: len(seen["joint_states"]) >= 60 and len(clock) >= 60, 60, "60 ticks")
+    probe.spin_until(lambda: len(seen["joint_states"]) >= 60 and len(clock) >= 60 and len(seen["joint_commands"]) > 30
+                     and len(seen["pose"]) > 30, 60, "60 ticks")  # the topics may match a few ticks apart
     t_js = np.array([_stamp(m) for m in seen["joint_states"]])
     assert np.allclose(t_js * 10, np.round(t_js * 10), atol=1e-6) and t_js.min() >= 0.1 - 1e-9, t_js[:5]
     assert np.allclose(np.diff(t_js), 0.1, atol=1e-9), "joint_states not one per tick, in order"
