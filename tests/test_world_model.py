@@ -15,7 +15,7 @@ import torch
 from forethought.models.training import train
 from forethought.models.world_model import LatentWorldModel, WorldModelConfig
 from forethought.models.world_model.sigreg import COLLAPSE_PER_SAMPLE
-from forethought.models.world_model.train_world_model import DIAGNOSTICS_FILE, build_world_model_run
+from forethought.models.world_model.train_world_model import DIAGNOSTICS_FILE, build_world_model_run, init_from
 from forethought.sim.collect import collect
 
 TINY = {"embed_dim": 8, "encoder_hidden": 32, "projector_hidden": 32, "predictor_hidden": 32, "predictor_blocks": 1,
@@ -299,6 +299,34 @@ def test_tiny_training_run_lowers_prediction_loss_without_collapse(small_dataset
     assert diag["effective_rank"] > 4  # of D = 16: not collapsed to a line
     loaded = LatentWorldModel.from_pretrained(tmp_path)
     assert loaded.config.obs_dim == 16 and (tmp_path / "probe.safetensors").is_file()
+
+
+def test_init_continues_a_finished_run_and_refuses_another_config(small_dataset: Path, tmp_path: Path) -> None:
+    """``--init DIR`` starts from DIR's weights and statistics; ``forethought train world-model --init``
+    records it and continues from there; a folder of another config is refused by name."""
+    from forethought.cli import main
+
+    def run(out: Path, *extra: str) -> None:
+        assert main(["train", "world-model", "--obs", "state", "--data", str(small_dataset), "--config", "tiny",
+                     "--sources", "play", "--out", str(out), "--seed", "0", "--steps", "40", "--threads", "1",
+                     *extra]) in (0, None)
+
+    run(tmp_path / "first")
+    first = LatentWorldModel.from_pretrained(tmp_path / "first")
+    model, *_ = build_world_model_run(small_dataset, "tiny", ["play"], seed=1, obs_type="state", progress=False)
+    init_from(model, tmp_path / "first")
+    assert all(torch.equal(v, first.state_dict()[k]) for k, v in model.state_dict().items())
+    run(tmp_path / "more", "--init", str(tmp_path / "first"))
+    more = LatentWorldModel.from_pretrained(tmp_path / "more")
+    assert json.loads((tmp_path / "more" / "train_config.json").read_text())["init"] == str(tmp_path / "first")
+    assert torch.equal(more.processor.obs_mean, first.processor.obs_mean)
+    w = "encoder.net.0.weight"
+    moved = (more.state_dict()[w] - first.state_dict()[w]).abs().max()
+    fresh = build_world_model_run(small_dataset, "tiny", ["play"], seed=0, obs_type="state", progress=False)[0]
+    assert 0 < moved < (fresh.state_dict()[w] - first.state_dict()[w]).abs().max()  # continued, not restarted
+    other, *_ = build_world_model_run(small_dataset, "state", ["play"], seed=0, obs_type="state", progress=False)
+    with pytest.raises(ValueError, match="differs from the preset's in .*embed_dim"):
+        init_from(other, tmp_path / "first")
 
 
 def test_readout_run_fits_the_delta_scale_and_logs_the_term(small_dataset: Path, tmp_path: Path) -> None:

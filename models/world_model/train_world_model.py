@@ -8,6 +8,8 @@ Examples::
         --sources expert play --out models/pretrained/wm-pushblocks-state --seed 0
     forethought train world-model --obs pixels --data data/pushblocks-wm.parquet --config pixels \\
         --sources expert play --out models/pretrained/wm-pushblocks-pixels --seed 0
+    forethought train world-model --obs state --data data/pushblocks-wm.parquet --config state \
+        --sources expert play --out runs/wm-more --seed 1 --steps 4000 --init models/pretrained/wm-pushblocks-state
 
 The last ``VALIDATION_FRACTION`` of the episodes is held out. Besides the trainer's outputs the
 run writes ``OUT/diagnostics.json`` (held-out prediction error against copy-last, SIGReg against
@@ -150,20 +152,40 @@ def _block_means(x: np.ndarray, every: int) -> np.ndarray:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The world model's own option of ``forethought train world-model`` (beside ``cli_train``'s shared ones)."""
     parser.add_argument("--obs", choices=OBS_TYPES, help="observation type; must match --config")
+    parser.add_argument("--init", type=Path, help="start from this world-model folder's weights and normalisation "
+                        "statistics (its model config must equal the preset's): continue a finished run for "
+                        "--steps more, under a fresh learning-rate schedule")
+
+
+def init_from(model: LatentWorldModel, folder: str | Path) -> None:
+    """Load a trained world-model folder's weights and statistics into ``model`` (same model config)."""
+    trained = LatentWorldModel.from_pretrained(folder)
+    theirs, ours = trained.config.to_dict(), model.config.to_dict()
+    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if differ:
+        raise ValueError(f"--init {folder}: its model config differs from the preset's in {differ}; "
+                         "initialise from a model trained with the same --config and data")
+    model.load_state_dict(trained.state_dict())
 
 
 def train_world_model(args: argparse.Namespace) -> TrainResult:
     """``forethought train world-model`` (arguments of ``forethought.models.cli_train`` plus ``--obs``)."""
     overrides = given_options(args, "steps", "batch_size", "device")
-    obs_type = getattr(args, "obs", None)
+    obs_type, init = getattr(args, "obs", None), getattr(args, "init", None)
+    if init is not None and args.resume:
+        raise ValueError("--init starts a new run from a finished model; --resume continues an unfinished one: "
+                         "pass one of them")
     model, sample_batch, train_config, run_config, finish = build_world_model_run(
         args.data, args.config, args.sources, args.seed, overrides, obs_type
     )
+    if init is not None:
+        init_from(model, init)
+        run_config["init"] = str(init)
     run_config["command"] = run_command(
         ["forethought", "train", "world-model"] + (["--obs", obs_type] if obs_type else []) + [
             "--data", str(args.data), "--config", args.config, "--out", str(args.out), "--seed", str(args.seed),
             "--sources", *args.sources],
-        (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device)))
+        (("--steps", args.steps), ("--batch-size", args.batch_size), ("--device", args.device), ("--init", init)))
     print(f"world model ({model.config.obs_type}): {model.num_parameters:,} parameters "
           f"({model.num_parameters * 4 / 1e6:.2f} MB float32), {run_config['sequences']:,} sub-trajectories")
     result = train(model, sample_batch, train_config, args.out, run_config, resume=args.resume,
