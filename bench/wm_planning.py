@@ -57,7 +57,7 @@ from torch import Tensor  # noqa: E402
 from forethought.models.control.oracle import OracleDynamics  # noqa: E402
 from forethought.models.control.planners import CEMPlanner, PlannerConfig  # noqa: E402
 from forethought.models.world_model.action_sampler import (  # noqa: E402
-    PARAM_BOX, PUSHBLOCKS_STEP_QUANTILES, WaypointDynamics, WaypointSampler, param_box)
+    PUSHBLOCKS_STEP_QUANTILES, WaypointDynamics, WaypointSampler)
 from forethought.models.world_model.latent_objectives import GOAL_COSTS, goal_objective  # noqa: E402
 from forethought.models.world_model.modeling_world_model import LatentWorldModel  # noqa: E402
 from forethought.models.world_model.probe import LinearProbe  # noqa: E402
@@ -103,15 +103,14 @@ class SimLatentCEM:
         self.model, self.horizon, self.cost, self.probe = model, wm_success.HORIZON, cost, probe
         self.terminal_only = execute_blocks == self.horizon
         self.sim = SimLatent(model, env, self.horizon * c.frameskip)
-        waypoint = sampler == "waypoint"
-        config = PlannerConfig(samples=samples, elites=elites, iterations=iterations, horizon=self.horizon if waypoint
-                               else self.horizon * c.frameskip, init_std=1.0 / PARAM_BOX if waypoint else 1.0,
-                               min_std=0.05, carry_elites=False, returns="best" if waypoint else "mean",
+        waypoints = WaypointSampler.for_model(model, quantiles) if sampler == "waypoint" else None
+        config = PlannerConfig(samples=samples, elites=elites, iterations=iterations, horizon=self.horizon if waypoints
+                               else self.horizon * c.frameskip, init_std=1.0 / waypoints.param_box if waypoints else 1.0,
+                               min_std=0.05, carry_elites=False, returns="best" if waypoints else "mean",
                                warm_start=False)
-        if waypoint:
-            self.dynamics: Any = WaypointDynamics(self.sim, WaypointSampler.for_model(model, quantiles), None,
-                                                  self.horizon)
-            low, high = param_box(c.action_dim)
+        if waypoints:
+            self.dynamics: Any = WaypointDynamics(self.sim, waypoints, None, self.horizon)
+            low, high = waypoints.box()
         else:
             self.dynamics = self.sim
             low, high = np.asarray(c.action_low, np.float32), np.asarray(c.action_high, np.float32)
@@ -153,7 +152,8 @@ def first_candidates(planner: Any, n: int, anchor: np.ndarray, generator: torch.
     if planner.sampler is None:
         z = (torch.randn(n, planner.horizon * c.frameskip, c.action_dim, generator=generator)).clamp(-1, 1)
         return planner.model.processor.unnormalize_actions(z)
-    p = torch.randn(n, planner.horizon, c.action_dim, generator=generator).clamp(-PARAM_BOX, PARAM_BOX)
+    box = planner.sampler.param_box
+    p = torch.randn(n, planner.horizon, c.action_dim, generator=generator).clamp(-box, box)
     return planner.sampler.actions(p, anchor)
 
 

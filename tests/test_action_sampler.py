@@ -3,6 +3,7 @@ data, and a planner searching its parameters picks the push on a toy world with 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from torch import Tensor
 from forethought.models.control import CEMPlanner, PlannerConfig
 from forethought.models.control.objectives import Objective
 from forethought.models.world_model.action_sampler import (PARAM_BOX, PUSHBLOCKS_STEP_QUANTILES, WaypointDynamics,
-                                                           WaypointSampler, param_box, step_displacements,
+                                                           WaypointSampler, step_displacements,
                                                            step_quantiles)
 from forethought.sim import PUSH_BLOCKS_ID
 from forethought.sim.collect import collect
@@ -57,16 +58,16 @@ class ZeroCost(Objective):
         return states.sum((-1, -2))
 
 
-def first_round(waypoints: bool, n: int = 2000) -> np.ndarray:
+def first_round(waypoints: bool, n: int = 2000, box: float = PARAM_BOX) -> np.ndarray:
     """``[n, 25, 2]``: the first-round chunks of a 5-block CEM from the pusher at the table's centre, with the
     waypoint sampler or with LeWM's per-step box sampling (the latent planner's old default)."""
     rec = Recorder(25)
     if waypoints:
-        sampler = WaypointSampler(PUSHBLOCKS_STEP_QUANTILES, 5, [-BOX] * 2, [BOX] * 2)
+        sampler = WaypointSampler(PUSHBLOCKS_STEP_QUANTILES, 5, [-BOX] * 2, [BOX] * 2, param_box=box)
         dyn = WaypointDynamics(rec, sampler, blocks=5)
         dyn.anchor = np.zeros(2, np.float32)
-        planner = CEMPlanner(dyn, *param_box(2), PlannerConfig(samples=n, elites=10, iterations=1,
-                                                               init_std=1 / PARAM_BOX))
+        planner = CEMPlanner(dyn, *sampler.box(), PlannerConfig(samples=n, elites=10, iterations=1,
+                                                                init_std=1 / sampler.param_box))
     else:
         planner = CEMPlanner(rec, [-BOX] * 2, [BOX] * 2, PlannerConfig(samples=n, elites=10, iterations=1,
                                                                        init_std=1.0, horizon=25))
@@ -104,6 +105,22 @@ def test_sampled_steps_match_the_data_and_box_samples_do_not(held_out_steps: np.
     assert ks_distance(new_m, data_m) < KS_CHUNK
     assert ks_distance(old_m, data_m) > 6 * KS_CHUNK
     assert np.median(old_m) > 5 * np.median(data_m)
+
+
+def test_a_narrower_box_keeps_the_steps_within_the_central_quantiles() -> None:
+    """``param_box`` 1 (the plan-step policy's): no sampled step goes beyond the data's 16th-84th
+    percentile steps (``Q(Phi(-1))``, ``Q(Phi(1))``), while the default box reaches the data's tails; a
+    non-positive box is refused."""
+    q = np.asarray(PUSHBLOCKS_STEP_QUANTILES)
+    levels = np.linspace(0, 1, q.shape[1])
+    phi = 0.5 * (1 + math.erf(1 / math.sqrt(2)))
+    bottom, top = (np.array([np.interp(u, levels, row) for row in q]) for u in (1 - phi, phi))  # [A] each
+    narrow, wide = chunk_steps(first_round(True, box=1.0)), chunk_steps(first_round(True))
+    assert np.all(narrow <= top + 1e-6) and np.all(narrow >= bottom - 1e-6)
+    assert np.all(narrow.max(0) > 0.9 * top) and np.all(narrow.min(0) < 0.9 * bottom)  # the box's edges are reached
+    assert np.all(wide.max(0) > 2 * top) and np.all(wide.min(0) < 2 * bottom)
+    with pytest.raises(ValueError, match="param_box"):
+        WaypointSampler(PUSHBLOCKS_STEP_QUANTILES, 5, [-BOX] * 2, [BOX] * 2, param_box=0.0)
 
 
 def test_chunks_are_linear_within_blocks_from_the_anchor() -> None:
@@ -173,8 +190,8 @@ def test_planner_picks_the_push_on_a_world_with_known_contact() -> None:
     dyn.anchor = np.zeros(2, np.float32)
     state = np.array([[0.0, 0.0, 0.06, 0.0]], np.float32)
     goal = torch.tensor([0.14, 0.0])
-    planner = CEMPlanner(dyn, *param_box(2), PlannerConfig(samples=200, elites=20, iterations=6,
-                                                           init_std=1 / PARAM_BOX, carry_elites=False,
+    planner = CEMPlanner(dyn, *sampler.box(), PlannerConfig(samples=200, elites=20, iterations=6,
+                                                            init_std=1 / sampler.param_box, carry_elites=False,
                                                            returns="best", warm_start=False))
     planner.reset(0)
     params = planner.plan(state, BlockToGoal(goal))

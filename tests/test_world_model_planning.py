@@ -19,7 +19,7 @@ from forethought.models.evaluation import PolicySpec, evaluate
 from forethought.models.training import TrainConfig, train
 from forethought.models.world_model import LatentWorldModel, WorldModelConfig
 from forethought.models.world_model.action_sampler import PUSHBLOCKS_STEP_QUANTILES, WaypointSampler
-from forethought.models.world_model.eval_policy import LatentPlannerEvalPolicy
+from forethought.models.world_model.eval_policy import WAYPOINT_PARAM_BOX, LatentPlannerEvalPolicy
 from forethought.models.world_model.latent_dynamics import LatentDynamics, LatentEnsembleDynamics
 from forethought.models.control.objectives import PUSH_OFFSET, SHAPING_WEIGHT
 from forethought.models.world_model.latent_objectives import (BlockGoalObjective, GoalObjective, ProbeObjective,
@@ -401,6 +401,19 @@ def test_eval_policy_budget_defaults(options: dict[str, str], budget: tuple[int,
     planner = LatentPlannerEvalPolicy(spec).policy.planner
     c = planner.planner.config
     assert (c.samples, c.elites, c.iterations, planner.horizon) == budget and not c.warm_start
+    if planner.sampler is not None:  # the plan step's box, and the N(0, 1) prior over it
+        assert planner.sampler.param_box == WAYPOINT_PARAM_BOX and c.init_std == pytest.approx(1 / WAYPOINT_PARAM_BOX)
+
+
+def test_eval_policy_param_box_option() -> None:
+    """``param_box`` widens the waypoint sampler's search box; it is refused with the box sampler."""
+    model_dir = Path(__file__).resolve().parents[1] / "models" / "pretrained" / "wm-pushblocks-state"
+    spec = PolicySpec(model=model_dir, env_id="forethought/PushBlocks-v0", observation_dim=16, action_dim=2,
+                      options={"param_box": "2.5"})
+    planner = LatentPlannerEvalPolicy(spec).policy.planner
+    assert planner.sampler.param_box == 2.5 and planner.planner.high[0] == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="param_box"):
+        LatentPlannerEvalPolicy(PolicySpec(**{**vars(spec), "options": {"param_box": "2", "sampler": "box"}}))
 
 
 def test_block_goal_cost_is_the_probed_blocks_distance_to_the_goal() -> None:

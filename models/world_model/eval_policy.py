@@ -23,7 +23,8 @@ samples over the action box), ``ensemble`` (comma-separated world-model folders 
 ``--model``, e.g. with other seeds: every candidate is rolled out through all of them and scored by
 the members' mean cost, ``LatentEnsembleDynamics``), ``beta`` (with ``ensemble``: plus ``beta`` times
 the members' cost std, 0), ``margin`` (how far inside the success boundary the plan step aims, m;
-``TaskObjective``'s 0.01 unless given).
+``TaskObjective``'s 0.01 unless given), ``param_box`` (waypoint sampler: the half-width of its
+parameter box in prior stds, ``WAYPOINT_PARAM_BOX`` unless given).
 
 ``policy_controller`` runs the same policy (``policy: latent-cem``): ``plan_chunk`` gives it a fresh
 plan's first ``execute_blocks`` blocks as one chunk.
@@ -47,12 +48,18 @@ from forethought.models.world_model.onnx_rollout import export_rollout
 from forethought.models.world_model.probe import LinearProbe
 
 INT_OPTIONS = ("samples", "elites", "iterations", "horizon", "execute_blocks", "warm_start", "carry_plan")
-FLOAT_OPTIONS = ("beta", "margin")
+FLOAT_OPTIONS = ("beta", "margin", "param_box")
 SAMPLERS = ("waypoint", "box")
 WAYPOINT_BUDGET = {"samples": 200, "elites": 20, "iterations": 2, "horizon": 4}
 """The plan-step budget with the waypoint sampler: 200 samples from the data's step distribution
 over 4 blocks, one refit round. On the dev seeds it did as well as LeWM's CEM 300 x 10 over 5
 blocks with a ninth of the predictor calls, and best of the budgets of that cost tried
+(``BENCHMARKS.md``, issue #18)."""
+WAYPOINT_PARAM_BOX = 1.0
+"""The plan-step sampler's parameter box (``WaypointSampler.param_box``): steps within the data's central
+68 %, at most 2.4 cm per 0.1 s step. With the default 3 the planner chose the data's rare fast sweeps
+(30 cm in one 0.5 s block), whose pushes the world model predicts at about half their length, and
+pushed blocks past corner regions onto the table's edge; on the dev seeds 1 did best of 0.75-3
 (``BENCHMARKS.md``, issue #18)."""
 
 
@@ -87,10 +94,14 @@ class LatentPlannerEvalPolicy:
         if "beta" in opts and len(folders) == 1:
             raise ValueError("--policy-option beta weighs the spread of an ensemble: add --policy-option ensemble=DIR")
         beta, margin = opts.pop("beta", 0.0), opts.pop("margin", None)
+        box = opts.pop("param_box", WAYPOINT_PARAM_BOX)
+        if sampler != "waypoint" and "param_box" in options:
+            raise ValueError("--policy-option param_box bounds the waypoint sampler's parameters: drop it with "
+                             "sampler=box")
         models = [self._load(name, folder, spec, backend, opts.get("horizon", DEFAULT_HORIZON)) for folder in folders]
         probes = [LinearProbe.load(f, m.config.embed_dim, m.config.obs_dim) for f, m in zip(folders, models)]
         execute = opts.pop("execute_blocks", 1)
-        waypoints = WaypointSampler.for_model(models[0]) if sampler == "waypoint" else None
+        waypoints = WaypointSampler.for_model(models[0], param_box=box) if sampler == "waypoint" else None
         planner = (LatentMPPI if mppi else LatentCEM)(models[0], terminal_only=False, backend=backend,
                                                       sampler=waypoints, warm_start=bool(opts.pop("warm_start", 0)),
                                                       carry_plan=bool(opts.pop("carry_plan", 0)),

@@ -15,7 +15,7 @@ iteration is the current mean (as stable-worldmodel's ``CEMSolver``). A plan-ste
 the training data contains: one step displacement per block around the pusher, drawn from the data's
 step distribution, linear within a block (issue #18: the box samples jump tens of centimetres per step and the
 model cannot rank them). The planners then search and refit those parameters (initial std ``1 /
-PARAM_BOX`` normalised, i.e. ``p ~ N(0, 1)``), return the lowest-cost chunk they evaluated
+sampler.param_box`` normalised, i.e. ``p ~ N(0, 1)``), return the lowest-cost chunk they evaluated
 (``returns="best"``), and ``plan`` needs the anchor: the pusher's position, read from a state
 observation, or passed (``anchor=``) for a pixel model.
 
@@ -47,7 +47,7 @@ from torch import Tensor
 
 from forethought.models.control.objectives import Objective
 from forethought.models.control.planners import CEMPlanner, MPPIPlanner, Planner, PlannerConfig
-from forethought.models.world_model.action_sampler import PARAM_BOX, WaypointDynamics, WaypointSampler, param_box
+from forethought.models.world_model.action_sampler import WaypointDynamics, WaypointSampler
 from forethought.models.world_model.configuration_world_model import DEFAULT_HORIZON
 from forethought.models.world_model.latent_dynamics import LatentDynamics, LatentEnsembleDynamics
 from forethought.models.world_model.latent_objectives import GOAL_COSTS, ProbeObjective, goal_objective
@@ -65,7 +65,7 @@ class LatentCEM:
         horizon: action blocks per plan (``horizon * frameskip`` env actions).
         init_std, min_std: std of the first sampling distribution and the floor of later ones,
             in normalised action units ([-1, 1] spans the action box, or with ``sampler`` the
-            parameter box); ``init_std=None``: 1 (box) or ``1 / PARAM_BOX`` (``sampler``).
+            parameter box); ``init_std=None``: 1 (box) or ``1 / sampler.param_box`` (the ``N(0, 1)`` prior).
         terminal_only: a goal observation is scored on the final block only (``GoalObjective``).
         seed: seeds the sampling noise (a plan is reproducible for a given seed and call order).
         backend: ``"torch"``, or ``"onnx"`` to run the rollouts on onnxruntime (after
@@ -99,7 +99,7 @@ class LatentCEM:
             raise ValueError(f"goal_cost must be one of {list(GOAL_COSTS)} (all but 'latent' with a probe), "
                              f"got {goal_cost!r}")
         if init_std is None:
-            init_std = 1.0 if sampler is None else 1.0 / PARAM_BOX
+            init_std = 1.0 if sampler is None else 1.0 / sampler.param_box
         config = PlannerConfig(samples=samples, elites=elites, iterations=iterations, horizon=horizon,
                                init_std=init_std, min_std=min_std, carry_elites=False,
                                returns="mean" if sampler is None else "best", warm_start=warm_start,
@@ -121,7 +121,7 @@ class LatentCEM:
                 raise ValueError(f"the sampler's frameskip {sampler.frameskip} and action width {sampler.action_dim} "
                                  f"must match the model's ({c.frameskip}, {c.action_dim})")
             self.dynamics = WaypointDynamics(self.latent, sampler, self.model.action_blocks, horizon)
-            low, high = param_box(self.model.config.action_dim)
+            low, high = sampler.box()
         if carry_plan and sampler is None:
             raise ValueError("carry_plan shifts waypoint parameters: pass a sampler")
         self.carry_plan, self.shift_blocks = carry_plan, shift_blocks
