@@ -57,7 +57,7 @@ from torch import Tensor  # noqa: E402
 from forethought.models.control.oracle import OracleDynamics  # noqa: E402
 from forethought.models.control.planners import CEMPlanner, PlannerConfig  # noqa: E402
 from forethought.models.world_model.action_sampler import (  # noqa: E402
-    PUSHBLOCKS_STEP_QUANTILES, WaypointDynamics, WaypointSampler)
+    PARAM_BOX, PUSHBLOCKS_STEP_QUANTILES, WaypointDynamics, WaypointSampler)
 from forethought.models.world_model.latent_objectives import GOAL_COSTS, goal_objective  # noqa: E402
 from forethought.models.world_model.modeling_world_model import LatentWorldModel  # noqa: E402
 from forethought.models.world_model.probe import LinearProbe  # noqa: E402
@@ -98,12 +98,12 @@ class SimLatentCEM:
 
     def __init__(self, model: LatentWorldModel, env: gym.Env, sampler: str, iterations: int, execute_blocks: int,
                  samples: int, elites: int, quantiles: Any = PUSHBLOCKS_STEP_QUANTILES, cost: str = "latent",
-                 probe: LinearProbe | None = None) -> None:
+                 probe: LinearProbe | None = None, param_box: float = PARAM_BOX) -> None:
         c = model.config
         self.model, self.horizon, self.cost, self.probe = model, wm_success.HORIZON, cost, probe
         self.terminal_only = execute_blocks == self.horizon
         self.sim = SimLatent(model, env, self.horizon * c.frameskip)
-        waypoints = WaypointSampler.for_model(model, quantiles) if sampler == "waypoint" else None
+        waypoints = WaypointSampler.for_model(model, quantiles, param_box) if sampler == "waypoint" else None
         config = PlannerConfig(samples=samples, elites=elites, iterations=iterations, horizon=self.horizon if waypoints
                                else self.horizon * c.frameskip, init_std=1.0 / waypoints.param_box if waypoints else 1.0,
                                min_std=0.05, carry_elites=False, returns="best" if waypoints else "mean",
@@ -159,7 +159,7 @@ def first_candidates(planner: Any, n: int, anchor: np.ndarray, generator: torch.
 
 @torch.inference_mode()
 def diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, first_seed: int, iterations: int,
-                candidates: int, plans: list[tuple[str, str]]) -> dict[str, Any]:
+                candidates: int, plans: list[tuple[str, str]], param_box: float = PARAM_BOX) -> dict[str, Any]:
     """Per (sampler, cost) in ``plans``: predicted vs realised cost of the chosen first plan, model/simulator
     ranking Spearman over first-round candidates, the expert plan's score; over ``seeds`` push episodes."""
     env = make_env(False)
@@ -183,7 +183,7 @@ def diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, first_s
         for name, cost in plans:
             objective = goal_objective(model, goal, cost, probe)
             planner = wm_success.make_planner(model, name, iterations, wm_success.HORIZON, seed=seed - 1, cost=cost,
-                                              probe=probe)
+                                              probe=probe, param_box=param_box)
             chosen = torch.from_numpy(planner.plan(start, goal=goal))[None]  # [1, T, A]
             g = torch.Generator().manual_seed(seed - 1)
             cands = torch.cat([chosen, expert, first_candidates(planner, candidates, anchor, g)])  # [2 + n, T, A]
@@ -228,7 +228,7 @@ def _task(seed: int) -> dict:
 def planning_diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, perfect_seeds: int,
                          diagnostic_seeds: int, first_seed: int, iterations: int, perfect_samples: int,
                          perfect_iterations: int, candidates: int, samplers: list[str], costs: list[str],
-                         execute_blocks: int = wm_success.HORIZON) -> dict[str, Any]:
+                         execute_blocks: int = wm_success.HORIZON, param_box: float = PARAM_BOX) -> dict[str, Any]:
     """The section: success of sampler x cost x model (replanning every ``execute_blocks``), then ``diagnostics``."""
     plans = [(name, cost) for name in samplers for cost in costs]
     res: dict[str, Any] = {"success": {}}
@@ -241,9 +241,10 @@ def planning_diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int
                 continue  # --perfect-seeds 0: no ceiling rows
             t0 = time.perf_counter()
             row = wm_success.success(model, "push", n, execute_blocks=execute_blocks, sampler=name,
-                                     first_seed=first_seed, cost=cost, probe=probe, **kwargs)
+                                     first_seed=first_seed, cost=cost, probe=probe, param_box=param_box, **kwargs)
             res["success"][f"{kind}, {_key(name, cost)}"] = {**row, "wall_s": time.perf_counter() - t0}
-    res["diagnostics"] = diagnostics(model, probe, diagnostic_seeds, first_seed, iterations, candidates, plans)
+    res["diagnostics"] = diagnostics(model, probe, diagnostic_seeds, first_seed, iterations, candidates, plans,
+                                     param_box)
     return res
 
 
@@ -253,7 +254,8 @@ def report(res: dict[str, Any]) -> None:
     print("| model, sampler, cost | budget | success | Wilson 95% | median best distance (m) | seeds | wall s |\n"
           "|---|---|---|---|---|---|---|")
     for k, r in res["success"].items():
-        print(f"| {k} | {r['samples']}x{r['iterations']}, replan every {r['execute_blocks']} | "
+        box = f", box {r['param_box']:g}" if r["sampler"] == "waypoint" else ""
+        print(f"| {k} | {r['samples']}x{r['iterations']}, replan every {r['execute_blocks']}{box} | "
               f"{r['wins']}/{r['episodes']} = {fmt(r['success'])} | "
               f"{fmt(r['wilson95'][0])}-{fmt(r['wilson95'][1])} | {fmt(r['median_best_distance_m'], 3)} | "
               f"{r['seeds'][0]}-{r['seeds'][-1]} | {r['wall_s']:.0f} |")
@@ -294,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--execute-blocks", type=int, default=wm_success.HORIZON,
                     help="blocks run before replanning in the success rows: 5, LeWM's (the whole plan, scored on "
                          "its final block), or fewer (receding horizon, scored on every block)")
+    ap.add_argument("--param-box", type=float, default=PARAM_BOX,
+                    help="the waypoint sampler's parameter box in prior stds (default 3; the plan-step policy's is "
+                         "1, eval_policy.WAYPOINT_PARAM_BOX)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 seeds, tiny budgets")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path)
@@ -314,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             res["planning-diagnostics"][str(path)] = planning_diagnostics(
                 model, probe, args.seeds, args.perfect_seeds, args.diagnostic_seeds, args.first_seed,
                 args.iterations, args.perfect_samples, args.perfect_iterations, args.candidates, args.samplers,
-                args.costs, args.execute_blocks)
+                args.costs, args.execute_blocks, args.param_box)
             report(res["planning-diagnostics"][str(path)])
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")

@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from forethought.models.world_model.action_sampler import PUSHBLOCKS_STEP_QUANTILES, WaypointSampler
+from forethought.models.world_model.action_sampler import PARAM_BOX, PUSHBLOCKS_STEP_QUANTILES, WaypointSampler
 from forethought.models.world_model.latent_planner import LatentCEM, LatentPlanPolicy
 from forethought.models.world_model.modeling_world_model import LatentWorldModel
 from forethought.models.world_model.probe import LinearProbe
@@ -86,11 +86,12 @@ class RandomPolicy:
 
 def make_planner(model: LatentWorldModel, sampler: str, iterations: int, execute_blocks: int, samples: int = 300,
                  elites: int = 30, quantiles: Any = PUSHBLOCKS_STEP_QUANTILES, seed: int = 0, cost: str = "latent",
-                 probe: LinearProbe | None = None) -> LatentCEM:
-    """The LeWM-protocol latent CEM with ``sampler`` (``SAMPLERS``) and goal ``cost`` (``GOAL_COSTS``)."""
+                 probe: LinearProbe | None = None, param_box: float = PARAM_BOX) -> LatentCEM:
+    """The LeWM-protocol latent CEM with ``sampler`` (``SAMPLERS``; the waypoint sampler searching
+    ``param_box`` prior stds) and goal ``cost`` (``GOAL_COSTS``)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler {sampler!r} is not one of {list(SAMPLERS)}")
-    waypoints = WaypointSampler.for_model(model, quantiles) if sampler == "waypoint" else None
+    waypoints = WaypointSampler.for_model(model, quantiles, param_box) if sampler == "waypoint" else None
     return LatentCEM(model, samples=samples, elites=elites, iterations=iterations, horizon=HORIZON,
                      terminal_only=execute_blocks == HORIZON, seed=seed, sampler=waypoints, goal_cost=cost,
                      probe=probe)
@@ -99,7 +100,7 @@ def make_planner(model: LatentWorldModel, sampler: str, iterations: int, execute
 def success(model: LatentWorldModel | None, skill: str, seeds: int, iterations: int, execute_blocks: int,
             sampler: str = "waypoint", first_seed: int = 0, perfect: bool = False, samples: int = 300,
             elites: int = 30, quantiles: Any = PUSHBLOCKS_STEP_QUANTILES, cost: str = "latent",
-            probe: LinearProbe | None = None) -> dict:
+            probe: LinearProbe | None = None, param_box: float = PARAM_BOX) -> dict:
     """Success rate with a goal observation 25 expert steps ahead (see ``bench/world_model.py``'s docstring);
     ``model=None`` runs the random-action baseline on the same seeds; ``perfect`` rolls the planner's
     candidates out in a simulator copy (a state model's encoder scores them); ``cost``: how the goal
@@ -114,10 +115,10 @@ def success(model: LatentWorldModel | None, skill: str, seeds: int, iterations: 
         if perfect:
             from wm_planning import SimLatentCEM  # noqa: PLC0415  (wm_planning imports this module)
             planner: Any = SimLatentCEM(model, env, sampler, iterations, execute_blocks, samples, elites, quantiles,
-                                        cost, probe)
+                                        cost, probe, param_box)
         else:
             planner = make_planner(model, sampler, iterations, execute_blocks, samples, elites, quantiles, cost=cost,
-                                   probe=probe)
+                                   probe=probe, param_box=param_box)
         policy = LatentPlanPolicy(planner, execute_blocks=execute_blocks)
     wins, used, skipped, final_d = 0, [], 0, []
     seed = first_seed
@@ -147,7 +148,8 @@ def success(model: LatentWorldModel | None, skill: str, seeds: int, iterations: 
     lo, hi = wilson(wins, seeds)
     return {"success": wins / seeds, "wins": wins, "wilson95": [lo, hi], "episodes": seeds, "seeds": used,
             "skipped": skipped, "median_best_distance_m": float(np.median(final_d)), "iterations": iterations,
-            "samples": samples, "execute_blocks": execute_blocks, "sampler": sampler, "perfect": perfect, "cost": cost}
+            "samples": samples, "execute_blocks": execute_blocks, "sampler": sampler, "perfect": perfect, "cost": cost,
+            "param_box": param_box}
 
 
 def report(res: dict[str, dict]) -> None:
