@@ -9,7 +9,7 @@ parameterises a chunk the way the data moves instead:
 - parameters ``p[K, A]``: one per action block (``K`` blocks of ``frameskip`` steps) and action
   dimension, searched in ``[-param_box, param_box]``; ``p ~ N(0, 1)`` is the prior, so the box
   keeps the search inside the central ``2 Phi(param_box) - 1`` of the data's steps (3: 99.7 %,
-  up to the table's extreme steps of 18 cm per 0.1 s; 1: 68 %, up to 2.4 cm per step, the plan-step
+  up to 17 cm per 0.1 s step, near the table's extreme of 18 cm; 1: 68 %, up to 2.4 cm per step, the plan-step
   policy's box, which keeps pushes at speeds whose contact the world model predicts);
 - the block's per-step displacement ``v_k = Q_d(Phi(p_k))`` per dimension ``d``: ``Phi`` the
   standard normal CDF, ``Q_d`` the quantile function of the training data's step displacement
