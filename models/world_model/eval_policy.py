@@ -58,7 +58,7 @@ blocks with a ninth of the predictor calls, and best of the budgets of that cost
 WAYPOINT_PARAM_BOX = 1.0
 """The plan-step sampler's parameter box (``WaypointSampler.param_box``): steps within the data's central
 68 %, at most 2.4 cm per 0.1 s step. With the default 3 the planner chose the data's rare fast sweeps
-(30 cm in one 0.5 s block), whose pushes the world model predicts at about half their length, and
+(a large part of the table in one 0.5 s block), whose pushes the world model predicts far short, and
 pushed blocks past corner regions onto the table's edge; on the dev seeds 1 did best of 0.75-3
 (``BENCHMARKS.md``, issue #18)."""
 
