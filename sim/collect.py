@@ -123,8 +123,30 @@ def _pushblocks_shove_path(
     return [np.clip(a - u * rng.uniform(0.05, 0.08), low, high), np.clip(b + u * rng.uniform(0.02, 0.08), low, high)]
 
 
-# env id -> shove path sampler (``--shove``)
+GRAZE_BAND = 0.015
+"""Half-width (m) of the band of a graze's offsets from a block's centre around the touching distance."""
+
+
+def _pushblocks_graze_path(
+    obs: np.ndarray, rng: np.random.Generator, low: np.ndarray, high: np.ndarray
+) -> list[np.ndarray] | None:
+    """Waypoints that pass a present block sideways: 5-10 cm before it, then 5-10 cm beyond, on a line of
+    random heading at a distance from its centre within ``GRAZE_BAND`` of touching; ``None`` without blocks."""
+    present = scene.present_blocks(obs)
+    if not present:
+        return None
+    xy = np.asarray(scene.block_xy(obs, present[int(rng.integers(len(present)))]), np.float64)
+    heading = rng.uniform(0.0, 2.0 * np.pi)
+    u = np.array([np.cos(heading), np.sin(heading)])
+    side = np.array([-u[1], u[0]]) * rng.choice([-1.0, 1.0])
+    offset = scene.BLOCK_HALF + scene.PUSHER_RADIUS + rng.uniform(-GRAZE_BAND, GRAZE_BAND)
+    return [np.clip(xy + side * offset - u * rng.uniform(0.05, 0.10), low, high),
+            np.clip(xy + side * offset + u * rng.uniform(0.05, 0.10), low, high)]
+
+
+# env id -> shove path sampler (``--shove``) and graze path sampler (``--graze``)
 SHOVE_HOOKS: dict[str, Callable[..., list[np.ndarray] | None]] = {PUSH_BLOCKS_ID: _pushblocks_shove_path}
+GRAZE_HOOKS: dict[str, Callable[..., list[np.ndarray] | None]] = {PUSH_BLOCKS_ID: _pushblocks_graze_path}
 
 # env id -> (first waypoint from the reset observation, optional env-specific waypoint sampler)
 PLAY_HOOKS: dict[str, tuple[Callable[..., np.ndarray], Callable[..., np.ndarray | None]]] = {
@@ -138,7 +160,8 @@ class PlayPolicy:
     Moves linearly from the current waypoint to a new one over ``move_steps`` steps, then holds it
     for ``hold_steps``; waypoints are uniform in the box unless the env has a hook in
     ``PLAY_HOOKS``. With ``shove`` (envs in ``SHOVE_HOOKS``), half the new segments start a shove
-    path (module docstring, "Shoves") instead.
+    path (module docstring, "Shoves") instead; with ``graze`` (envs in ``GRAZE_HOOKS``), half of
+    those that do not start a graze path ("Grazes").
     """
 
     def __init__(
@@ -150,9 +173,11 @@ class PlayPolicy:
         move_steps: tuple[int, int] = (3, 12),
         hold_steps: tuple[int, int] = (0, 4),
         shove: bool = False,
+        graze: bool = False,
     ) -> None:
         self.low, self.high = np.asarray(low, np.float64), np.asarray(high, np.float64)
         self._shove_fn = SHOVE_HOOKS.get(task_env_id(env_id)) if shove else None
+        self._graze_fn = GRAZE_HOOKS.get(task_env_id(env_id)) if graze else None
         self._path: list[np.ndarray] = []  # the rest of a shove path
         self.rng = rng
         self.move_steps, self.hold_steps = move_steps, hold_steps
@@ -170,6 +195,8 @@ class PlayPolicy:
     def _new_segment(self, obs: np.ndarray) -> None:
         if self._shove_fn is not None and not self._path and self.rng.random() < 0.5:
             self._path = self._shove_fn(obs, self.rng, self.low, self.high) or []
+        if self._graze_fn is not None and not self._path and self.rng.random() < 0.5:
+            self._path = self._graze_fn(obs, self.rng, self.low, self.high) or []
         if self._path:
             target = self._path.pop(0)
         else:
@@ -216,7 +243,7 @@ class _Disturbance:
 
 def _command(env_id: str, episodes: int, noise: float, play_fraction: float, seed: int, out: Path,
              env_kwargs: Mapping[str, Any] | None, n_blocks: int | None, max_steps: int | None,
-             disturb: float = 0.0, shove: float = 0.0) -> str:
+             disturb: float = 0.0, shove: float = 0.0, graze: float = 0.0) -> str:
     """The ``forethought collect`` command line that reproduces a call."""
     argv = ["forethought", "collect", "--env", env_id, "--episodes", str(episodes), "--noise", repr(float(noise)),
             "--play-fraction", repr(float(play_fraction)), "--seed", str(seed), "--out", str(out)]
@@ -224,6 +251,8 @@ def _command(env_id: str, episodes: int, noise: float, play_fraction: float, see
         argv += ["--disturb", repr(float(disturb))]
     if shove > 0:
         argv += ["--shove", repr(float(shove))]
+    if graze > 0:
+        argv += ["--graze", repr(float(graze))]
     if n_blocks is not None:
         argv += ["--n-blocks", str(n_blocks)]
     if env_kwargs:
@@ -295,6 +324,7 @@ def collect(
     max_steps: int | None = None,
     disturb: float = 0.0,
     shove: float = 0.0,
+    graze: float = 0.0,
 ) -> Path:
     """Record ``episodes`` episodes of ``env_id`` into the parquet file ``out`` and return its path.
 
@@ -312,6 +342,7 @@ def collect(
         max_steps: cut episodes after this many steps (marked truncated); default: the env's limit.
         disturb: probability that an expert episode gets one play-driven disturbance (0..1).
         shove: probability that a play episode shoves blocks into each other (0..1).
+        graze: probability that a play episode passes blocks sideways, near touching (0..1).
     """
     if not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
@@ -321,8 +352,9 @@ def collect(
         raise ValueError(f"play_fraction must lie in [0, 1], got {play_fraction!r}")
     if not (0.0 <= disturb <= 1.0):
         raise ValueError(f"disturb must lie in [0, 1], got {disturb!r}")
-    if not (0.0 <= shove <= 1.0):
-        raise ValueError(f"shove must lie in [0, 1], got {shove!r}")
+    for name, p in (("shove", shove), ("graze", graze)):
+        if not (0.0 <= p <= 1.0):
+            raise ValueError(f"{name} must lie in [0, 1], got {p!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if max_steps is not None and max_steps < 1:
@@ -382,7 +414,8 @@ def collect(
             obs, info = env.reset(seed=int(seed + i), options=options or None)
             if is_play[i]:
                 shoving = shove > 0 and np.random.default_rng([seed, i, 2]).random() < shove
-                play = PlayPolicy(env_id, low, high, ep_rng, shove=shoving)
+                grazing = graze > 0 and np.random.default_rng([seed, i, 3]).random() < graze
+                play = PlayPolicy(env_id, low, high, ep_rng, shove=shoving, graze=grazing)
                 play.reset(obs)
 
                 def policy(o: np.ndarray, task: Mapping[str, Any], play: PlayPolicy = play) -> tuple[np.ndarray, np.ndarray]:
@@ -429,6 +462,7 @@ def collect(
         "play_fraction": float(play_fraction),
         "disturb": float(disturb),
         "shove": float(shove),
+        "graze": float(graze),
         "n_blocks": meta_n_blocks,
         "max_steps": int(limit),
         "obs_labels": list(getattr(env.unwrapped, "obs_labels", None) or OBS_LABELS.get(task_env_id(env_id)) or [])
@@ -438,7 +472,7 @@ def collect(
         "dt": float(getattr(env.unwrapped, "dt", 0.0)) or None,
         "stats": stats,
         "command": _command(env_id, episodes, noise, play_fraction, seed, out, env_kwargs, n_blocks, max_steps,
-                            disturb, shove),
+                            disturb, shove, graze),
         "forethought_version": _version(),
     }
     path = write_dataset(out, recorded, metadata)
@@ -479,6 +513,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "still the expert's (default 0)")
     parser.add_argument("--shove", type=float, default=0.0,
                         help="probability that a play episode drives blocks into each other (default 0)")
+    parser.add_argument("--graze", type=float, default=0.0,
+                        help="probability that a play episode passes blocks sideways within 1.5 cm of touching "
+                             "(default 0)")
     parser.add_argument("--seed", type=int, default=0, help="episode i uses env seed SEED + i (default 0)")
     parser.add_argument("--out", type=Path, required=True, help="output .parquet file (written atomically)")
     parser.add_argument("--n-blocks", type=int, default=None,
@@ -495,6 +532,6 @@ def run(args: argparse.Namespace) -> int:
     code, _ = run_writer("collect", args.out, lambda: collect(
         args.env, args.episodes, args.noise, args.play_fraction, args.seed, args.out, env_kwargs=args.env_kwargs,
         progress=not args.no_progress, n_blocks=args.n_blocks, max_steps=args.max_steps, disturb=args.disturb,
-        shove=args.shove,
+        shove=args.shove, graze=args.graze,
     ))
     return code

@@ -13,7 +13,7 @@ from PIL import Image
 import forethought.sim.envs  # noqa: F401  (registers the envs)
 from forethought.cli import main
 from forethought.sim import scene
-from forethought.sim.collect import collect
+from forethought.sim.collect import GRAZE_BAND, _pushblocks_graze_path, collect
 from forethought.sim.dataset import Dataset, read_dataset
 from forethought.sim.experts import make_expert
 from forethought.sim.render import rollout_frames, write_video
@@ -228,3 +228,53 @@ def test_shove_play_drives_blocks_into_each_other(tmp_path: Path) -> None:
     assert shoved_steps(1.0) > 2 * max(shoved_steps(0.0), 1)
     with pytest.raises(ValueError, match="shove"):
         collect("forethought/PushBlocks-v0", 1, 0.0, 1.0, 0, tmp_path / "bad.parquet", progress=False, shove=1.5)
+
+
+def test_graze_paths_pass_blocks_within_the_band_of_touching() -> None:
+    """A graze path's line passes the block's centre within ``GRAZE_BAND`` of the touching distance, on both
+    sides, and its waypoints lie 5-10 cm before and beyond the block along the line."""
+    env = gym.make("forethought/PushBlocks-v0")
+    obs, _ = env.reset(seed=0, options={"n_blocks": 1})
+    env.close()
+    obs = obs.copy()
+    obs[scene.block_slice("red_block").start + 1 : scene.block_slice("red_block").start + 3] = 0.0  # mid-table
+    low, high = np.full(2, -0.27), np.full(2, 0.27)
+    touch = scene.BLOCK_HALF + scene.PUSHER_RADIUS
+    rng = np.random.default_rng(0)
+    offsets, sides = [], set()
+    for _ in range(200):
+        a, b = _pushblocks_graze_path(obs, rng, low, high)
+        u = (b - a) / np.linalg.norm(b - a)
+        cross = float(u[0] * (0 - a[1]) - u[1] * (0 - a[0]))  # signed distance of the centre (0, 0) from the line
+        offsets.append(abs(cross))
+        sides.add(np.sign(cross))
+        along = float(-a @ u)
+        assert 0.05 - 1e-9 <= along <= 0.10 + 1e-9 and 0.05 - 1e-9 <= float(b @ u) <= 0.10 + 1e-9
+    assert touch - GRAZE_BAND - 1e-9 <= min(offsets) < touch - GRAZE_BAND / 2
+    assert touch + GRAZE_BAND / 2 < max(offsets) <= touch + GRAZE_BAND + 1e-9
+    assert sides == {-1.0, 1.0}
+
+
+def test_graze_play_passes_blocks_near_touching(tmp_path: Path) -> None:
+    """``--graze 1``: play episodes move the pusher past blocks near the touching distance, without moving
+    them, far more often than plain play does; ``--graze`` outside [0, 1] is refused."""
+    touch = scene.BLOCK_HALF + scene.PUSHER_RADIUS
+
+    def passing_steps(graze: float) -> int:
+        path = collect("forethought/PushBlocks-v0", 8, 0.0, 1.0, 5, tmp_path / f"g{graze}.parquet", progress=False,
+                       n_blocks=1, max_steps=80, graze=graze)
+        count = 0
+        for ep in Dataset.load(path).episodes():
+            obs = ep.observation
+            xy = obs[:, scene.block_slice("red_block").start + 1 : scene.block_slice("red_block").start + 3]
+            pusher = obs[:, scene.PUSHER_POS]
+            moving = np.linalg.norm(np.diff(pusher, axis=0), axis=-1) > 0.005
+            still = np.linalg.norm(np.diff(xy, axis=0), axis=-1) < 1e-3
+            near = np.abs(np.linalg.norm(pusher[1:] - xy[1:], axis=-1) - touch) < GRAZE_BAND
+            count += int((moving & still & near).sum())
+        return count
+
+    assert passing_steps(1.0) > 2 * max(passing_steps(0.0), 1)
+    assert Dataset.load(tmp_path / "g1.0.parquet").metadata["graze"] == 1.0
+    with pytest.raises(ValueError, match="graze"):
+        collect("forethought/PushBlocks-v0", 1, 0.0, 1.0, 0, tmp_path / "bad.parquet", progress=False, graze=-0.1)
