@@ -26,6 +26,10 @@ state model:
     block displacement the model predicts for the expert's actions (through the probe) against
     the real one.
 
+The learned rows' planner can be changed for dev sweeps: ``--samples``/``--elites``/``--iterations`` (the
+budget), ``--warm-start`` and ``--carry-plan`` (``LatentCEM``'s options); each row records every
+episode's best block-goal distance (``best_distance_m``). ``--diagnostic-seeds 0`` skips the diagnostics.
+
 Seeds: reported seeds start at 0 (``--first-seed``); tune on dev seeds (``--first-seed 100``).
 ``--quick`` (3 seeds, tiny budgets) is a smoke test. At the defaults the section took 3 min 50 s on
 one core of a 2-core Xeon (2026-12-05).
@@ -228,12 +232,16 @@ def _task(seed: int) -> dict:
 def planning_diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, perfect_seeds: int,
                          diagnostic_seeds: int, first_seed: int, iterations: int, perfect_samples: int,
                          perfect_iterations: int, candidates: int, samplers: list[str], costs: list[str],
-                         execute_blocks: int = wm_success.HORIZON, param_box: float = PARAM_BOX) -> dict[str, Any]:
-    """The section: success of sampler x cost x model (replanning every ``execute_blocks``), then ``diagnostics``."""
+                         execute_blocks: int = wm_success.HORIZON, param_box: float = PARAM_BOX,
+                         warm_start: bool = False, carry_plan: bool = False, samples: int = 300,
+                         elites: int = 30) -> dict[str, Any]:
+    """The section: success of sampler x cost x model (replanning every ``execute_blocks``; the learned
+    model's planner with ``warm_start`` / ``carry_plan``), then ``diagnostics`` (none for ``diagnostic_seeds=0``)."""
     plans = [(name, cost) for name in samplers for cost in costs]
     res: dict[str, Any] = {"success": {}}
     for name, cost in plans:
-        for kind, n, kwargs in (("learned", seeds, {"iterations": iterations}),
+        for kind, n, kwargs in (("learned", seeds, {"iterations": iterations, "warm_start": warm_start,
+                                                    "carry_plan": carry_plan, "samples": samples, "elites": elites}),
                                 ("perfect", perfect_seeds, {"iterations": perfect_iterations, "perfect": True,
                                                             "samples": perfect_samples,
                                                             "elites": max(1, perfect_samples // 10)})):
@@ -243,8 +251,9 @@ def planning_diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int
             row = wm_success.success(model, "push", n, execute_blocks=execute_blocks, sampler=name,
                                      first_seed=first_seed, cost=cost, probe=probe, param_box=param_box, **kwargs)
             res["success"][f"{kind}, {_key(name, cost)}"] = {**row, "wall_s": time.perf_counter() - t0}
-    res["diagnostics"] = diagnostics(model, probe, diagnostic_seeds, first_seed, iterations, candidates, plans,
-                                     param_box)
+    if diagnostic_seeds:
+        res["diagnostics"] = diagnostics(model, probe, diagnostic_seeds, first_seed, iterations, candidates, plans,
+                                         param_box)
     return res
 
 
@@ -255,10 +264,13 @@ def report(res: dict[str, Any]) -> None:
           "|---|---|---|---|---|---|---|")
     for k, r in res["success"].items():
         box = f", box {r['param_box']:g}" if r["sampler"] == "waypoint" else ""
+        box += "".join(f", {k.replace('_', ' ')}" for k in ("warm_start", "carry_plan") if r.get(k))
         print(f"| {k} | {r['samples']}x{r['iterations']}, replan every {r['execute_blocks']}{box} | "
               f"{r['wins']}/{r['episodes']} = {fmt(r['success'])} | "
               f"{fmt(r['wilson95'][0])}-{fmt(r['wilson95'][1])} | {fmt(r['median_best_distance_m'], 3)} | "
               f"{r['seeds'][0]}-{r['seeds'][-1]} | {r['wall_s']:.0f} |")
+    if "diagnostics" not in res:
+        return
     d = res["diagnostics"]
     print(f"\nFirst plan from each start state (medians over seeds {d['seeds'][0]}-{d['seeds'][-1]}; costs in the "
           "row's own units: squared latent distance, or metres):\n")
@@ -286,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--diagnostic-seeds", type=int, default=20, help="episodes of the diagnostics (default 20)")
     ap.add_argument("--first-seed", type=int, default=0, help="0: reported seeds; 100: dev seeds")
     ap.add_argument("--iterations", type=int, default=10, help="CEM iterations of the learned rows (default 10)")
+    ap.add_argument("--samples", type=int, default=300, help="CEM samples of the learned rows (default 300)")
+    ap.add_argument("--elites", type=int, default=30, help="CEM elites of the learned rows (default 30)")
     ap.add_argument("--perfect-samples", type=int, default=100)
     ap.add_argument("--perfect-iterations", type=int, default=5)
     ap.add_argument("--candidates", type=int, default=300, help="first-round candidates ranked (default 300)")
@@ -299,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--param-box", type=float, default=PARAM_BOX,
                     help="the waypoint sampler's parameter box in prior stds (default 3; the plan-step policy's is "
                          "1, eval_policy.WAYPOINT_PARAM_BOX)")
+    ap.add_argument("--warm-start", action="store_true",
+                    help="the learned rows' CEM starts from the previous plan's mean, shifted (LatentCEM's warm_start)")
+    ap.add_argument("--carry-plan", action="store_true",
+                    help="the learned rows' previous plan, shifted, is a candidate of the next (LatentCEM's carry_plan; "
+                         "waypoint sampler)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 seeds, tiny budgets")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path)
@@ -319,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             res["planning-diagnostics"][str(path)] = planning_diagnostics(
                 model, probe, args.seeds, args.perfect_seeds, args.diagnostic_seeds, args.first_seed,
                 args.iterations, args.perfect_samples, args.perfect_iterations, args.candidates, args.samplers,
-                args.costs, args.execute_blocks, args.param_box)
+                args.costs, args.execute_blocks, args.param_box, args.warm_start, args.carry_plan, args.samples,
+                args.elites)
             report(res["planning-diagnostics"][str(path)])
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")

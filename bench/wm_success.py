@@ -86,25 +86,29 @@ class RandomPolicy:
 
 def make_planner(model: LatentWorldModel, sampler: str, iterations: int, execute_blocks: int, samples: int = 300,
                  elites: int = 30, quantiles: Any = PUSHBLOCKS_STEP_QUANTILES, seed: int = 0, cost: str = "latent",
-                 probe: LinearProbe | None = None, param_box: float = PARAM_BOX) -> LatentCEM:
+                 probe: LinearProbe | None = None, param_box: float = PARAM_BOX, warm_start: bool = False,
+                 carry_plan: bool = False) -> LatentCEM:
     """The LeWM-protocol latent CEM with ``sampler`` (``SAMPLERS``; the waypoint sampler searching
-    ``param_box`` prior stds) and goal ``cost`` (``GOAL_COSTS``)."""
+    ``param_box`` prior stds) and goal ``cost`` (``GOAL_COSTS``); ``warm_start`` and ``carry_plan`` as
+    ``LatentCEM``'s (off: LeWM's), shifting by ``execute_blocks``."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler {sampler!r} is not one of {list(SAMPLERS)}")
     waypoints = WaypointSampler.for_model(model, quantiles, param_box) if sampler == "waypoint" else None
     return LatentCEM(model, samples=samples, elites=elites, iterations=iterations, horizon=HORIZON,
                      terminal_only=execute_blocks == HORIZON, seed=seed, sampler=waypoints, goal_cost=cost,
-                     probe=probe)
+                     probe=probe, warm_start=warm_start, shift_blocks=execute_blocks, carry_plan=carry_plan)
 
 
 def success(model: LatentWorldModel | None, skill: str, seeds: int, iterations: int, execute_blocks: int,
             sampler: str = "waypoint", first_seed: int = 0, perfect: bool = False, samples: int = 300,
             elites: int = 30, quantiles: Any = PUSHBLOCKS_STEP_QUANTILES, cost: str = "latent",
-            probe: LinearProbe | None = None, param_box: float = PARAM_BOX) -> dict:
+            probe: LinearProbe | None = None, param_box: float = PARAM_BOX, warm_start: bool = False,
+            carry_plan: bool = False) -> dict:
     """Success rate with a goal observation 25 expert steps ahead (see ``bench/world_model.py``'s docstring);
     ``model=None`` runs the random-action baseline on the same seeds; ``perfect`` rolls the planner's
     candidates out in a simulator copy (a state model's encoder scores them); ``cost``: how the goal
-    is scored (``GOAL_COSTS``; ``"blocks"`` reads the blocks through ``probe``)."""
+    is scored (``GOAL_COSTS``; ``"blocks"`` reads the blocks through ``probe``); ``warm_start`` and
+    ``carry_plan``: ``make_planner``'s (learned model only)."""
     pixels = model is not None and model.config.obs_type == "pixels"
     if perfect and (model is None or pixels):
         raise ValueError("the perfect-model planner needs a state model (it encodes simulated states)")
@@ -112,13 +116,15 @@ def success(model: LatentWorldModel | None, skill: str, seeds: int, iterations: 
     if model is None:
         policy: Any = RandomPolicy(0)
     else:
+        if perfect and (warm_start or carry_plan):
+            raise ValueError("warm_start and carry_plan are options of the learned model's planner")
         if perfect:
             from wm_planning import SimLatentCEM  # noqa: PLC0415  (wm_planning imports this module)
             planner: Any = SimLatentCEM(model, env, sampler, iterations, execute_blocks, samples, elites, quantiles,
                                         cost, probe, param_box)
         else:
             planner = make_planner(model, sampler, iterations, execute_blocks, samples, elites, quantiles, cost=cost,
-                                   probe=probe, param_box=param_box)
+                                   probe=probe, param_box=param_box, warm_start=warm_start, carry_plan=carry_plan)
         policy = LatentPlanPolicy(planner, execute_blocks=execute_blocks)
     wins, used, skipped, final_d = 0, [], 0, []
     seed = first_seed
@@ -149,7 +155,8 @@ def success(model: LatentWorldModel | None, skill: str, seeds: int, iterations: 
     return {"success": wins / seeds, "wins": wins, "wilson95": [lo, hi], "episodes": seeds, "seeds": used,
             "skipped": skipped, "median_best_distance_m": float(np.median(final_d)), "iterations": iterations,
             "samples": samples, "execute_blocks": execute_blocks, "sampler": sampler, "perfect": perfect, "cost": cost,
-            "param_box": param_box}
+            "param_box": param_box, "warm_start": warm_start, "carry_plan": carry_plan,
+            "best_distance_m": [float(d) for d in final_d]}
 
 
 def report(res: dict[str, dict]) -> None:
