@@ -24,7 +24,12 @@ state model:
   - the expert plan: the model's cost of the expert's own 25 actions (which reach the goal) against
     that of the planner's choice (share of seeds where the model prefers its choice), and the
     block displacement the model predicts for the expert's actions (through the probe) against
-    the real one.
+    the real one;
+  - passes: straight passes of the block from the pusher's position (``pass_by_chunks``: lines at
+    -1.5 to +1.5 cm from touching, ``collect --graze``'s band, 25 steps): of those that miss
+    it in the simulator, the block move the model predicts (a phantom push above 1 cm, the failure
+    that leaves the planner idle beside the block), and of those that touch it, predicted against
+    real.
 
 The learned rows' planner can be changed for dev sweeps: ``--samples``/``--elites``/``--iterations`` (the
 budget), ``--warm-start`` and ``--carry-plan`` (``LatentCEM``'s options); each row records every
@@ -161,6 +166,36 @@ def first_candidates(planner: Any, n: int, anchor: np.ndarray, generator: torch.
     return planner.sampler.actions(p, anchor)
 
 
+PASS_CLEAR = 0.001
+"""A pass whose real block displacement stays below this (m) missed the block."""
+PHANTOM_MOVE = 0.01
+"""A missed pass the model predicts moving the block further than this (m) is a phantom push."""
+PASS_OFFSETS = np.linspace(-0.015, 0.015, 7)
+"""Pass-by lines' distances from the block's centre, relative to touching (m; ``collect``'s graze band)."""
+
+
+def pass_by_chunks(start: np.ndarray, steps: int) -> np.ndarray:
+    """Straight passes of the red block from the pusher's position in ``start``: ``[2 * len(PASS_OFFSETS),
+    steps, A]`` env-unit chunks, each on a line passing the block's centre at ``touch + offset`` on either
+    side and running 8 cm beyond it; none when the pusher is within a pass's offset of the block."""
+    pusher = np.asarray(start[scene.PUSHER_POS], np.float64)
+    xy = np.asarray(scene.block_xy(start, "red_block"), np.float64)
+    d = float(np.linalg.norm(xy - pusher))
+    touch = scene.BLOCK_HALF + scene.PUSHER_RADIUS
+    out = []
+    for offset in touch + PASS_OFFSETS:
+        if d < offset + 0.01:
+            return np.zeros((0, steps, 2), np.float32)
+        base = np.arctan2(*(xy - pusher)[::-1])
+        for sign in (-1.0, 1.0):
+            heading = base + sign * np.arcsin(offset / d)
+            u = np.array([np.cos(heading), np.sin(heading)])
+            end = pusher + u * (np.sqrt(d * d - offset * offset) + 0.08)
+            out.append(pusher + np.linspace(1.0 / steps, 1.0, steps)[:, None] * (end - pusher))
+    lim = scene.WORKSPACE_HALF
+    return np.clip(np.asarray(out), -lim, lim).astype(np.float32)
+
+
 @torch.inference_mode()
 def diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, first_seed: int, iterations: int,
                 candidates: int, plans: list[tuple[str, str]], param_box: float = PARAM_BOX) -> dict[str, Any]:
@@ -173,6 +208,7 @@ def diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, first_s
     bxy = slice(block.start + 1, block.start + 3)
     rows: dict[str, dict[str, list[float]]] = {_key(*p): {} for p in plans}
     expert_rows: dict[str, list[float]] = {}
+    passes: dict[str, list[float]] = {"pred": [], "real": []}
     seed, used = first_seed, []
     while len(used) < seeds:
         start, goal, _, goal_xy, moved = wm_success.goal_episode(env, seed, "push", False)
@@ -207,7 +243,14 @@ def diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, first_s
                                    np.concatenate([np.broadcast_to(anchor, (len(cands) - 2, 1, 2)),
                                                    cands[2:].numpy()], 1), axis=1), axis=-1))))):
                 r.setdefault(key, []).append(float(value))
-            if (name, cost) == plans[0]:  # the expert's rollout does not depend on the planner
+            if (name, cost) == plans[0]:  # the expert's rollout and the passes do not depend on the planner
+                chunks = torch.from_numpy(pass_by_chunks(start, wm_success.HORIZON * fs))
+                if len(chunks):
+                    z_pass = planner.latent.rollout(state, model.action_blocks(chunks))[0, :, -1]  # [p, D]
+                    pred = (probe(z_pass) - probe(state[-1, :-1]))[:, bxy].norm(dim=-1)
+                    real = (sim.oracle.rollout(start, chunks)[0, :, -1, bxy] - torch.as_tensor(start[bxy])).norm(dim=-1)
+                    passes["pred"] += pred.tolist()
+                    passes["real"] += real.tolist()
                 pred_block = (probe(z_model[1, -1]) - probe(state[-1, :-1]))[bxy].numpy()
                 real_block = (sim_states[1, -1, bxy] - torch.as_tensor(start[bxy])).numpy()
                 expert_rows.setdefault("pred_block_move_m", []).append(float(np.linalg.norm(pred_block)))
@@ -218,6 +261,13 @@ def diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, first_s
         out[key] = {k: float(np.median(v)) for k, v in r.items()}
         out[key]["model_prefers_choice"] = float(np.mean(r["model_prefers_choice"]))
     out["expert"] = {k: float(np.median(v)) for k, v in expert_rows.items()}
+    pred, real = np.asarray(passes["pred"]), np.asarray(passes["real"])
+    clear = real < PASS_CLEAR
+    out["passes"] = {"passes": int(len(real)), "clear": int(clear.sum()),
+                     "clear_pred_move_m": float(np.median(pred[clear])) if clear.any() else None,
+                     "clear_phantom_share": float(np.mean(pred[clear] > PHANTOM_MOVE)) if clear.any() else None,
+                     "contact_pred_move_m": float(np.median(pred[~clear])) if (~clear).any() else None,
+                     "contact_real_move_m": float(np.median(real[~clear])) if (~clear).any() else None}
     return out
 
 
@@ -278,7 +328,7 @@ def report(res: dict[str, Any]) -> None:
           "Spearman model vs sim | expert: predicted cost | expert: realised cost | model prefers its choice |\n"
           "|---|---|---|---|---|---|---|---|---|")
     for key, r in d.items():
-        if key in ("seeds", "expert"):
+        if key in ("seeds", "expert", "passes"):
             continue
         print(f"| {key} | {fmt(r['step_m_median'], 3)} | {fmt(r['pred_cost'], 3)} | {fmt(r['real_cost'], 3)} | "
               f"{fmt(r['real_block_to_goal_m'], 3)} | {fmt(r['spearman'])} | {fmt(r['expert_pred_cost'], 3)} | "
@@ -286,6 +336,13 @@ def report(res: dict[str, Any]) -> None:
     e = d["expert"]
     print(f"\nExpert's 25 actions: predicted block move {fmt(e['pred_block_move_m'], 3)} m (probe), "
           f"real {fmt(e['real_block_move_m'], 3)} m (medians).\n")
+    p = d["passes"]
+    if p["clear"] and p["clear"] < p["passes"]:
+        print(f"Passes of the block (touching distance {PASS_OFFSETS[0] * 100:+.1f} to {PASS_OFFSETS[-1] * 100:+.1f} cm): "
+              f"{p['clear']} of {p['passes']} miss it in the simulator; for those the model predicts a median block "
+              f"move of {fmt(p['clear_pred_move_m'], 3)} m, over {PHANTOM_MOVE * 100:g} cm (a phantom push) in "
+              f"{fmt(p['clear_phantom_share'])} of them; passes that touch it: predicted "
+              f"{fmt(p['contact_pred_move_m'], 3)} m, real {fmt(p['contact_real_move_m'], 3)} m (medians).\n")
 
 
 def main(argv: list[str] | None = None) -> int:
