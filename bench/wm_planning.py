@@ -8,7 +8,7 @@ state model:
   smooth block steps drawn from the data's step distribution) x goal cost (``latent``: LeWM's
   ``||z_K - z_goal||^2``; ``blocks``: the distance of the blocks the probe reads out of ``z_K`` to
   where it reads them in ``z_goal``) x model (``learned``: the world
-  model, ``--seeds`` episodes at 300 x ``--iterations``; ``perfect``: the same planner with every
+  model, ``--seeds`` episodes at ``--samples`` x ``--iterations`` (300 x 10); ``perfect``: the same planner with every
   candidate rolled out in a simulator copy and encoded by the model, ``SimLatentCEM``), Wilson 95%
   intervals. The perfect rows are the ceiling, measured in the same run; they cost a MuJoCo
   rollout per candidate, so they run fewer episodes (``--perfect-seeds``) at a smaller budget
@@ -177,16 +177,16 @@ PASS_OFFSETS = np.linspace(-0.015, 0.015, 7)
 def pass_by_chunks(start: np.ndarray, steps: int) -> np.ndarray:
     """Straight passes of the red block from the pusher's position in ``start``: ``[2 * len(PASS_OFFSETS),
     steps, A]`` env-unit chunks, each on a line passing the block's centre at ``touch + offset`` on either
-    side and running 8 cm beyond it; none when the pusher is within a pass's offset of the block."""
+    side and running 8 cm beyond it; none when the pusher is within 1 cm of the widest pass's offset."""
     pusher = np.asarray(start[scene.PUSHER_POS], np.float64)
     xy = np.asarray(scene.block_xy(start, "red_block"), np.float64)
     d = float(np.linalg.norm(xy - pusher))
-    touch = scene.BLOCK_HALF + scene.PUSHER_RADIUS
+    offsets = scene.BLOCK_HALF + scene.PUSHER_RADIUS + PASS_OFFSETS
+    if d < offsets.max() + 0.01:
+        return np.zeros((0, steps, 2), np.float32)
+    base = np.arctan2(*(xy - pusher)[::-1])
     out = []
-    for offset in touch + PASS_OFFSETS:
-        if d < offset + 0.01:
-            return np.zeros((0, steps, 2), np.float32)
-        base = np.arctan2(*(xy - pusher)[::-1])
+    for offset in offsets:
         for sign in (-1.0, 1.0):
             heading = base + sign * np.arcsin(offset / d)
             u = np.array([np.cos(heading), np.sin(heading)])
@@ -199,8 +199,9 @@ def pass_by_chunks(start: np.ndarray, steps: int) -> np.ndarray:
 @torch.inference_mode()
 def diagnostics(model: LatentWorldModel, probe: LinearProbe, seeds: int, first_seed: int, iterations: int,
                 candidates: int, plans: list[tuple[str, str]], param_box: float = PARAM_BOX) -> dict[str, Any]:
-    """Per (sampler, cost) in ``plans``: predicted vs realised cost of the chosen first plan, model/simulator
-    ranking Spearman over first-round candidates, the expert plan's score; over ``seeds`` push episodes."""
+    """Per (sampler, cost) in ``plans``: predicted vs realised cost of the chosen first plan (the planner at
+    300 x ``iterations``), model/simulator ranking Spearman over first-round candidates, the expert plan's
+    score; then the expert's and the passes' block moves (``pass_by_chunks``); over ``seeds`` push episodes."""
     env = make_env(False)
     sim = SimLatent(model, env, wm_success.HORIZON * model.config.frameskip)
     fs = model.config.frameskip
@@ -337,12 +338,15 @@ def report(res: dict[str, Any]) -> None:
     print(f"\nExpert's 25 actions: predicted block move {fmt(e['pred_block_move_m'], 3)} m (probe), "
           f"real {fmt(e['real_block_move_m'], 3)} m (medians).\n")
     p = d["passes"]
-    if p["clear"] and p["clear"] < p["passes"]:
-        print(f"Passes of the block (touching distance {PASS_OFFSETS[0] * 100:+.1f} to {PASS_OFFSETS[-1] * 100:+.1f} cm): "
-              f"{p['clear']} of {p['passes']} miss it in the simulator; for those the model predicts a median block "
-              f"move of {fmt(p['clear_pred_move_m'], 3)} m, over {PHANTOM_MOVE * 100:g} cm (a phantom push) in "
-              f"{fmt(p['clear_phantom_share'])} of them; passes that touch it: predicted "
-              f"{fmt(p['contact_pred_move_m'], 3)} m, real {fmt(p['contact_real_move_m'], 3)} m (medians).\n")
+
+    def show(key: str, digits: int = 2) -> str:
+        return "–" if p[key] is None else fmt(p[key], digits)
+
+    print(f"Passes of the block (touching distance {PASS_OFFSETS[0] * 100:+.1f} to {PASS_OFFSETS[-1] * 100:+.1f} cm): "
+          f"{p['clear']} of {p['passes']} miss it in the simulator; for those the model predicts a median block "
+          f"move of {show('clear_pred_move_m', 3)} m, over {PHANTOM_MOVE * 100:g} cm (a phantom push) in "
+          f"{show('clear_phantom_share')} of them; passes that touch it: predicted "
+          f"{show('contact_pred_move_m', 3)} m, real {show('contact_real_move_m', 3)} m (medians).\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,8 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--diagnostic-seeds", type=int, default=20, help="episodes of the diagnostics (default 20)")
     ap.add_argument("--first-seed", type=int, default=0, help="0: reported seeds; 100: dev seeds")
     ap.add_argument("--iterations", type=int, default=10, help="CEM iterations of the learned rows (default 10)")
-    ap.add_argument("--samples", type=int, default=300, help="CEM samples of the learned rows (default 300)")
-    ap.add_argument("--elites", type=int, default=30, help="CEM elites of the learned rows (default 30)")
+    ap.add_argument("--samples", type=int, default=300,
+                    help="CEM samples of the learned success rows (default 300; the diagnostics keep 300)")
+    ap.add_argument("--elites", type=int, default=30,
+                    help="CEM elites of the learned success rows (default 30; the diagnostics keep 30)")
     ap.add_argument("--perfect-samples", type=int, default=100)
     ap.add_argument("--perfect-iterations", type=int, default=5)
     ap.add_argument("--candidates", type=int, default=300, help="first-round candidates ranked (default 300)")
@@ -379,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    if args.carry_plan and "box" in args.samplers:
+        ap.error("--carry-plan shifts waypoint parameters: pass --samplers waypoint")
     if args.quick:
         args.seeds = args.perfect_seeds = args.diagnostic_seeds = 3
         args.iterations, args.perfect_samples, args.perfect_iterations, args.candidates = 3, 20, 2, 40

@@ -46,6 +46,16 @@ How episodes are made (all of it reproducible from ``--seed S``):
   (a waypoint 5-8 cm behind the first block on the line between the two, then one 2-8 cm beyond
   the second), so block-on-block contacts, rare otherwise, fill the data. ``--shove 0`` leaves
   every other draw as it was.
+- **Grazes** (``--graze P``): each play episode, with probability ``P`` (drawn from
+  ``default_rng([S, i, 3])``), grazes: half its segments that do not shove pass a block sideways,
+  from a waypoint 5-10 cm before it to one 5-10 cm beyond, on a line of random heading whose
+  distance from the block's centre is drawn within 1.5 cm (``GRAZE_BAND``) of touching
+  (``scene.BLOCK_HALF + scene.PUSHER_RADIUS``), so near misses and glancing contacts sit side by side
+  in the data: the contact boundary a world model must learn not to imagine pushes across (issue
+  #18). The band holds for the commanded line: the way to its first waypoint is not steered around
+  the block (some grazes start with a push), the pusher lags its target by a few centimetres at
+  speed, and near the table's edge the clip to the action box moves the line. ``--graze 0`` leaves
+  every other draw as it was.
 - Episodes end when the env terminates (PushBlocks: task achieved) or truncates (its time limit,
   or ``--max-steps``).
 """
@@ -161,7 +171,7 @@ class PlayPolicy:
     for ``hold_steps``; waypoints are uniform in the box unless the env has a hook in
     ``PLAY_HOOKS``. With ``shove`` (envs in ``SHOVE_HOOKS``), half the new segments start a shove
     path (module docstring, "Shoves") instead; with ``graze`` (envs in ``GRAZE_HOOKS``), half of
-    those that do not start a graze path ("Grazes").
+    those that do not shove start a graze path ("Grazes").
     """
 
     def __init__(
@@ -178,7 +188,7 @@ class PlayPolicy:
         self.low, self.high = np.asarray(low, np.float64), np.asarray(high, np.float64)
         self._shove_fn = SHOVE_HOOKS.get(task_env_id(env_id)) if shove else None
         self._graze_fn = GRAZE_HOOKS.get(task_env_id(env_id)) if graze else None
-        self._path: list[np.ndarray] = []  # the rest of a shove path
+        self._path: list[np.ndarray] = []  # the rest of a shove or graze path
         self.rng = rng
         self.move_steps, self.hold_steps = move_steps, hold_steps
         self._start_fn, self._waypoint_fn = PLAY_HOOKS.get(task_env_id(env_id), (None, None))

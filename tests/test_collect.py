@@ -275,6 +275,8 @@ def test_graze_play_passes_blocks_near_touching(tmp_path: Path) -> None:
         return count
 
     assert passing_steps(1.0) > 2 * max(passing_steps(0.0), 1)
-    assert Dataset.load(tmp_path / "g1.0.parquet").metadata["graze"] == 1.0
+    meta = Dataset.load(tmp_path / "g1.0.parquet").metadata
+    assert meta["graze"] == 1.0 and "--graze 1.0" in meta["command"]
+    assert "--graze" not in Dataset.load(tmp_path / "g0.0.parquet").metadata["command"]
     with pytest.raises(ValueError, match="graze"):
         collect("forethought/PushBlocks-v0", 1, 0.0, 1.0, 0, tmp_path / "bad.parquet", progress=False, graze=-0.1)
