@@ -155,8 +155,7 @@ def success(model: LatentWorldModel | None, skill: str, seeds: int, iterations: 
     return {"success": wins / seeds, "wins": wins, "wilson95": [lo, hi], "episodes": seeds, "seeds": used,
             "skipped": skipped, "median_best_distance_m": float(np.median(final_d)), "iterations": iterations,
             "samples": samples, "elites": elites, "execute_blocks": execute_blocks, "sampler": sampler, "perfect": perfect,
-            "cost": cost,
-            "param_box": param_box, "warm_start": warm_start, "carry_plan": carry_plan,
+            "cost": cost, "param_box": param_box, "warm_start": warm_start, "carry_plan": carry_plan,
             "best_distance_m": [float(d) for d in final_d]}
 
 
